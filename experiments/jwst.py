@@ -1,0 +1,119 @@
+"""JWST NIRSpec IFU + NIRCam fusion with Fusformer.
+
+Variants (comma-separated, e.g. --config=experiments/jwst.py:orionbar,smoke):
+  (none)       procedural JWST-like scene, about 10 minutes on a 2-core CPU.
+  orionbar     the published Orion Bar simulation; needs --config.data.dir=<folder of FITS>;
+               4974 wavelengths coded in an 8-dimensional PCA subspace of the NIRSpec cube.
+  accelerator  longer training and bigger batches, for GPUs/TPUs.
+  smoke        a tiny end-to-end run (well under two minutes on a CPU), for tests.
+"""
+import ml_collections
+
+VARIANTS = ("orionbar", "accelerator", "smoke")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variants = [v for v in (arg or "").split(",") if v]
+  unknown = sorted(set(variants) - set(VARIANTS))
+  if unknown:
+    raise ValueError(f"experiments/jwst.py: unknown variant(s) {unknown}; expected {VARIANTS}")
+
+  config = ml_collections.ConfigDict()
+  config.name = "jwst"
+  config.task = "jwst_fusion"
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "procedural"   # 'procedural' or 'orionbar'
+  config.data.dir = ""                # Orion Bar FITS folder (source 'orionbar')
+  config.data.cache_dir = ""          # prepared scenes and TFRecord tiles; '' = <workdir>/data
+  config.data.scene_height = 192      # procedural scene, NIRCam pixels
+  config.data.scene_width = 240
+  config.data.num_wavelengths = 96    # procedural wavelength samples over 1.0-2.35 um
+  config.data.num_components = 4
+  config.data.crop_height = 0         # 0 keeps the whole scene
+  config.data.crop_width = 0
+  config.data.val_fraction = 0.2      # right-hand strip held out for evaluation
+  config.data.tile_size = 48          # NIRCam pixels (16 NIRSpec pixels)
+  config.data.train_stride = 12
+  config.data.num_shards = 4
+  config.data.shuffle_buffer = 512
+  config.data.augment = True
+
+  config.instrument = ml_collections.ConfigDict()
+  config.instrument.decimation = 3            # NIRSpec 0.1"/pixel vs NIRCam 0.031"/pixel
+  config.instrument.pixel_scale_arcsec = 0.031
+  config.instrument.aperture_m = 6.5
+  config.instrument.nircam_read_noise_e = 15.0
+  config.instrument.nirspec_read_noise_e = 15.0
+  config.instrument.noise = True
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "fusformer"
+  config.model.embed_dim = 48
+  config.model.num_heads = 3
+  config.model.head_dim = 16
+  config.model.mlp_dim = 48
+  config.model.num_encoder_layers = 2
+  config.model.num_decoder_layers = 2
+  config.model.subspace_dim = 0        # 0: every band; k: k PCA components of the NIRSpec cube
+  config.model.clip_output = False
+  config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 8
+  config.train.num_steps = 400
+  config.train.learning_rate = 1e-3
+  config.train.schedule = "cosine"     # 'constant', 'step' (published) or 'cosine'
+  config.train.decay_every = 100000
+  config.train.decay_factor = 0.1
+  config.train.log_every = 20
+  config.train.eval_every = 200
+  config.train.checkpoint_every = 100
+  config.train.keep_checkpoints = 3
+
+  config.predict = ml_collections.ConfigDict()
+  config.predict.tile_overlap = 12
+  config.predict.batch_size = 8
+  config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)
+
+  if "orionbar" in variants:
+    config.data.source = "orionbar"
+    config.data.tile_size = 45           # the scene is 90 pixels high
+    config.data.train_stride = 15
+    config.model.subspace_dim = 8
+    config.predict.tile_overlap = 9
+  if "accelerator" in variants:
+    config.train.batch_size = 32
+    config.train.num_steps = 20000
+    config.train.eval_every = 1000
+    config.train.checkpoint_every = 1000
+  if "smoke" in variants:
+    config.data.scene_height = 48
+    config.data.scene_width = 72
+    config.data.num_wavelengths = 24
+    config.data.tile_size = 24
+    config.data.train_stride = 12
+    config.data.val_fraction = 0.34
+    config.data.num_shards = 2
+    config.data.shuffle_buffer = 32
+    config.model.embed_dim = 24
+    config.model.num_heads = 2
+    config.model.head_dim = 12
+    config.model.mlp_dim = 24
+    config.train.batch_size = 4
+    config.train.num_steps = 6
+    config.train.log_every = 2
+    config.train.eval_every = 3
+    config.train.checkpoint_every = 3
+    config.predict.tile_overlap = 6
+    config.predict.batch_size = 4
+    if "orionbar" in variants:
+      config.data.crop_height = 45
+      config.data.crop_width = 135
+      config.data.tile_size = 45
+      config.data.train_stride = 15
+      config.data.val_fraction = 0.34
+      config.model.subspace_dim = 4
+      config.predict.tile_overlap = 9
+  return config

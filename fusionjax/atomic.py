@@ -1,0 +1,26 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never a part."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside `path`; on success it is renamed onto `path`.
+
+  On an exception the temporary file is removed and `path` is left as it was.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  suffix = os.path.splitext(path)[1]
+  handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+  os.close(handle)
+  try:
+    yield temporary
+    os.replace(temporary, path)
+  except BaseException:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    raise

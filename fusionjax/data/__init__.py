@@ -1,0 +1,1 @@
+"""Raw readers, scene preparation, TFDS tile builders and the tf.data input pipeline."""

@@ -1,0 +1,102 @@
+"""Prepares a JWST fusion scene: simulate NIRCam + NIRSpec, calibrate, code, split, cache."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+
+from fusionjax.data import coding as coding_lib
+from fusionjax.data import orionbar, procedural_jwst
+from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.physics import jwst
+
+UNITS = "mJy/arcsec2"
+
+
+def _instrument_settings(config) -> dict:
+  inst = config.instrument
+  return dict(decimation=inst.decimation, pixel_scale_arcsec=inst.pixel_scale_arcsec,
+              aperture_m=inst.aperture_m, nircam_read_noise_e=inst.nircam_read_noise_e,
+              nirspec_read_noise_e=inst.nirspec_read_noise_e)
+
+
+def load_mixture(config):
+  """The configured scene and instruments: the procedural default or the Orion Bar files."""
+  data = config.data
+  if data.source == "procedural":
+    scene = procedural_jwst.procedural_scene(
+        height=data.scene_height, width=data.scene_width,
+        num_wavelengths=data.num_wavelengths, num_components=data.num_components,
+        seed=config.seed)
+    return scene, procedural_jwst.procedural_instruments(scene.wavelengths_um,
+                                                         **_instrument_settings(config))
+  if data.source == "orionbar":
+    if not data.dir:
+      raise ValueError("data.dir is empty: the orionbar source needs the folder of the Orion Bar "
+                       "FITS files, e.g. --config.data.dir=../shared/data/jwst_orionbar")
+    return orionbar.load_orionbar(data.dir, **_instrument_settings(config))
+  raise ValueError(f"data.source={data.source!r}: expected 'procedural' or 'orionbar'")
+
+
+def _crop_to_multiple(scene, factor: int, height: int, width: int):
+  _, full_height, full_width = scene.shape
+  height = min(height or full_height, full_height)
+  width = min(width or full_width, full_width)
+  return scene.cropped(height - height % factor, width - width % factor)
+
+
+def _validation_start(width: int, fraction: float, tile_size: int, factor: int) -> int:
+  """First column of the held-out strip: about `fraction` of the width, at least one tile."""
+  val_width = max(tile_size, int(round(width * fraction / factor)) * factor)
+  if width - val_width < tile_size:
+    raise ValueError(f"scene width {width} leaves no room for a {tile_size}-pixel training tile "
+                     f"beside a {val_width}-pixel validation strip (data.val_fraction={fraction})")
+  return width - val_width
+
+
+def prepare_jwst_scene(config) -> FusionScene:
+  """Builds the FusionScene of a JWST experiment config (see experiments/jwst.py)."""
+  scene, instruments = load_mixture(config)
+  factor = instruments.decimation
+  scene = _crop_to_multiple(scene, factor, config.data.crop_height, config.data.crop_width)
+  num_wavelengths, height, width = scene.shape
+  logging.info("Scene: %s, %d wavelengths x %d x %d pixels.", scene.name, num_wavelengths,
+               height, width)
+  nircam_e, nirspec_e = jwst.observe(scene.spectra, scene.abundances, instruments,
+                                     seed=config.seed + 1, add_noise=config.instrument.noise)
+  # Calibration: electrons -> surface brightness with the known NIRSpec throughput.
+  nirspec = nirspec_e / instruments.nirspec_throughput[:, None, None]
+  lr_pixels = nirspec.reshape(num_wavelengths, -1).T
+  coding = coding_lib.fit_coding(lr_pixels, config.model.subspace_dim)
+  lr_codes = coding.encode(np.moveaxis(nirspec, 0, -1)).astype(np.float32)
+  msi = np.moveaxis(nircam_e, 0, -1)
+  msi_mean, msi_scale = msi.mean(axis=(0, 1)), msi.std(axis=(0, 1))
+  truth_codes = np.concatenate(
+      [coding.encode(np.moveaxis(scene.cube(slice(c, c + 64)), 0, -1)).astype(np.float32)
+       for c in range(0, width, 64)], axis=1)
+  val_start = _validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
+  return FusionScene(
+      lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
+      truth_codes=truth_codes, coding=coding, msi_mean=msi_mean, msi_scale=msi_scale,
+      scale_factor=factor, val_col_start=val_start,
+      val_truth=scene.cube(slice(val_start, None)),
+      val_lr=nirspec[:, :, val_start // factor:].astype(np.float32),
+      wavelengths_um=np.asarray(scene.wavelengths_um, np.float64),
+      msi_bands=instruments.nircam_filters, units=UNITS,
+      pixel_scale_arcsec=instruments.pixel_scale_arcsec, name=scene.name)
+
+
+def scene_key(config) -> str:
+  """A short hash of every setting that changes the prepared scene."""
+  settings = {"seed": config.seed, "data": config.data.to_dict(),
+              "instrument": config.instrument.to_dict(),
+              "subspace_dim": config.model.subspace_dim}
+  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "train_stride"):
+    settings["data"].pop(transient, None)
+  if settings["data"].get("dir"):
+    settings["data"]["dir"] = os.path.abspath(settings["data"]["dir"])
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,86 @@
+"""Image-quality metrics of fused and super-resolved cubes, in jax.numpy.
+
+Images are channels-last, (H, W, C). Conventions (stated because the literature varies):
+  * PSNR: per band, peak = that band's maximum in the truth (or a given data range), averaged
+    over bands, in dB.
+  * SAM: mean over pixels of the angle between true and estimated spectra, in degrees.
+  * ERGAS = 100 / ratio * sqrt(mean_b (RMSE_b / mean(truth_b))^2), ratio = the resolution
+    ratio (3 for NIRSpec -> NIRCam).
+  * SSIM: Gaussian window 11 x 11, sigma 1.5, K1 0.01, K2 0.03, sample covariances, valid
+    windows only, data range = max - min of each truth band, averaged over bands (as skimage's
+    structural_similarity with gaussian_weights=True).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def rmse_per_band(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
+  """(C,) root-mean-square error of each band, in the cube's unit."""
+  return jnp.sqrt(jnp.mean((estimate - truth) ** 2, axis=(0, 1)))
+
+
+def rmse(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
+  """Root-mean-square error over all pixels and bands."""
+  return jnp.sqrt(jnp.mean((estimate - truth) ** 2))
+
+
+def psnr(truth: jnp.ndarray, estimate: jnp.ndarray, data_range=None) -> jnp.ndarray:
+  """Mean over bands of 10 log10(peak^2 / MSE), dB (inf for a perfect estimate)."""
+  mse = jnp.mean((estimate - truth) ** 2, axis=(0, 1))
+  peak = jnp.max(truth, axis=(0, 1)) if data_range is None else jnp.asarray(data_range)
+  return jnp.mean(10.0 * jnp.log10(peak ** 2 / mse))
+
+
+def sam_degrees(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
+  """Mean spectral angle between true and estimated spectra, degrees."""
+  dot = jnp.sum(truth * estimate, axis=-1)
+  norms = jnp.sum(truth ** 2, axis=-1) * jnp.sum(estimate ** 2, axis=-1)
+  sine = jnp.sqrt(jnp.maximum(norms - dot ** 2, 0.0))
+  return jnp.degrees(jnp.mean(jnp.arctan2(sine, dot)))
+
+
+def ergas(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> jnp.ndarray:
+  """Relative dimensionless global error in synthesis (lower is better)."""
+  relative = rmse_per_band(truth, estimate) / jnp.mean(truth, axis=(0, 1))
+  return 100.0 / ratio * jnp.sqrt(jnp.mean(relative ** 2))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> jnp.ndarray:
+  offsets = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+  kernel = jnp.exp(-0.5 * (offsets / sigma) ** 2)
+  return kernel / kernel.sum()
+
+
+def _filter_valid(image: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+  """Separable 'valid' filtering of every channel of (H, W, C)."""
+  size = kernel.shape[0]
+  rows = sum(kernel[i] * image[i:image.shape[0] - size + 1 + i] for i in range(size))
+  return sum(kernel[i] * rows[:, i:rows.shape[1] - size + 1 + i] for i in range(size))
+
+
+@jax.jit
+def ssim(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
+  """Mean structural similarity over bands (1 for a perfect estimate)."""
+  truth = truth.astype(jnp.float32)
+  estimate = estimate.astype(jnp.float32)
+  data_range = jnp.max(truth, axis=(0, 1)) - jnp.min(truth, axis=(0, 1))
+  kernel = _gaussian_window()
+  count = kernel.shape[0] ** 2
+  cov_norm = count / (count - 1.0)
+  mu_t, mu_e = _filter_valid(truth, kernel), _filter_valid(estimate, kernel)
+  var_t = cov_norm * (_filter_valid(truth * truth, kernel) - mu_t ** 2)
+  var_e = cov_norm * (_filter_valid(estimate * estimate, kernel) - mu_e ** 2)
+  cov = cov_norm * (_filter_valid(truth * estimate, kernel) - mu_t * mu_e)
+  c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+  index = ((2 * mu_t * mu_e + c1) * (2 * cov + c2)) / (
+      (mu_t ** 2 + mu_e ** 2 + c1) * (var_t + var_e + c2))
+  return jnp.mean(index)
+
+
+def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> dict[str, float]:
+  """PSNR (dB), SAM (degrees), ERGAS, SSIM and RMSE of an estimate (H, W, C) of `truth`."""
+  return {"psnr": float(psnr(truth, estimate)), "sam_deg": float(sam_degrees(truth, estimate)),
+          "ergas": float(ergas(truth, estimate, ratio)), "ssim": float(ssim(truth, estimate)),
+          "rmse": float(rmse(truth, estimate))}

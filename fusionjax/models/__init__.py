@@ -1,0 +1,1 @@
+"""Pure Flax Linen modules (no data, no losses)."""

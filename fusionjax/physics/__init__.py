@@ -1,0 +1,1 @@
+"""Differentiable forward models of the instruments: PSFs, sampling, spectral responses, noise."""

@@ -1,0 +1,115 @@
+"""JWST NIRCam imaging and NIRSpec IFU observation of a spectral-mixture scene.
+
+The scene is a linear mixture, truth[l, y, x] = sum_k spectra[k, l] * abundances[k, y, x]
+(surface brightness, mJy/arcsec^2), so it is simulated one wavelength chunk at a time and the
+full high-resolution cube is never held in memory.
+
+Forward models (Guilloteau et al. 2020):
+  NIRCam  (M, H, W) electrons   = Lm . PSF_lambda(truth) + noise
+  NIRSpec (L, H/d, W/d) electrons = Lh * LSF(decimate_d(PSF_lambda(truth))) + noise
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fusionjax.physics import noise, psf, sampling, spectral
+
+
+@dataclasses.dataclass(frozen=True)
+class JwstInstruments:
+  """What the two instruments do to a scene.
+
+  Attributes:
+    wavelengths_um: (L,) wavelength samples, micrometres.
+    nircam_filters: names of the M NIRCam filters.
+    nircam_responses: (M, L) electrons per (mJy/arcsec^2) at each wavelength sample.
+    nirspec_throughput: (L,) NIRSpec electrons per (mJy/arcsec^2).
+    nirspec_lsf: (K,) normalised NIRSpec line-spread kernel in wavelength samples, or None.
+    decimation: NIRSpec pixel size in NIRCam pixels (0.1"/0.031" ~ 3).
+    pixel_scale_arcsec: NIRCam pixel scale.
+    aperture_m: telescope aperture diameter for the diffraction PSF.
+    nircam_read_noise_e, nirspec_read_noise_e: read noise per pixel, electrons.
+  """
+  wavelengths_um: np.ndarray
+  nircam_filters: tuple[str, ...]
+  nircam_responses: np.ndarray
+  nirspec_throughput: np.ndarray
+  nirspec_lsf: np.ndarray | None
+  decimation: int = 3
+  pixel_scale_arcsec: float = 0.031
+  aperture_m: float = 6.5
+  nircam_read_noise_e: float = 15.0
+  nirspec_read_noise_e: float = 15.0
+
+  def psf_sigma_pixels(self) -> np.ndarray:
+    """(L,) Gaussian PSF standard deviation at each wavelength, in NIRCam pixels."""
+    return psf.diffraction_sigma_pixels(
+        self.wavelengths_um, aperture_m=self.aperture_m,
+        pixel_scale_arcsec=self.pixel_scale_arcsec).astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("radius", "decimation"))
+def _observe_chunk(spectra, abundances, sigma_pixels, nircam_responses, *, radius, decimation):
+  """Blurs one wavelength chunk of the mixture; returns its NIRCam and NIRSpec contributions."""
+  cube = jnp.einsum("kl,khw->lhw", spectra, abundances)
+  blurred = psf.gaussian_blur(cube, sigma_pixels, radius)
+  return (spectral.integrate_filters(blurred, nircam_responses),
+          sampling.decimate(blurred, decimation))
+
+
+def observe(spectra: np.ndarray, abundances: np.ndarray, instruments: JwstInstruments, *,
+            seed: int, add_noise: bool = True, chunk: int = 128):
+  """Simulates NIRCam and NIRSpec observations of a mixture scene.
+
+  Args:
+    spectra: (K, L) component spectra, mJy/arcsec^2.
+    abundances: (K, H, W) abundance maps; H and W multiples of the decimation.
+    instruments: the instrument model.
+    seed: seed of the detector noise.
+    add_noise: whether to add photon and read noise.
+    chunk: wavelengths simulated at once (bounds memory to about chunk * H * W floats).
+  Returns:
+    nircam: (M, H, W) electrons; nirspec: (L, H / d, W / d) electrons.
+  """
+  num_components, num_wavelengths = spectra.shape
+  _, height, width = abundances.shape
+  d = instruments.decimation
+  if height % d or width % d:
+    raise ValueError(f"scene of {height} x {width} pixels is not a multiple of the NIRSpec "
+                     f"decimation {d}")
+  sigma = instruments.psf_sigma_pixels()
+  radius = psf.kernel_radius(sigma)
+  pad = (-num_wavelengths) % chunk
+  spectra_p = np.pad(spectra.astype(np.float32), [(0, 0), (0, pad)])
+  sigma_p = np.pad(sigma, (0, pad), constant_values=1.0)
+  responses_p = np.pad(instruments.nircam_responses.astype(np.float32), [(0, 0), (0, pad)])
+  abundances = jnp.asarray(abundances, jnp.float32)
+  nircam = jnp.zeros((len(instruments.nircam_filters), height, width), jnp.float32)
+  nirspec_chunks = []
+  for start in range(0, num_wavelengths + pad, chunk):
+    part = slice(start, start + chunk)
+    image, coarse = _observe_chunk(spectra_p[:, part], abundances, sigma_p[part],
+                                   responses_p[:, part], radius=radius, decimation=d)
+    nircam = nircam + image
+    nirspec_chunks.append(np.asarray(coarse))
+  nirspec = np.concatenate(nirspec_chunks)[:num_wavelengths]
+  if instruments.nirspec_lsf is not None:
+    nirspec = np.asarray(spectral.convolve_spectral(
+        jnp.asarray(nirspec), jnp.asarray(instruments.nirspec_lsf, jnp.float32)))
+  nirspec = nirspec * instruments.nirspec_throughput[:, None, None].astype(np.float32)
+  nircam = np.asarray(nircam)
+  if add_noise:
+    rng = np.random.default_rng(seed)
+    nircam = noise.add_detector_noise(nircam, read_noise_e=instruments.nircam_read_noise_e,
+                                      rng=rng)
+    nirspec = noise.add_detector_noise(nirspec, read_noise_e=instruments.nirspec_read_noise_e,
+                                       rng=rng)
+  logging.info("Simulated NIRCam %s and NIRSpec %s observations (%d wavelengths).",
+               nircam.shape, nirspec.shape, num_wavelengths)
+  return nircam.astype(np.float32), nirspec.astype(np.float32)

@@ -1,0 +1,20 @@
+"""Tasks: what the generic trainer trains.
+
+A task owns its data and model and gives the trainer pure functions:
+  init_params(rng) -> params
+  loss_fn(params, batch) -> (loss, metrics)           batch: dict of global jax.Arrays
+  eval_fn(params, batch) -> dict of weighted sums      (with 'weight', the example count)
+  apply(params, *inputs) -> outputs                    for whole-scene prediction
+and host-side methods: train_batches, eval_batches, evaluate, write_products.
+"""
+from __future__ import annotations
+
+
+def get_task(config, workdir: str):
+  """The task named by config.task, with its data prepared."""
+  if config.task == "jwst_fusion":
+    from fusionjax.data import jwst_scene
+    from fusionjax.tasks import fusion
+    return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene,
+                             scene_key=jwst_scene.scene_key)
+  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion'")

@@ -1,0 +1,185 @@
+"""The one generic trainer: mesh, sharded init, jitted step, loop, eval, checkpoints, products.
+
+It knows nothing of any model: the task (see fusionjax.tasks) gives it pure functions and data.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from clu import metric_writers, periodic_actions
+
+from fusionjax import checkpoint, parallel, products, tasks
+
+MODES = ("train", "eval", "predict")
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes: the step count, parameters and optimizer state."""
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adam with the configured learning-rate schedule: 'constant', 'step' (x decay_factor
+  every decay_every steps, as published) or 'cosine' (to zero over num_steps)."""
+  lr = train_config.learning_rate
+  if train_config.schedule == "constant":
+    schedule = optax.constant_schedule(lr)
+  elif train_config.schedule == "step":
+    schedule = optax.exponential_decay(lr, transition_steps=train_config.decay_every,
+                                       decay_rate=train_config.decay_factor, staircase=True)
+  elif train_config.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(lr, decay_steps=max(train_config.num_steps, 1))
+  else:
+    raise ValueError(f"train.schedule={train_config.schedule!r}: expected 'constant', 'step' "
+                     "or 'cosine'")
+  return optax.adam(schedule), schedule
+
+
+def _train_step(loss_fn, optimizer, state: TrainState, batch):
+  (loss, step_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  step_metrics = {**step_metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+  return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
+
+
+def validate_config(config, mode: str) -> None:
+  """Checks the settings that would otherwise fail late, naming the field and the value."""
+  if mode not in MODES:
+    raise ValueError(f"--mode={mode!r}: expected one of {', '.join(MODES)}")
+  parallel.check_global_batch(config.train.batch_size)
+  for field in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+    value = config.train[field]
+    if value < (0 if field == "num_steps" else 1):
+      raise ValueError(f"train.{field}={value}: expected a positive integer")
+
+
+def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
+  totals = {}
+  for local in task.eval_batches(global_batch_size=global_batch_size):
+    sums = eval_step(params, parallel.global_batch(local, mesh))
+    for key, value in jax.device_get(sums).items():
+      totals[key] = totals.get(key, 0.0) + float(value)
+  weight = totals.pop("weight")
+  return {f"val_{key}": value / weight for key, value in totals.items()}
+
+
+def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer, schedule,
+               checkpointer: checkpoint.Checkpointer) -> TrainState:
+  """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
+  train_config = config.train
+  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  train_step = jax.jit(functools.partial(_train_step, task.loss_fn, optimizer),
+                       in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
+                       donate_argnums=(0,))
+  eval_step = jax.jit(task.eval_fn, in_shardings=(replicated, sharded), out_shardings=replicated)
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  first_step = int(jax.device_get(state.step))
+  num_steps = train_config.num_steps
+  progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+                                             every_steps=train_config.log_every)
+  batches = task.train_batches(start_step=first_step,
+                               batch_size=parallel.check_global_batch(train_config.batch_size))
+  if first_step < num_steps:
+    logging.info("Training steps %d to %d on %d device(s).", first_step + 1, num_steps,
+                 jax.device_count())
+  pending = []
+  for step in range(first_step + 1, num_steps + 1):
+    # Step ---------------------------------------------------------------------------------
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      state, step_metrics = train_step(state, parallel.global_batch(next(batches), mesh))
+    pending.append(step_metrics)
+    progress(step)
+    # Logging (the only host-device synchronisation) -----------------------------------------
+    if step % train_config.log_every == 0 or step == num_steps:
+      summary = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(pending))
+      summary["learning_rate"] = float(schedule(step - 1))
+      writer.write_scalars(step, summary)
+      pending = []
+    # Evaluation and checkpoints -----------------------------------------------------------
+    if step % train_config.eval_every == 0 or step == num_steps:
+      writer.write_scalars(step, _evaluate_split(task, eval_step, state.params, mesh,
+                                                 train_config.batch_size))
+    checkpointer.save(step, state, force=step == num_steps)
+  writer.flush()
+  checkpointer.wait()
+  return state
+
+
+def make_predict_fn(task, params, mesh):
+  """A host function (B, ...) numpy inputs -> numpy outputs, B split over all devices."""
+  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  apply = jax.jit(task.apply, in_shardings=(replicated, sharded, sharded),
+                  out_shardings=replicated)
+
+  def predict(*inputs):
+    arrays = [jax.device_put(jnp.asarray(x), sharded) for x in inputs]
+    return np.asarray(jax.device_get(apply(params, *arrays)))
+  return predict
+
+
+def _print_report(report: dict) -> None:
+  rows = [(name, values) for name, values in report.items() 
+          if isinstance(values, dict) and "psnr" in values]
+  lines = [f"{'method':<20}{'PSNR dB':>10}{'SAM deg':>10}{'ERGAS':>10}{'SSIM':>10}{'RMSE':>12}"]
+  for name, v in rows:
+    lines.append(f"{name:<20}{v['psnr']:>10.3f}{v['sam_deg']:>10.3f}{v['ergas']:>10.3f}"
+                 f"{v['ssim']:>10.4f}{v['rmse']:>12.4g}")
+  print("\n".join(lines), flush=True)
+
+
+def run(config, workdir: str, mode: str = "train") -> dict | None:
+  """Trains (mode 'train'), evaluates ('train', 'eval') and writes products ('train',
+  'predict'), resuming from the latest checkpoint in `workdir`. Returns the evaluation report."""
+  validate_config(config, mode)
+  os.makedirs(workdir, exist_ok=True)
+  task = tasks.get_task(config, workdir)
+  mesh = parallel.make_mesh()
+  optimizer, schedule = make_optimizer(config.train)
+  replicated = parallel.replicated(mesh)
+
+  def init_state(rng):
+    params = task.init_params(rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optimizer.init(params))
+
+  state = jax.jit(init_state, out_shardings=replicated)(jax.random.key(config.seed))
+  checkpointer = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                         save_every=config.train.checkpoint_every,
+                                         keep=config.train.keep_checkpoints)
+  if checkpointer.latest_step() is not None:
+    state = checkpointer.restore(state)
+  elif mode != "train":
+    raise FileNotFoundError(f"--mode={mode}: no checkpoint in {workdir}/checkpoints; train first")
+  if mode == "train":
+    state = train_loop(task, state, config=config, workdir=workdir, mesh=mesh,
+                       optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
+  checkpointer.close()
+  predict = make_predict_fn(task, state.params, mesh)
+  batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
+  report = None
+  if mode in ("train", "eval"):
+    report = task.evaluate(predict, batch_size)
+    report["step"] = int(jax.device_get(state.step))
+    if jax.process_index() == 0:
+      products.write_json(os.path.join(workdir, "eval.json"), report)
+      _print_report(report)
+      logging.info("Evaluation: %s", json.dumps(report))
+  if mode in ("train", "predict"):
+    written = task.write_products(predict, batch_size, os.path.join(workdir, "products")) \
+        if jax.process_index() == 0 else []
+    for path in written:
+      logging.info("Wrote %s", path)
+  return report
