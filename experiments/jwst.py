@@ -34,8 +34,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.crop_height = 0         # 0 keeps the whole scene
   config.data.crop_width = 0
   config.data.val_fraction = 0.2      # right-hand strip held out for evaluation
-  config.data.tile_size = 48          # NIRCam pixels (16 NIRSpec pixels)
-  config.data.train_stride = 12
+  config.data.tile_size = 24          # NIRCam pixels (8 NIRSpec pixels), 576 tokens
+  config.data.train_stride = 6
   config.data.num_shards = 4
   config.data.shuffle_buffer = 512
   config.data.augment = True
@@ -59,9 +59,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.subspace_dim = 0        # 0: every band; k: k PCA components of the NIRSpec cube
   config.model.clip_output = False
   config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
+  config.model.attention = "chunked"   # 'chunked' (fast on CPU), 'xla' or 'cudnn' (NVIDIA)
+  config.model.query_chunk = 256
 
   config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 8
+  config.train.batch_size = 16
   config.train.num_steps = 400
   config.train.learning_rate = 1e-3
   config.train.schedule = "cosine"     # 'constant', 'step' (published) or 'cosine'
@@ -73,16 +75,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
 
   config.predict = ml_collections.ConfigDict()
-  config.predict.tile_overlap = 12
-  config.predict.batch_size = 8
+  config.predict.tile_overlap = 6
+  config.predict.batch_size = 16
   config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)
 
   if "orionbar" in variants:
     config.data.source = "orionbar"
-    config.data.tile_size = 45           # the scene is 90 pixels high
-    config.data.train_stride = 15
     config.model.subspace_dim = 8
-    config.predict.tile_overlap = 9
   if "accelerator" in variants:
     config.train.batch_size = 32
     config.train.num_steps = 20000

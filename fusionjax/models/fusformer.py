@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from fusionjax.models import attention
 from fusionjax.physics import sampling
 
 
@@ -21,6 +22,8 @@ class SelfAttentionBlock(nn.Module):
   """x + MultiHeadSelfAttention(LayerNorm(x)); queries, keys, values without bias."""
   num_heads: int
   head_dim: int
+  implementation: str = "chunked"
+  query_chunk: int = 256
 
   @nn.compact
   def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
@@ -29,7 +32,9 @@ class SelfAttentionBlock(nn.Module):
     normed = nn.LayerNorm(name="norm")(tokens)
     qkv = nn.DenseGeneral((3, self.num_heads, self.head_dim), use_bias=False, name="qkv")(normed)
     query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    attended = jax.nn.dot_product_attention(query, key, value)
+    attended = attention.dot_product_attention(query, key, value,
+                                               implementation=self.implementation,
+                                               query_chunk=self.query_chunk)
     attended = attended.reshape(batch, length, self.num_heads * self.head_dim)
     return tokens + nn.Dense(features, name="out")(attended)
 
@@ -56,6 +61,7 @@ class Fusformer(nn.Module):
     num_encoder_layers, num_decoder_layers: depth.
     clip_output: clip the result to [0, 1] as the published code does for [0, 1] data; off
       for standardised inputs.
+    attention, query_chunk: attention kernel (see fusionjax.models.attention).
     zero_init_residual: start the last convolution at zero, so that the untrained model is
       bicubic upsampling and training learns the correction (the published code uses the
       default initialisation; the architecture and parameter count are the same).
@@ -70,6 +76,8 @@ class Fusformer(nn.Module):
   num_decoder_layers: int = 2
   clip_output: bool = False
   zero_init_residual: bool = True
+  attention: str = "chunked"
+  query_chunk: int = 256
 
   @nn.compact
   def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
@@ -85,12 +93,13 @@ class Fusformer(nn.Module):
     batch, height, width, _ = msi.shape
     tokens = jnp.concatenate([upsampled, msi], axis=-1).reshape(batch, height * width, -1)
     tokens = nn.Dense(self.embed_dim, name="embed")(tokens)
+    attn = (self.num_heads, self.head_dim, self.attention, self.query_chunk)
     for i in range(self.num_encoder_layers):
-      tokens = SelfAttentionBlock(self.num_heads, self.head_dim, name=f"encoder{i}_attn")(tokens)
+      tokens = SelfAttentionBlock(*attn, name=f"encoder{i}_attn")(tokens)
       tokens = FeedForwardBlock(self.mlp_dim, name=f"encoder{i}_ff")(tokens)
     for i in range(self.num_decoder_layers):
-      tokens = SelfAttentionBlock(self.num_heads, self.head_dim, name=f"decoder{i}_attn1")(tokens)
-      tokens = SelfAttentionBlock(self.num_heads, self.head_dim, name=f"decoder{i}_attn2")(tokens)
+      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn1")(tokens)
+      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn2")(tokens)
       tokens = FeedForwardBlock(self.mlp_dim, name=f"decoder{i}_ff")(tokens)
     features = tokens.reshape(batch, height, width, self.embed_dim)
     features = nn.leaky_relu(nn.Conv(self.embed_dim, (3, 3), name="conv1")(features))

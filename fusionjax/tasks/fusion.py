@@ -50,7 +50,8 @@ class FusionTask:
         embed_dim=model.embed_dim, num_heads=model.num_heads, head_dim=model.head_dim,
         mlp_dim=model.mlp_dim, num_encoder_layers=model.num_encoder_layers,
         num_decoder_layers=model.num_decoder_layers, clip_output=model.clip_output,
-        zero_init_residual=model.zero_init_residual)
+        zero_init_residual=model.zero_init_residual, attention=model.attention,
+        query_chunk=model.query_chunk)
 
   def _builder(self, scene_path: str, tfds_dir: str) -> FusionTiles:
     return FusionTiles(scene_path=scene_path, tile_size=self.config.data.tile_size,
@@ -146,16 +147,20 @@ class FusionTask:
     band = int(np.argmin(np.abs(scene.wavelengths_um - self.config.predict.quicklook_um)))
     truth, lr = scene.val_truth[band], scene.val_lr[band]
     low, high = np.percentile(truth, [1, 99])
-    figure, axes = plt.subplots(1, 5, figsize=(20, 4.2))
+    aspect = truth.shape[1] / truth.shape[0]
+    figure, axes = plt.subplots(1, 5, figsize=(4 * (4 * aspect + 2.2), 4.6),
+                                gridspec_kw={"width_ratios": [aspect] * 4 + [2.2]})
     wavelength = scene.wavelengths_um[band]
     panels = ((truth, f"truth {wavelength:.4f} um"), (lr, "low-resolution input"),
               (fused[band], "fused"))
     for ax, (image, title) in zip(axes, panels):
       ax.imshow(image, vmin=low, vmax=high, cmap="inferno")
-      ax.set_title(title)
-    error = axes[3].imshow(fused[band] - truth, cmap="coolwarm")
-    axes[3].set_title(f"fused - truth ({scene.units})")
-    figure.colorbar(error, ax=axes[3], fraction=0.046)
+      ax.set_title(title, fontsize=9)
+    difference = fused[band] - truth
+    limit = float(np.percentile(np.abs(difference), 99.5)) or 1.0
+    error = axes[3].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
+    axes[3].set_title(f"fused - truth ({scene.units})", fontsize=9)
+    figure.colorbar(error, ax=axes[3], fraction=0.08)
     row, col = np.unravel_index(np.argmax(np.std(scene.val_truth, axis=0)), truth.shape)
     s = scene.scale_factor
     axes[4].plot(scene.wavelengths_um, scene.val_truth[:, row, col], label="truth", lw=1)

@@ -1,0 +1,28 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fusionjax.models import attention
+
+
+@pytest.mark.parametrize("length,chunk", [(96, 32), (100, 32), (64, 128)])
+def test_chunked_equals_dense_values_and_gradients(length, chunk):
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, length, 3, 16)) for i in range(3))
+  dense = jax.nn.dot_product_attention(q, k, v)
+  chunked = attention.chunked_attention(q, k, v, query_chunk=chunk)
+  np.testing.assert_allclose(chunked, dense, rtol=1e-5, atol=1e-5)
+
+  def loss(fn):
+    return lambda q, k, v: jnp.sum(jnp.sin(fn(q, k, v)))
+  grads_dense = jax.grad(loss(jax.nn.dot_product_attention), argnums=(0, 1, 2))(q, k, v)
+  grads_chunked = jax.grad(loss(lambda q, k, v: attention.chunked_attention(
+      q, k, v, query_chunk=chunk)), argnums=(0, 1, 2))(q, k, v)
+  for a, b in zip(grads_chunked, grads_dense):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_implementation_is_named():
+  x = jnp.ones((1, 4, 1, 2))
+  with pytest.raises(ValueError, match="model.attention='flash'"):
+    attention.dot_product_attention(x, x, x, implementation="flash")

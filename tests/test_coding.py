@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from fusionjax.data import coding
+
+
+def test_subspace_coding_recovers_low_rank_spectra():
+  rng = np.random.default_rng(0)
+  spectra = rng.random((4, 300))
+  pixels = rng.random((500, 4)) @ spectra
+  code = coding.fit_coding(pixels, subspace_dim=4)
+  assert code.dim == 4 and code.basis.shape == (300, 4)
+  codes = code.encode(pixels.astype(np.float32))
+  np.testing.assert_allclose(codes.std(axis=0), 1.0, rtol=1e-3)
+  np.testing.assert_allclose(code.decode(codes), pixels, rtol=1e-3, atol=1e-3)
+
+
+def test_full_band_coding_standardises_each_band():
+  pixels = np.random.default_rng(1).normal(5.0, [1.0, 3.0, 0.5], (1000, 3))
+  code = coding.fit_coding(pixels, subspace_dim=0)
+  assert code.basis is None and code.dim == 3
+  np.testing.assert_allclose(code.encode(pixels).mean(axis=0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(code.decode(code.encode(pixels)), pixels, rtol=1e-5)
+
+
+def test_arrays_round_trip():
+  code = coding.fit_coding(np.random.default_rng(2).random((50, 10)), subspace_dim=3)
+  again = coding.SpectralCoding.from_arrays(code.to_arrays("c_"), "c_")
+  np.testing.assert_array_equal(again.basis, code.basis)
+
+
+def test_bad_subspace_dim_is_named():
+  with pytest.raises(ValueError, match="model.subspace_dim=12"):
+    coding.fit_coding(np.ones((20, 10)), subspace_dim=12)

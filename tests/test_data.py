@@ -1,0 +1,106 @@
+"""Scene preparation, the TFDS tile builder and the tf.data pipeline."""
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from experiments import jwst as jwst_experiment
+from fusionjax.data import jwst_scene, pipeline
+from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.data.tiles_builder import FusionTiles
+
+
+@pytest.fixture(scope="module")
+def smoke_config():
+  return jwst_experiment.get_config("smoke")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, smoke_config):
+  root = tmp_path_factory.mktemp("tiles")
+  scene_path = str(root / "scene.npz")
+  jwst_scene.prepare_jwst_scene(smoke_config).save(scene_path)
+  builder = FusionTiles(scene_path=scene_path, tile_size=smoke_config.data.tile_size,
+                        train_stride=smoke_config.data.train_stride, data_dir=str(root / "tfds"))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=4))
+  return FusionScene.load(scene_path), builder
+
+
+def test_scene_is_consistent(prepared, smoke_config):
+  scene, _ = prepared
+  h, w, d = scene.lr_codes.shape
+  assert scene.msi.shape == (3 * h, 3 * w, 11)
+  assert scene.truth_codes.shape == (3 * h, 3 * w, d)
+  assert scene.val_col_start % 3 == 0
+  assert scene.val_truth.shape == (smoke_config.data.num_wavelengths, 3 * h,
+                                   3 * w - scene.val_col_start)
+  # The coded truth decodes to the physical truth of the held-out strip.
+  decoded = scene.coding.decode(scene.truth_codes[:, scene.val_col_start:])
+  np.testing.assert_allclose(np.moveaxis(decoded, -1, 0), scene.val_truth, rtol=1e-4, atol=1e-3)
+
+
+def test_tfrecord_round_trip(prepared, smoke_config):
+  scene, builder = prepared
+  t, s = smoke_config.data.tile_size, scene.scale_factor
+  examples = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  assert len(examples) == builder.info.splits["train"].num_examples > 0
+  for example in examples:
+    r, c = example["origin"]
+    assert c + t <= scene.val_col_start  # no training tile touches the held-out strip
+    np.testing.assert_array_equal(example["msi"], scene.msi[r:r + t, c:c + t])
+    np.testing.assert_array_equal(example["truth"], scene.truth_codes[r:r + t, c:c + t])
+    np.testing.assert_array_equal(example["lr"],
+                                  scene.lr_codes[r // s:(r + t) // s, c // s:(c + t) // s])
+
+
+def test_each_process_reads_disjoint_shards(prepared):
+  _, builder = prepared
+  files = [str(p) for p in builder.info.splits["train"].filepaths]
+  assert len(files) == 4
+  shares = [pipeline.process_shards(files, i, 2) for i in range(2)]
+  assert not set(shares[0]) & set(shares[1])
+  assert sorted(shares[0] + shares[1]) == sorted(files)
+  with pytest.raises(ValueError, match="cannot be shared by 5 processes"):
+    pipeline.process_shards(files, 0, 5)
+
+
+def _batches(builder, start_step, count):
+  batches = pipeline.train_batches(builder, batch_size=2, seed=3, start_step=start_step,
+                                   process_index=0, process_count=1, shuffle_buffer=16,
+                                   augment=True)
+  return [next(batches) for _ in range(count)]
+
+
+def test_resumed_pipeline_continues_where_it_stopped(prepared):
+  _, builder = prepared
+  uninterrupted = _batches(builder, 0, 12)
+  resumed = _batches(builder, 7, 5)
+  for a, b in zip(uninterrupted[7:], resumed):
+    for key in ("lr", "msi", "truth", "origin"):
+      np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_augmentation_transforms_all_images_alike(prepared):
+  scene, builder = prepared
+  t = 24
+  for batch in _batches(builder, 0, 4):
+    for msi, truth, (r, c) in zip(batch["msi"], batch["truth"], batch["origin"]):
+      reference_msi = scene.msi[r:r + t, c:c + t]
+      reference_truth = scene.truth_codes[r:r + t, c:c + t]
+      matches = [k for k in range(8)
+                 if np.array_equal(msi, _dihedral(reference_msi, k))]
+      assert matches, "MSI tile is not a flip/rotation of its source"
+      assert any(np.array_equal(truth, _dihedral(reference_truth, k)) for k in matches)
+
+
+def _dihedral(image, k):
+  rotated = np.rot90(image, k % 4)
+  return rotated[:, ::-1] if k >= 4 else rotated
+
+
+def test_eval_batches_pad_and_weight(prepared):
+  _, builder = prepared
+  count = builder.info.splits["validation"].num_examples
+  batches = list(pipeline.eval_batches(builder, "validation", global_batch_size=4,
+                                       process_index=0, process_count=1))
+  assert sum(b["weight"].sum() for b in batches) == count
+  assert all(len(b["weight"]) == 4 for b in batches)

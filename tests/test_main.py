@@ -1,0 +1,76 @@
+"""The command line, end to end, as a user runs it (4 simulated devices)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from tests.conftest import REPO, shared_data_dir
+
+METRICS = ("psnr", "sam_deg", "ergas", "ssim", "rmse")
+
+
+def _run(*args, check=True):
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run([sys.executable, "-m", "fusionjax.main", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  if check and result.returncode != 0:
+    raise AssertionError(f"fusionjax.main {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+  return result
+
+
+def _wavelengths(cube_path):
+  with fits.open(cube_path) as hdul:
+    wcs = WCS(hdul[0].header, fobj=hdul)
+    planes = hdul[0].data.shape[0]
+    return hdul[0].data, wcs.pixel_to_world_values(0, 0, np.arange(planes))[2]
+
+
+def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
+  workdir = tmp_path / "run"
+  run = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["step"] == 6
+  for method in ("fusformer", "bicubic"):
+    assert set(METRICS) <= set(report[method])
+  assert "fusformer" in run.stdout and "bicubic" in run.stdout
+  cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
+  assert cube.shape == (24, 48, 24) and np.all(np.isfinite(cube))
+  np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
+  assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
+  assert list((workdir).glob("events.out.tfevents.*"))
+
+  # --mode=eval reproduces the evaluation of the latest checkpoint.
+  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=eval")
+  again = json.loads((workdir / "eval.json").read_text())
+  assert again["fusformer"]["psnr"] == report["fusformer"]["psnr"]
+  # --mode=predict rewrites the products.
+  os.remove(workdir / "products" / "fused_cube.fits")
+  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict")
+  np.testing.assert_allclose(_wavelengths(workdir / "products" / "fused_cube.fits")[0], cube)
+
+
+def test_bad_settings_stop_with_the_field_named(tmp_path):
+  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={tmp_path}",
+                "--config.train.batch_size=6", check=False)
+  assert result.returncode != 0
+  assert "train.batch_size=6 is not divisible by the 4 devices" in result.stderr
+  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={tmp_path}",
+                "--config.train.no_such_field=1", check=False)
+  assert result.returncode != 0 and "no_such_field" in result.stderr
+
+
+def test_orionbar_smoke_run(tmp_path):
+  directory = shared_data_dir("jwst_orionbar")
+  workdir = tmp_path / "orionbar"
+  _run("--config=experiments/jwst.py:orionbar,smoke", f"--config.data.dir={directory}",
+       f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
+  assert set(METRICS) <= set(report["truth_in_subspace"])
+  cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
+  assert cube.shape[0] == 4974
+  assert 0.99 < wavelengths[0] < wavelengths[-1] < 2.36

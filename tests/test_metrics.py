@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from fusionjax import metrics
+
+
+def _cube(seed=0, shape=(32, 32, 5)):
+  return np.random.default_rng(seed).uniform(0.5, 2.0, shape).astype(np.float32)
+
+
+def test_identical_cubes():
+  cube = _cube()
+  report = metrics.fusion_report(cube, cube, ratio=3)
+  assert report["sam_deg"] == 0.0
+  assert report["psnr"] == float("inf")
+  assert report["ergas"] == 0.0
+  assert report["ssim"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_uniform_error_gives_known_rmse_and_psnr():
+  cube = _cube()
+  estimate = cube + 0.1
+  assert float(metrics.rmse(cube, estimate)) == pytest.approx(0.1, rel=1e-4)
+  peaks = cube.max(axis=(0, 1))
+  assert float(metrics.psnr(cube, estimate)) == pytest.approx(
+      np.mean(20 * np.log10(peaks / 0.1)), rel=1e-4)
+  means = cube.mean(axis=(0, 1))
+  assert float(metrics.ergas(cube, estimate, ratio=4)) == pytest.approx(
+      100 / 4 * np.sqrt(np.mean((0.1 / means) ** 2)), rel=1e-4)
+
+
+def test_sam_of_known_angle():
+  truth = np.zeros((2, 2, 2), np.float32)
+  truth[..., 0] = 1.0
+  estimate = np.zeros_like(truth)
+  estimate[..., 0] = 1.0
+  estimate[..., 1] = 1.0  # 45 degrees away
+  assert float(metrics.sam_degrees(truth, estimate)) == pytest.approx(45.0, rel=1e-5)
+  # Scaling a spectrum does not change its angle.
+  assert float(metrics.sam_degrees(truth, 3.0 * truth)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssim_matches_skimage():
+  skimage_metrics = pytest.importorskip("skimage.metrics")
+  truth = _cube(1)
+  estimate = truth + np.random.default_rng(2).normal(0, 0.2, truth.shape).astype(np.float32)
+  expected = np.mean([skimage_metrics.structural_similarity(
+      truth[..., b], estimate[..., b], gaussian_weights=True, sigma=1.5,
+      use_sample_covariance=True, data_range=float(truth[..., b].max() - truth[..., b].min()))
+      for b in range(truth.shape[-1])])
+  assert float(metrics.ssim(truth, estimate)) == pytest.approx(expected, abs=2e-3)
+  assert float(metrics.ssim(truth, estimate)) < 0.99

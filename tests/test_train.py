@@ -1,0 +1,106 @@
+"""The generic trainer on 4 simulated devices: steps, checkpoints, config checks, resume."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from experiments import jwst as jwst_experiment
+from fusionjax import checkpoint, parallel, train
+from fusionjax.models.fusformer import Fusformer
+
+
+def _fixed_batch(mesh):
+  rng = np.random.default_rng(0)
+  local = {"lr": rng.random((4, 4, 4, 5), np.float32),
+           "msi": rng.random((4, 12, 12, 3), np.float32),
+           "truth": rng.random((4, 12, 12, 5), np.float32)}
+  return parallel.global_batch(local, mesh)
+
+
+def _model_and_loss():
+  model = Fusformer(out_bands=5, scale_factor=3, embed_dim=16, num_heads=2, head_dim=8,
+                    mlp_dim=16, num_encoder_layers=1, num_decoder_layers=1)
+
+  def loss_fn(params, batch):
+    l1 = jnp.mean(jnp.abs(model.apply(params, batch["lr"], batch["msi"]) - batch["truth"]))
+    return l1, {"l1": l1}
+  return model, loss_fn
+
+
+def test_train_step_lowers_the_loss_on_a_fixed_batch():
+  assert jax.device_count() == 4
+  mesh = parallel.make_mesh()
+  batch = _fixed_batch(mesh)
+  assert len(batch["msi"].sharding.device_set) == 4
+  model, loss_fn = _model_and_loss()
+  optimizer = train.make_optimizer(jwst_experiment.get_config("smoke").train)[0]
+  params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                           opt_state=optimizer.init(params))
+  state = jax.device_put(state, parallel.replicated(mesh))
+  step = jax.jit(functools.partial(train._train_step, loss_fn, optimizer),
+                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                 donate_argnums=(0,))
+  first = float(loss_fn(state.params, batch)[0])
+  for _ in range(5):
+    state, metrics = step(state, batch)
+  assert int(state.step) == 5
+  assert float(loss_fn(state.params, batch)[0]) < 0.9 * first
+
+
+def test_checkpoint_round_trip(tmp_path):
+  mesh = parallel.make_mesh()
+  model, _ = _model_and_loss()
+  batch = _fixed_batch(mesh)
+  params = model.init(jax.random.key(1), batch["lr"][:1], batch["msi"][:1])
+  state = jax.device_put(train.TrainState(step=jnp.array(7, jnp.int32), params=params,
+                                          opt_state={"count": jnp.arange(3.0)}),
+                         parallel.replicated(mesh))
+  saver = checkpoint.Checkpointer(str(tmp_path), save_every=1, keep=2)
+  assert saver.save(7, state)
+  saver.wait()
+  template = jax.tree.map(jnp.zeros_like, state)
+  restored = saver.restore(template)
+  assert saver.latest_step() == 7
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert restored.params["params"]["embed"]["kernel"].sharding == parallel.replicated(mesh)
+  saver.close()
+
+
+def test_batch_not_divisible_by_devices_is_refused_before_compiling():
+  config = jwst_experiment.get_config("smoke")
+  config.train.batch_size = 6
+  with pytest.raises(ValueError, match=r"train.batch_size=6 is not divisible by the 4 devices"):
+    train.validate_config(config, "train")
+
+
+def test_eval_without_checkpoint_is_an_error(tmp_path):
+  config = jwst_experiment.get_config("smoke")
+  config.data.cache_dir = str(tmp_path / "data")
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    train.run(config, str(tmp_path / "run"), mode="eval")
+
+
+def _final_params(workdir, step):
+  restored = ocp.StandardCheckpointer().restore(f"{workdir}/checkpoints/{step}/default")
+  return restored["params"]
+
+
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
+  def config(num_steps):
+    c = jwst_experiment.get_config("smoke")
+    c.data.cache_dir = str(tmp_path / "data")
+    c.train.num_steps = num_steps
+    return c
+
+  train.run(config(6), str(tmp_path / "whole"))
+  train.run(config(3), str(tmp_path / "resumed"))
+  assert not (tmp_path / "resumed" / "checkpoints" / "6").exists()
+  train.run(config(6), str(tmp_path / "resumed"))
+  whole, resumed = _final_params(tmp_path / "whole", 6), _final_params(tmp_path / "resumed", 6)
+  for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
