@@ -23,6 +23,25 @@ def test_full_band_coding_standardises_each_band():
   np.testing.assert_allclose(code.decode(code.encode(pixels)), pixels, rtol=1e-5)
 
 
+def test_line_spread_is_deconvolved_from_the_subspace():
+  rng = np.random.default_rng(3)
+  spectra = rng.random((3, 200))
+  spectra[:, 50] += 20.0  # narrow lines
+  spectra[:, 120] += 10.0
+  scene = rng.random((400, 3)) @ spectra
+  kernel = np.array([0.03, 0.235, 0.47, 0.235, 0.03])
+  blur = coding.line_spread_matrix(kernel, 200)
+  observed = scene @ blur.T
+  plain = coding.fit_coding(observed, subspace_dim=3)
+  aware = coding.fit_coding(observed, subspace_dim=3, line_spread=kernel)
+  error = lambda c: np.linalg.norm(c.decode(c.encode(scene)) - scene) / np.linalg.norm(scene)
+  assert error(plain) > 0.05
+  assert error(aware) < 0.01
+  # One code describes both the observed and the scene spectrum.
+  codes = aware.encode(scene)
+  assert np.linalg.norm(aware.encode_observed(observed) - codes) < 0.03 * np.linalg.norm(codes)
+
+
 def test_arrays_round_trip():
   code = coding.fit_coding(np.random.default_rng(2).random((50, 10)), subspace_dim=3)
   again = coding.SpectralCoding.from_arrays(code.to_arrays("c_"), "c_")

@@ -20,8 +20,9 @@ def prepared(tmp_path_factory, smoke_config):
   scene_path = str(root / "scene.npz")
   jwst_scene.prepare_jwst_scene(smoke_config).save(scene_path)
   builder = FusionTiles(scene_path=scene_path, tile_size=smoke_config.data.tile_size,
-                        train_stride=smoke_config.data.train_stride, data_dir=str(root / "tfds"))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=4))
+                        train_stride=smoke_config.data.train_stride, num_shards=2,
+                        data_dir=str(root / "tfds"))
+  builder.download_and_prepare()
   return FusionScene.load(scene_path), builder
 
 
@@ -52,15 +53,23 @@ def test_tfrecord_round_trip(prepared, smoke_config):
                                   scene.lr_codes[r // s:(r + t) // s, c // s:(c + t) // s])
 
 
+def test_too_many_shards_for_the_tiles_is_named(prepared, tmp_path, smoke_config):
+  scene, builder = prepared
+  too_many = FusionTiles(scene_path=builder._scene_path, tile_size=24, train_stride=12,
+                         num_shards=3, data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="data.num_shards=3 needs at least that many"):
+    too_many.download_and_prepare()
+
+
 def test_each_process_reads_disjoint_shards(prepared):
   _, builder = prepared
   files = [str(p) for p in builder.info.splits["train"].filepaths]
-  assert len(files) == 4
+  assert len(files) == 2
   shares = [pipeline.process_shards(files, i, 2) for i in range(2)]
-  assert not set(shares[0]) & set(shares[1])
+  assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
   assert sorted(shares[0] + shares[1]) == sorted(files)
-  with pytest.raises(ValueError, match="cannot be shared by 5 processes"):
-    pipeline.process_shards(files, 0, 5)
+  with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
+    pipeline.process_shards(files, 0, 3)
 
 
 def _batches(builder, start_step, count):

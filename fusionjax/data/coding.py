@@ -1,9 +1,16 @@
 """Spectral coding: the (optionally reduced) standardised spectral representation models see.
 
 Models never see thousands of raw wavelengths. A spectrum x (L,) is coded as
-z = ((x - mean) @ basis) / scale, where basis (L, d) spans the leading principal components of
-the observed low-resolution hyperspectral cube (model-based JWST fusion works in such a
-subspace of dimension 4-10) or is the identity (basis None, d = L: per-band standardisation).
+z = ((x - mean) @ analysis) / scale and decoded as x = (z * scale) @ basis.T + mean, where
+basis (L, d) spans the leading principal components of the observed low-resolution cube
+(model-based JWST fusion works in such a subspace of dimension 4-10), or is the identity
+(basis None, d = L: per-band standardisation).
+
+When the observing spectrograph blurs spectra with a known line-spread function S (an L x L
+convolution), the principal components of the observations span S times the scene's subspace.
+The scene-side mean and basis are then recovered by Tikhonov-regularised deconvolution,
+basis = (S^T S + eps I)^-1 S^T basis_observed, so that one code z describes both the observed
+spectrum (observed_mean + observed_basis z) and the scene spectrum (mean + basis z).
 """
 from __future__ import annotations
 
@@ -12,58 +19,85 @@ import dataclasses
 import numpy as np
 import scipy.linalg
 
+from fusionjax.physics import spectral
+
+_FIELDS = ("mean", "scale", "basis", "analysis", "observed_mean", "observed_analysis")
+
 
 @dataclasses.dataclass(frozen=True)
 class SpectralCoding:
-  """Affine map between spectra (..., L) and codes (..., d).
+  """Affine maps between spectra (..., L) and codes (..., d).
 
   Attributes:
-    mean: (L,) mean spectrum.
+    mean: (L,) mean scene spectrum.
     scale: (d,) standard deviation of each code component before scaling.
-    basis: (L, d) orthonormal subspace basis, or None for per-band standardisation.
+    basis: (L, d) scene-spectrum basis, or None for per-band standardisation.
+    analysis: (L, d) least-squares analysis matrix of `basis` (its pseudo-inverse,
+      transposed; equal to `basis` when orthonormal), or None.
+    observed_mean, observed_analysis: the same for observed (spectrally blurred) spectra,
+      or None when observations and scene share the coding.
   """
   mean: np.ndarray
   scale: np.ndarray
-  basis: np.ndarray | None
+  basis: np.ndarray | None = None
+  analysis: np.ndarray | None = None
+  observed_mean: np.ndarray | None = None
+  observed_analysis: np.ndarray | None = None
 
   @property
   def dim(self) -> int:
     return int(self.scale.shape[0])
 
   def encode(self, spectra):
-    """(..., L) spectra -> (..., d) codes; numpy or jax arrays."""
-    centred = spectra - self.mean
-    if self.basis is not None:
-      centred = centred @ self.basis
+    """(..., L) scene spectra -> (..., d) codes; numpy or jax arrays."""
+    return self._encode(spectra, self.mean, self.analysis)
+
+  def encode_observed(self, spectra):
+    """(..., L) observed spectra -> (..., d) codes."""
+    if self.observed_mean is None:
+      return self.encode(spectra)
+    return self._encode(spectra, self.observed_mean, self.observed_analysis)
+
+  def _encode(self, spectra, mean, analysis):
+    centred = spectra - mean
+    if analysis is not None:
+      centred = centred @ analysis
     return centred / self.scale
 
   def decode(self, codes):
-    """(..., d) codes -> (..., L) spectra; numpy or jax arrays."""
+    """(..., d) codes -> (..., L) scene spectra; numpy or jax arrays."""
     spectra = codes * self.scale
     if self.basis is not None:
       spectra = spectra @ self.basis.T
     return spectra + self.mean
 
   def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-    arrays = {f"{prefix}mean": self.mean, f"{prefix}scale": self.scale}
-    if self.basis is not None:
-      arrays[f"{prefix}basis"] = self.basis
-    return arrays
+    return {prefix + name: getattr(self, name) for name in _FIELDS
+            if getattr(self, name) is not None}
 
   @classmethod
   def from_arrays(cls, arrays, prefix: str) -> "SpectralCoding":
-    basis = arrays[f"{prefix}basis"] if f"{prefix}basis" in arrays else None
-    return cls(mean=np.asarray(arrays[f"{prefix}mean"]), scale=np.asarray(arrays[f"{prefix}scale"]),
-               basis=None if basis is None else np.asarray(basis))
+    return cls(**{name: np.asarray(arrays[prefix + name]) for name in _FIELDS
+                  if prefix + name in arrays})
 
 
-def fit_coding(pixels: np.ndarray, subspace_dim: int = 0) -> SpectralCoding:
+def line_spread_matrix(kernel: np.ndarray, num_wavelengths: int) -> np.ndarray:
+  """(L, L) matrix S of `spectral.convolve_spectral` with `kernel` (edge-padded)."""
+  identity = np.eye(num_wavelengths, dtype=np.float32)[:, :, None]
+  return np.asarray(spectral.convolve_spectral(identity, np.asarray(kernel, np.float32)))[..., 0]
+
+
+def fit_coding(pixels: np.ndarray, subspace_dim: int = 0, *,
+               line_spread: np.ndarray | None = None,
+               deconvolution_eps: float = 1e-4) -> SpectralCoding:
   """Fits the coding on observed spectra.
 
   Args:
-    pixels: (N, L) spectra, one per pixel.
+    pixels: (N, L) observed spectra, one per pixel.
     subspace_dim: 0 for per-band standardisation (d = L), else the number of principal
       components kept (d = subspace_dim < L).
+    line_spread: (K,) line-spread kernel that blurred the observations, or None.
+    deconvolution_eps: Tikhonov weight of the line-spread deconvolution (the kernel sums to 1).
   Returns:
     The fitted SpectralCoding (float32).
   """
@@ -73,17 +107,28 @@ def fit_coding(pixels: np.ndarray, subspace_dim: int = 0) -> SpectralCoding:
   centred = pixels - mean
   if subspace_dim == 0:
     scale = centred.std(axis=0)
-    basis = None
-  else:
-    if not 0 < subspace_dim < num_bands:
-      raise ValueError(f"model.subspace_dim={subspace_dim}: expected 0 (all {num_bands} bands) "
-                       f"or a number of components between 1 and {num_bands - 1}")
-    covariance = centred.T @ centred / num_pixels
-    _, vectors = scipy.linalg.eigh(covariance, subset_by_index=[num_bands - subspace_dim,
-                                                                num_bands - 1])
-    basis = vectors[:, ::-1]
-    basis *= np.sign(basis.sum(axis=0, keepdims=True) + 1e-30)
-    scale = (centred @ basis).std(axis=0)
-  scale = np.where(scale > 0, scale, 1.0)
-  return SpectralCoding(mean=mean.astype(np.float32), scale=scale.astype(np.float32),
-                        basis=None if basis is None else basis.astype(np.float32))
+    return SpectralCoding(mean=mean.astype(np.float32),
+                          scale=np.where(scale > 0, scale, 1.0).astype(np.float32))
+  if not 0 < subspace_dim < num_bands:
+    raise ValueError(f"model.subspace_dim={subspace_dim}: expected 0 (all {num_bands} bands) "
+                     f"or a number of components between 1 and {num_bands - 1}")
+  covariance = centred.T @ centred / num_pixels
+  _, vectors = scipy.linalg.eigh(covariance, subset_by_index=[num_bands - subspace_dim,
+                                                              num_bands - 1])
+  basis = vectors[:, ::-1]
+  basis *= np.sign(basis.sum(axis=0, keepdims=True) + 1e-30)
+  scale = (centred @ basis).std(axis=0)
+  scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+  if line_spread is None:
+    return SpectralCoding(mean=mean.astype(np.float32), scale=scale,
+                          basis=basis.astype(np.float32), analysis=basis.astype(np.float32))
+  blur = line_spread_matrix(line_spread, num_bands).astype(np.float64)
+  normal = blur.T @ blur + deconvolution_eps * np.eye(num_bands)
+  scene_mean, scene_basis = np.split(
+      scipy.linalg.solve(normal, blur.T @ np.column_stack([mean, basis]), assume_a="pos"),
+      [1], axis=1)
+  return SpectralCoding(
+      mean=scene_mean[:, 0].astype(np.float32), scale=scale,
+      basis=scene_basis.astype(np.float32),
+      analysis=np.linalg.pinv(scene_basis).T.astype(np.float32),
+      observed_mean=mean.astype(np.float32), observed_analysis=basis.astype(np.float32))

@@ -70,8 +70,10 @@ def prepare_jwst_scene(config) -> FusionScene:
   # Calibration: electrons -> surface brightness with the known NIRSpec throughput.
   nirspec = nirspec_e / instruments.nirspec_throughput[:, None, None]
   lr_pixels = nirspec.reshape(num_wavelengths, -1).T
-  coding = coding_lib.fit_coding(lr_pixels, config.model.subspace_dim)
-  lr_codes = coding.encode(np.moveaxis(nirspec, 0, -1)).astype(np.float32)
+  coding = coding_lib.fit_coding(lr_pixels, config.model.subspace_dim,
+                                 line_spread=instruments.nirspec_lsf,
+                                 deconvolution_eps=config.data.deconvolution_eps)
+  lr_codes = coding.encode_observed(np.moveaxis(nirspec, 0, -1)).astype(np.float32)
   msi = np.moveaxis(nircam_e, 0, -1)
   msi_mean, msi_scale = msi.mean(axis=(0, 1)), msi.std(axis=(0, 1))
   truth_codes = np.concatenate(

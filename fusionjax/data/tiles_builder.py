@@ -29,10 +29,12 @@ class FusionTiles(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Coded LR cube, standardised MSI and coded truth per tile."}
 
-  def __init__(self, *, scene_path: str, tile_size: int, train_stride: int, **kwargs):
+  def __init__(self, *, scene_path: str, tile_size: int, train_stride: int, num_shards: int,
+               **kwargs):
     self._scene_path = scene_path
     self._tile_size = tile_size
     self._train_stride = train_stride
+    self._num_shards = num_shards
     with np.load(scene_path) as arrays:
       self._code_dim = int(arrays["lr_codes"].shape[-1])
       self._num_msi_bands = int(arrays["msi"].shape[-1])
@@ -41,6 +43,12 @@ class FusionTiles(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f"data.tile_size={tile_size} and data.train_stride={train_stride} must be "
                        f"multiples of the scale factor {self._scale_factor}")
     super().__init__(**kwargs)
+
+  def download_and_prepare(self, **kwargs):
+    """Writes the tiles (once) in `data.num_shards` shards per split."""
+    kwargs.setdefault("download_config",
+                      tfds.download.DownloadConfig(num_shards=self._num_shards))
+    super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     t, lr_t = self._tile_size, self._tile_size // self._scale_factor
@@ -64,10 +72,11 @@ class FusionTiles(tfds.core.GeneratorBasedBuilder):
     t = self._tile_size
     train = tile_origins(height, scene.val_col_start, t, self._train_stride)
     validation = tile_origins(height, width, t, t, col_start=scene.val_col_start)
-    if not train or not validation:
+    if min(len(train), len(validation)) < self._num_shards:
       raise ValueError(f"{self._scene_path}: a {height} x {width} scene with validation from "
                        f"column {scene.val_col_start} gives {len(train)} training and "
-                       f"{len(validation)} validation tiles of {t} pixels; need at least one each")
+                       f"{len(validation)} validation tiles of {t} pixels; data.num_shards="
+                       f"{self._num_shards} needs at least that many of each")
     logging.info("Writing %d training and %d validation tiles of %d pixels.", len(train),
                  len(validation), t)
     return {"train": self._generate_examples(scene, train),

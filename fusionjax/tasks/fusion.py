@@ -10,7 +10,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from fusionjax import metrics, products, tiling
@@ -38,8 +37,7 @@ class FusionTask:
         logging.info("Preparing the scene in %s.", scene_dir)
         prepare_scene(config).save(scene_path)
       builder = self._builder(scene_path, tfds_dir)
-      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-          num_shards=config.data.num_shards))
+      builder.download_and_prepare()
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("fusion data prepared")
     self.builder = self._builder(scene_path, tfds_dir)
@@ -55,7 +53,8 @@ class FusionTask:
 
   def _builder(self, scene_path: str, tfds_dir: str) -> FusionTiles:
     return FusionTiles(scene_path=scene_path, tile_size=self.config.data.tile_size,
-                       train_stride=self.config.data.train_stride, data_dir=tfds_dir)
+                       train_stride=self.config.data.train_stride,
+                       num_shards=self.config.data.num_shards, data_dir=tfds_dir)
 
   # Pure functions -------------------------------------------------------------------------
 
