@@ -89,6 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.eval_every = 1000
     config.train.checkpoint_every = 1000
   if "smoke" in variants:
+    config.model.subspace_dim = 0
     config.data.scene_height = 48
     config.data.scene_width = 72
     config.data.num_wavelengths = 24
@@ -109,11 +110,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.predict.tile_overlap = 6
     config.predict.batch_size = 4
     if "orionbar" in variants:
-      config.data.crop_height = 45
-      config.data.crop_width = 135
-      config.data.tile_size = 45
-      config.data.train_stride = 15
-      config.data.val_fraction = 0.34
+      config.data.crop_height = 48
+      config.data.crop_width = 144
       config.model.subspace_dim = 4
-      config.predict.tile_overlap = 9
   return config

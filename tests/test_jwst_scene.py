@@ -66,7 +66,7 @@ def test_orionbar_scene_prepares_in_a_pca_subspace():
   config = jwst_experiment.get_config("orionbar,smoke")
   config.data.dir = directory
   scene = jwst_scene.prepare_jwst_scene(config)
-  assert scene.lr_codes.shape == (15, 45, 4) and scene.msi.shape == (45, 135, 11)
+  assert scene.lr_codes.shape == (16, 48, 4) and scene.msi.shape == (48, 144, 11)
   assert scene.val_truth.shape[0] == 4974
   # The 4-component truth lies almost entirely in the 4-D subspace fitted on the noisy cube.
   truth = np.moveaxis(scene.val_truth, 0, -1)
