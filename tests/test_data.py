@@ -1,4 +1,6 @@
 """Scene preparation, the TFDS tile builder and the tf.data pipeline."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -59,6 +61,19 @@ def test_too_many_shards_for_the_tiles_is_named(prepared, tmp_path, smoke_config
                          num_shards=3, data_dir=str(tmp_path))
   with pytest.raises(ValueError, match="data.num_shards=3 needs at least that many"):
     too_many.download_and_prepare()
+
+
+def test_non_finite_tile_is_reported_with_its_id(prepared, tmp_path):
+  scene, _ = prepared
+  msi = scene.msi.copy()
+  msi[13, 14, 2] = np.nan
+  broken = dataclasses.replace(scene, msi=msi)
+  broken.save(str(tmp_path / "scene.npz"))
+  builder = FusionTiles(scene_path=str(tmp_path / "scene.npz"), tile_size=24, train_stride=12,
+                        num_shards=1, data_dir=str(tmp_path / "tfds"))
+  with pytest.raises(ValueError, match=r"tile 00000_00000 \(row 0, column 0\): 'msi' holds 1 "
+                                       r"non-finite values"):
+    builder.download_and_prepare()
 
 
 def test_each_process_reads_disjoint_shards(prepared):

@@ -85,9 +85,12 @@ class FusionTiles(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, scene: FusionScene, origins):
     t, s = self._tile_size, self._scale_factor
     for row, col in origins:
-      yield f"{row:05d}_{col:05d}", {
-          "lr": scene.lr_codes[row // s:(row + t) // s, col // s:(col + t) // s],
-          "msi": scene.msi[row:row + t, col:col + t],
-          "truth": scene.truth_codes[row:row + t, col:col + t],
-          "origin": np.array([row, col], np.int32),
-      }
+      key = f"{row:05d}_{col:05d}"
+      tile = {"lr": scene.lr_codes[row // s:(row + t) // s, col // s:(col + t) // s],
+              "msi": scene.msi[row:row + t, col:col + t],
+              "truth": scene.truth_codes[row:row + t, col:col + t]}
+      for name, values in tile.items():
+        if not np.all(np.isfinite(values)):
+          raise ValueError(f"{self._scene_path}: tile {key} (row {row}, column {col}): '{name}' "
+                           f"holds {int(np.sum(~np.isfinite(values)))} non-finite values")
+      yield key, {**tile, "origin": np.array([row, col], np.int32)}

@@ -118,6 +118,12 @@ class FusionTask:
     report = {"fusformer": metrics.fusion_report(truth, np.moveaxis(fused, 0, -1), ratio),
               "bicubic": metrics.fusion_report(truth, bicubic, ratio)}
     if scene.coding.basis is not None:
+      # The same spectral subspace without the multispectral image: the NIRSpec cube denoised
+      # (and deconvolved) in the subspace, then upsampled.
+      lr_codes, _ = scene.val_inputs()
+      upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
+      report["bicubic_subspace"] = metrics.fusion_report(
+          truth, np.asarray(scene.coding.decode(upsampled)), ratio)
       projected = scene.coding.decode(scene.coding.encode(truth))
       report["truth_in_subspace"] = metrics.fusion_report(truth, projected, ratio)
     report["region"] = {"rows": [0, int(truth.shape[0])],
