@@ -156,10 +156,12 @@ class FusionTask:
     figure, axes = plt.subplots(1, 5, figsize=(4 * (4 * aspect + 2.2), 4.6),
                                 gridspec_kw={"width_ratios": [aspect] * 4 + [2.2]})
     wavelength = scene.wavelengths_um[band]
-    panels = ((truth, f"truth {wavelength:.4f} um"), (lr, "low-resolution input"),
-              (fused[band], "fused"))
-    for ax, (image, title) in zip(axes, panels):
-      ax.imshow(image, vmin=low, vmax=high, cmap="inferno")
+    # The input has its own stretch: its line-spread function can lower narrow-line peaks.
+    panels = ((truth, f"truth {wavelength:.4f} um", (low, high)),
+              (lr, "low-resolution input", tuple(np.percentile(lr, [1, 99]))),
+              (fused[band], "fused", (low, high)))
+    for ax, (image, title, (vmin, vmax)) in zip(axes, panels):
+      ax.imshow(image, vmin=vmin, vmax=vmax, cmap="inferno")
       ax.set_title(title, fontsize=9)
     difference = fused[band] - truth
     limit = float(np.percentile(np.abs(difference), 99.5)) or 1.0
