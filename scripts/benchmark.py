@@ -11,7 +11,6 @@ The matrix-multiply peak is measured in the same run on the same device.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import platform
 import statistics

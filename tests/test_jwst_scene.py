@@ -1,5 +1,4 @@
 """JWST instrument simulation and the Orion Bar reader."""
-import os
 
 import numpy as np
 import pytest

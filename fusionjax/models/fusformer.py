@@ -11,7 +11,6 @@ input. About 111k parameters for 31 HS and 3 MS bands.
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from fusionjax.models import attention
