@@ -65,13 +65,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16
-  config.train.num_steps = 360
+  config.train.num_steps = 300
   config.train.learning_rate = 1e-3
   config.train.schedule = "cosine"     # 'constant', 'step' (published) or 'cosine'
   config.train.decay_every = 100000
   config.train.decay_factor = 0.1
   config.train.log_every = 20
-  config.train.eval_every = 120
+  config.train.eval_every = 100
   config.train.checkpoint_every = 100
   config.train.keep_checkpoints = 3
 
