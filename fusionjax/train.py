@@ -169,16 +169,17 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   checkpointer.close()
   predict = make_predict_fn(task, state.params, mesh)
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
+  prediction = task.predict_validation(predict, batch_size)  # once, for metrics and products
   report = None
   if mode in ("train", "eval"):
-    report = task.evaluate(predict, batch_size)
+    report = task.evaluate(prediction)
     report["step"] = int(jax.device_get(state.step))
     if jax.process_index() == 0:
       products.write_json(os.path.join(workdir, "eval.json"), report)
       _print_report(report)
       logging.info("Evaluation: %s", json.dumps(report))
   if mode in ("train", "predict"):
-    written = task.write_products(predict, batch_size, os.path.join(workdir, "products")) \
+    written = task.write_products(prediction, os.path.join(workdir, "products")) \
         if jax.process_index() == 0 else []
     for path in written:
       logging.info("Wrote %s", path)

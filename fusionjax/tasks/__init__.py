@@ -5,7 +5,8 @@ A task owns its data and model and gives the trainer pure functions:
   loss_fn(params, batch) -> (loss, metrics)           batch: dict of global jax.Arrays
   eval_fn(params, batch) -> dict of weighted sums      (with 'weight', the example count)
   apply(params, *inputs) -> outputs                    for whole-scene prediction
-and host-side methods: train_batches, eval_batches, evaluate, write_products.
+and host-side methods: train_batches, eval_batches, predict_validation (the held-out
+prediction), evaluate(prediction) and write_products(prediction, out_dir).
 """
 from __future__ import annotations
 

@@ -31,16 +31,20 @@ class FusionTask:
     data_root = config.data.cache_dir or os.path.join(workdir, "data")
     scene_dir = os.path.join(data_root, f"{config.name}-{scene_key(config)}")
     scene_path = os.path.join(scene_dir, "scene.npz")
-    tfds_dir = os.path.join(scene_dir, "tfds")
+    # Tiles depend on the tiling settings as well as on the scene.
+    data = config.data
+    tfds_dir = os.path.join(
+        scene_dir, f"tfds-tile{data.tile_size}-stride{data.train_stride}-shards{data.num_shards}")
     if jax.process_index() == 0:
       if not os.path.exists(scene_path):
         logging.info("Preparing the scene in %s.", scene_dir)
         prepare_scene(config).save(scene_path)
-      builder = self._builder(scene_path, tfds_dir)
-      builder.download_and_prepare()
+      self.builder = self._builder(scene_path, tfds_dir)
+      self.builder.download_and_prepare()
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("fusion data prepared")
-    self.builder = self._builder(scene_path, tfds_dir)
+    if jax.process_index() != 0:
+      self.builder = self._builder(scene_path, tfds_dir)
     self.scene = FusionScene.load(scene_path)
     model = config.model
     self.model = Fusformer(
@@ -107,11 +111,11 @@ class FusionTask:
         batch_size=batch_size)
     return np.moveaxis(np.asarray(self.scene.coding.decode(codes), np.float32), -1, 0)
 
-  def evaluate(self, predict_batch: Callable, batch_size: int) -> dict:
-    """Metrics of the fused cube and of the baselines on the held-out strip."""
+  def evaluate(self, fused: np.ndarray) -> dict:
+    """Metrics of the fused (L, H, Wv) cube of the held-out strip (`predict_validation`) and
+    of the baselines."""
     scene = self.scene
     truth = np.moveaxis(scene.val_truth, 0, -1)
-    fused = self.predict_validation(predict_batch, batch_size)
     bicubic = np.asarray(sampling.upsample_bicubic(np.moveaxis(scene.val_lr, 0, -1),
                                                    scene.scale_factor))
     ratio = scene.scale_factor
@@ -131,10 +135,9 @@ class FusionTask:
                         "bands": int(truth.shape[2]), "code_dim": scene.code_dim}
     return report
 
-  def write_products(self, predict_batch: Callable, batch_size: int, out_dir: str) -> list[str]:
-    """Writes the fused cube of the held-out strip (FITS) and a quicklook PNG."""
+  def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
+    """Writes the fused (L, H, Wv) cube of the held-out strip (FITS) and a quicklook PNG."""
     scene = self.scene
-    fused = self.predict_validation(predict_batch, batch_size)
     cube_path = os.path.join(out_dir, "fused_cube.fits")
     products.write_fits_cube(
         cube_path, fused, scene.wavelengths_um, units=scene.units,
