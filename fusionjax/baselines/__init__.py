@@ -1,0 +1,2 @@
+"""Classical methods the models must beat. Bicubic upsampling is
+`fusionjax.physics.sampling.upsample_bicubic`."""

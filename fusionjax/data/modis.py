@@ -1,0 +1,148 @@
+"""MODIS land-surface-temperature tiles and their NDVI guides, as GeoTIFF files.
+
+Files are named as the MODIS products they are cut from, e.g.
+  MOD11A1.A2020001.h18v04.061.2021003092415.hdf.0015.tif   (LST: day, night; kelvin)
+  MOD13A2.A2020001.h18v04.061.2020326033640.hdf.0015.tif   (16-day composite: red, NIR, MIR)
+with the acquisition year and day of year after 'A' and the tile index (position inside the
+MODIS tile) before '.tif'. The guide of an LST day is the composite of the same tile index whose
+16-day period contains it. Day and night LST are separate samples.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+
+import numpy as np
+
+from fusionjax.data import geotiff
+
+LST_PRODUCTS = ("MOD11A1", "MYD11A1")
+NDVI_PRODUCTS = ("MOD13A2", "MYD13A2")
+LST_BANDS = ("day", "night")
+COMPOSITE_DAYS = 16
+VALID_RANGE_K = (150.0, 400.0)
+_NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\.(?P<tile>h\d\dv\d\d)"
+                   r"\..*\.(?P<index>\d+)\.tif$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModisFile:
+  """One MODIS GeoTIFF and what its name says."""
+  path: str
+  product: str
+  year: int
+  day_of_year: int
+  tile: str
+  index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LstSample:
+  """One training sample: one LST band of one file and the NDVI composite guiding it."""
+  lst: ModisFile
+  band: int            # 0 day, 1 night
+  ndvi_path: str
+
+  @property
+  def key(self) -> str:
+    f = self.lst
+    return f"{f.tile}_{f.index:04d}_{f.year}{f.day_of_year:03d}_{LST_BANDS[self.band]}"
+
+
+def parse_name(path: str) -> ModisFile:
+  """The product, date, MODIS tile and tile index in a file name; ValueError if it has none."""
+  match = _NAME.match(os.path.basename(path))
+  if not match:
+    raise ValueError(f"{path}: not a MODIS tile name such as "
+                     "MOD11A1.A2020001.h18v04.061.2021003092415.hdf.0015.tif")
+  return ModisFile(path=path, product=match["product"], year=int(match["year"]),
+                   day_of_year=int(match["doy"]), tile=match["tile"], index=int(match["index"]))
+
+
+def find_samples(directory: str) -> tuple[list[LstSample], dict[str, int]]:
+  """Pairs every LST file under `directory` (lst_1km/) with its NDVI composite (ndvi_1km/).
+
+  Returns:
+    The samples (day and night of every paired file), sorted by key, and counts: LST files,
+    composites, and LST files dropped for want of their composite.
+  """
+  lst_files = sorted(glob.glob(os.path.join(directory, "lst_1km", "*.tif")))
+  ndvi_files = sorted(glob.glob(os.path.join(directory, "ndvi_1km", "*.tif")))
+  if not lst_files:
+    raise FileNotFoundError(f"{directory}: no LST GeoTIFFs in lst_1km/ (expected MOD11A1.*.tif)")
+  composites = {}
+  for path in ndvi_files:
+    parsed = parse_name(path)
+    if parsed.product not in NDVI_PRODUCTS:
+      raise ValueError(f"{path}: product {parsed.product}, expected one of {NDVI_PRODUCTS}")
+    composites[(parsed.tile, parsed.index, parsed.year, parsed.day_of_year)] = path
+  samples, unpaired = [], 0
+  for path in lst_files:
+    parsed = parse_name(path)
+    if parsed.product not in LST_PRODUCTS:
+      raise ValueError(f"{path}: product {parsed.product}, expected one of {LST_PRODUCTS}")
+    ndvi_path = composite_for(composites, parsed)
+    if ndvi_path is None:
+      unpaired += 1
+      continue
+    samples.extend(LstSample(parsed, band, ndvi_path) for band in range(len(LST_BANDS)))
+  counts = {"lst_files": len(lst_files), "ndvi_files": len(ndvi_files),
+            "lst_files_without_composite": unpaired}
+  return sorted(samples, key=lambda s: s.key), counts
+
+
+def composite_for(composites: dict, lst: ModisFile) -> str | None:
+  """The composite (keyed by tile, index, year, first day) whose 16 days contain `lst`'s date."""
+  for first_day in range(lst.day_of_year, lst.day_of_year - COMPOSITE_DAYS, -1):
+    path = composites.get((lst.tile, lst.index, lst.year, first_day))
+    if path is not None:
+      return path
+  return None
+
+
+def ndvi_from_reflectances(reflectances: np.ndarray) -> np.ndarray:
+  """NDVI = (NIR - red) / (NIR + red) of a (bands >= 2, H, W) red, NIR[, MIR] stack."""
+  red, nir = reflectances[0], reflectances[1]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.where(nir + red > 0, (nir - red) / (nir + red), 0.0).astype(np.float32)
+
+
+def read_guide(path: str, *, shape: tuple[int, int] | None = None
+               ) -> tuple[np.ndarray, geotiff.GeoReference]:
+  """(H, W) NDVI from a 1-band NDVI GeoTIFF or a red, NIR[, MIR] composite like MOD13A2's."""
+  data, georef = geotiff.read_geotiff(path, bands=(1, 2, 3), shape=shape)
+  ndvi = data[0] if data.shape[0] == 1 else ndvi_from_reflectances(data)
+  if not np.all(np.isfinite(ndvi)) or np.any(np.abs(ndvi) > 1.0):
+    raise ValueError(f"{path}: NDVI outside [-1, 1] or not finite; expected NDVI or red, NIR "
+                     "reflectances")
+  return ndvi, georef
+
+
+def invalid_reason(lst_k: np.ndarray) -> str | None:
+  """Why an LST image (K) cannot be used, or None: no-data (0) pixels or values outside
+  150-400 K."""
+  nodata = int(np.sum(lst_k == 0))
+  if nodata:
+    return f"{nodata} no-data (0) pixels"
+  low, high = VALID_RANGE_K
+  outside = int(np.sum((lst_k < low) | (lst_k > high) | ~np.isfinite(lst_k)))
+  if outside:
+    return f"{outside} values outside {low:g}-{high:g} K"
+  return None
+
+
+def read_sample(sample: LstSample, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """(LST K, NDVI) of a sample, both (tile_size, tile_size), the NDVI on the LST's grid.
+
+  Raises ValueError naming the file for a wrong shape, band count or CRS, or an NDVI composite
+  that is not on the LST's grid.
+  """
+  shape = (tile_size, tile_size)
+  lst, lst_georef = geotiff.read_geotiff(sample.lst.path, bands=len(LST_BANDS), shape=shape)
+  ndvi, ndvi_georef = read_guide(sample.ndvi_path, shape=shape)
+  if not lst_georef.matches(ndvi_georef):
+    raise ValueError(f"{sample.ndvi_path}: CRS or grid differs from that of {sample.lst.path}; "
+                     "expected the composite of the same tile index on the same grid")
+  return lst[sample.band], ndvi

@@ -1,0 +1,58 @@
+"""The multi-residual U-Net for LST super-resolution."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fusionjax.models import mrunet
+from fusionjax.physics import sampling, thermal
+
+
+def _inputs(guide_channels=1, batch=2, coarse=4):
+  rng = np.random.default_rng(0)
+  coarse_k = (290.0 + 10.0 * rng.random((batch, coarse, coarse, 1))).astype(np.float32)
+  guide = rng.random((batch, 4 * coarse, 4 * coarse, guide_channels)).astype(np.float32)
+  return jnp.asarray(coarse_k), jnp.asarray(guide), jnp.ones((batch,))
+
+
+def test_default_model_is_under_five_million_parameters():
+  params = jax.eval_shape(lambda: mrunet.LstSuperResolution().init(
+      jax.random.key(0), *_inputs(coarse=16)))
+  count = sum(x.size for x in jax.tree.leaves(params))
+  assert 4_000_000 < count <= 5_000_000
+
+
+@pytest.mark.parametrize("guide_channels", [0, 1])
+def test_untrained_model_is_bicubic_and_projection_makes_it_consistent(guide_channels):
+  coarse_k, guide, fine_km = _inputs(guide_channels)
+  free = mrunet.LstSuperResolution(widths=(8, 16), patch_size=2, enforce_consistency=False,
+                                   scale_conditioning=True)
+  params = free.init(jax.random.key(0), coarse_k, guide, fine_km)
+  fine = free.apply(params, coarse_k, guide, fine_km)
+  assert fine.shape == (2, 16, 16, 1)
+  np.testing.assert_allclose(fine, sampling.upsample_bicubic(coarse_k, 4), atol=1e-4)
+  consistent = mrunet.LstSuperResolution(widths=(8, 16), patch_size=2, scale_conditioning=True)
+  fine = consistent.apply(params, coarse_k, guide, fine_km)
+  np.testing.assert_allclose(thermal.aggregate(fine, 4), coarse_k, atol=1e-3)
+
+
+def test_trained_correction_depends_on_guide_and_scale():
+  coarse_k, guide, fine_km = _inputs()
+  model = mrunet.LstSuperResolution(widths=(8, 16), patch_size=2, scale_conditioning=True)
+  params = model.init(jax.random.key(0), coarse_k, guide, fine_km)
+  # Give the zero-initialised output layer weights, as training would.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: 0.1 * jnp.ones_like(x) if "output" in str(path) else x, params)
+  base = model.apply(params, coarse_k, guide, fine_km)
+  assert not np.allclose(base, model.apply(params, coarse_k, guide + 0.5, fine_km))
+  assert not np.allclose(base, model.apply(params, coarse_k, guide, 4 * fine_km))
+
+
+def test_space_to_depth_round_trip_and_bad_shapes():
+  x = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+  patches = mrunet.space_to_depth(x, 4)
+  assert patches.shape == (2, 2, 2, 48)
+  np.testing.assert_array_equal(patches[0, 0, 0, :3], x[0, 0, 0])
+  np.testing.assert_array_equal(mrunet.depth_to_space(patches, 4), x)
+  with pytest.raises(ValueError, match="not a multiple of 4"):
+    mrunet.MultiResidualUNet(widths=(4, 8, 16)).init(jax.random.key(0), jnp.zeros((1, 6, 8, 1)))
