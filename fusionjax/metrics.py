@@ -84,3 +84,18 @@ def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> di
   return {"psnr": float(psnr(truth, estimate)), "sam_deg": float(sam_degrees(truth, estimate)),
           "ergas": float(ergas(truth, estimate, ratio)), "ssim": float(ssim(truth, estimate)),
           "rmse": float(rmse(truth, estimate))}
+
+
+def per_image_report(truth: jnp.ndarray, estimate: jnp.ndarray) -> dict[str, float]:
+  """Means over images (N, H, W, C) of RMSE, PSNR and SSIM, each with the image's own range.
+
+  As in the LST super-resolution literature: PSNR with peak = max - min of the true image, SSIM
+  with that data range, RMSE in the images' unit.
+  """
+  truth, estimate = jnp.asarray(truth, jnp.float32), jnp.asarray(estimate, jnp.float32)
+  value_range = jnp.max(truth, axis=(1, 2)) - jnp.min(truth, axis=(1, 2))
+  rmses = jax.vmap(rmse)(truth, estimate)
+  psnrs = jax.vmap(psnr)(truth, estimate, value_range)
+  ssims = jax.vmap(ssim)(truth, estimate)
+  return {"rmse": float(jnp.mean(rmses)), "psnr": float(jnp.mean(psnrs)),
+          "ssim": float(jnp.mean(ssims))}

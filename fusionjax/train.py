@@ -120,9 +120,8 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
 
 def make_predict_fn(task, params, mesh):
   """A host function (B, ...) numpy inputs -> numpy outputs, B split over all devices."""
-  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  apply = jax.jit(task.apply, in_shardings=(replicated, sharded, sharded),
-                  out_shardings=replicated)
+  sharded = parallel.batch_sharded(mesh)
+  apply = jax.jit(task.apply, out_shardings=parallel.replicated(mesh))
 
   def predict(*inputs):
     arrays = [jax.device_put(jnp.asarray(x), sharded) for x in inputs]
@@ -131,12 +130,14 @@ def make_predict_fn(task, params, mesh):
 
 
 def _print_report(report: dict) -> None:
-  rows = [(name, values) for name, values in report.items() 
-          if isinstance(values, dict) and "psnr" in values]
-  lines = [f"{'method':<20}{'PSNR dB':>10}{'SAM deg':>10}{'ERGAS':>10}{'SSIM':>10}{'RMSE':>12}"]
-  for name, v in rows:
-    lines.append(f"{name:<20}{v['psnr']:>10.3f}{v['sam_deg']:>10.3f}{v['ergas']:>10.3f}"
-                 f"{v['ssim']:>10.4f}{v['rmse']:>12.4g}")
+  """Prints the methods' metrics (the report's entries holding an 'ssim') as a table."""
+  rows = [(name, values) for name, values in report.items()
+          if isinstance(values, dict) and "ssim" in values]
+  columns = list(rows[0][1]) if rows else []
+  lines = [f"{'method':<20}" + "".join(f"{column:>20}" for column in columns)]
+  for name, values in rows:
+    lines.append(f"{name:<20}" + "".join(f"{values.get(column, float('nan')):>20.4g}"
+                                         for column in columns))
   print("\n".join(lines), flush=True)
 
 

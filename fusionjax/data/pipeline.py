@@ -26,13 +26,15 @@ def process_shards(files: list[str], process_index: int, process_count: int) -> 
 
 
 def _augment(example: dict, index: tf.Tensor, seed: int) -> dict:
-  """One of the 8 flips/rotations, the same for every image of the example, drawn from
-  (seed, example index) so that it does not depend on where the pipeline was started."""
+  """One of the 8 flips/rotations, the same for every image (rank-3 entry) of the example,
+  drawn from (seed, example index) so that it does not depend on where the pipeline started."""
   draw = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]),
                                      maxval=8, dtype=tf.int32)
   out = dict(example)
-  for key in ("lr", "msi", "truth"):
-    image = tf.image.rot90(example[key], k=draw % 4)
+  for key, value in example.items():
+    if value.shape.rank != 3:
+      continue
+    image = tf.image.rot90(value, k=draw % 4)
     out[key] = tf.cond(draw >= 4, lambda image=image: tf.image.flip_left_right(image),
                        lambda image=image: image)
   return out

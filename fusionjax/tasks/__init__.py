@@ -18,4 +18,7 @@ def get_task(config, workdir: str):
     from fusionjax.tasks import fusion
     return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene,
                              scene_key=jwst_scene.scene_key)
-  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion'")
+  if config.task == "modis_lst":
+    from fusionjax.tasks import lst
+    return lst.LstTask(config, workdir)
+  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', 'modis_lst'")

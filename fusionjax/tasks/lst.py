@@ -1,0 +1,256 @@
+"""Land-surface-temperature super-resolution with a physics-regularised multiscale CNN.
+
+Training follows the published protocol: 1 km tiles are aggregated (Stefan-Boltzmann) to the
+coarse resolution of each scale step, the network learns coarse -> fine, and is applied one
+scale finer (1 km -> 250 m) assuming scale invariance. Loss per step: mean squared error (K^2)
++ consistency_weight * mean squared error between the result aggregated back and its input
+(K^2) + guide_weight * Huber distance between the result's and gamma x NDVI's Sobel gradients.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from fusionjax import metrics, products
+from fusionjax.baselines import tsharp
+from fusionjax.data import lst_builder, pipeline, procedural_lst
+from fusionjax.models.mrunet import LstSuperResolution
+from fusionjax.physics import sampling, thermal
+
+Batch = dict[str, jax.Array]
+ScaleStep = tuple[int, int]   # (coarse, fine) pixel sizes in tile pixels, e.g. (4, 1)
+
+
+def block_mean(image: jnp.ndarray, factor: int) -> jnp.ndarray:
+  """(B, H, W, C) -> (B, H / factor, W / factor, C) arithmetic block means (for NDVI)."""
+  if factor == 1:
+    return image
+  b, h, w, c = image.shape
+  return image.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+def sobel(image: jnp.ndarray) -> jnp.ndarray:
+  """(B, H, W, 1) -> (B, H - 2, W - 2, 2) horizontal and vertical Sobel gradients."""
+  smooth = image[:, :-2] + 2.0 * image[:, 1:-1] + image[:, 2:]
+  gx = smooth[:, :, 2:] - smooth[:, :, :-2]
+  smooth = image[:, :, :-2] + 2.0 * image[:, :, 1:-1] + image[:, :, 2:]
+  gy = smooth[:, 2:] - smooth[:, :-2]
+  return jnp.concatenate([gx, gy], axis=-1)
+
+
+class LstTask:
+  """MODIS LST super-resolution, single-image or NDVI-guided."""
+
+  def __init__(self, config, workdir: str):
+    self.config = config
+    data = config.data
+    data_root = data.cache_dir or os.path.join(workdir, "data")
+    source_dir = data.dir
+    if not source_dir:
+      settings = f"{data.procedural_locations}-{data.procedural_dates}-{data.tile_size}-{config.seed}"
+      source_dir = os.path.join(data_root, f"lst-procedural-{settings}")
+    elif not os.path.isdir(source_dir):
+      raise FileNotFoundError(f"data.dir={source_dir!r} is not a directory; expected a folder "
+                              "with lst_1km/ and ndvi_1km/ GeoTIFFs")
+    dataset_key = hashlib.sha1(json.dumps([
+        os.path.abspath(source_dir), data.tile_size, data.val_fraction, data.split_seed,
+        data.split_by, data.num_shards]).encode()).hexdigest()[:10]
+    tfds_dir = os.path.join(data_root, f"{config.name}-{dataset_key}")
+    if jax.process_index() == 0:
+      if not data.dir and not os.path.isdir(os.path.join(source_dir, "lst_1km")):
+        procedural_lst.write_archive(source_dir, num_locations=data.procedural_locations,
+                                     num_dates=data.procedural_dates, tile_size=data.tile_size,
+                                     seed=config.seed)
+      self.builder = self._builder(source_dir, tfds_dir)
+      self.builder.download_and_prepare()
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("lst data prepared")
+    if jax.process_index() != 0:
+      self.builder = self._builder(source_dir, tfds_dir)
+    model = config.model
+    self.model = LstSuperResolution(
+        widths=tuple(model.widths), patch_size=model.patch_size,
+        temperature_scale_k=model.temperature_scale_k,
+        scale_conditioning=model.scale_conditioning,
+        enforce_consistency=model.enforce_consistency)
+    self.train_steps = [tuple(step) for step in config.train.scale_steps]
+    self.main_step = (data.scale_factor, 1)
+
+  def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
+    data = self.config.data
+    return lst_builder.LstTiles(source_dir=source_dir, tile_size=data.tile_size,
+                                val_fraction=data.val_fraction, split_seed=data.split_seed,
+                                split_by=data.split_by, num_shards=data.num_shards,
+                                data_dir=tfds_dir)
+
+  # Physics of the scale steps -------------------------------------------------------------
+
+  def _psf_sigma(self, factor: int) -> float:
+    mtf = self.config.physics.mtf_at_nyquist
+    return thermal.mtf_sigma_pixels(factor, mtf) if mtf > 0 else 0.0
+
+  def degrade(self, lst: jnp.ndarray, ndvi: jnp.ndarray, step: ScaleStep) -> dict:
+    """Inputs and truth of one scale step from (B, T, T, 1) tile-resolution LST (K) and NDVI.
+
+    Returns a dict: 'fine' (B, T/f, T/f, 1) truth K, 'coarse' (B, T/c, T/c, 1) input K,
+    'fine_ndvi', 'coarse_ndvi', 'guide' (the fine NDVI, or no channel without guidance),
+    'fine_km' (B,).
+    """
+    coarse_px, fine_px = step
+    factor = coarse_px // fine_px
+    fine = thermal.aggregate(lst, fine_px) if fine_px > 1 else lst
+    coarse = thermal.aggregate(fine, factor, psf_sigma_pixels=self._psf_sigma(factor))
+    fine_ndvi = block_mean(ndvi, fine_px)
+    guide = fine_ndvi if self.config.model.guided else fine_ndvi[..., :0]
+    fine_km = jnp.full((lst.shape[0],), self.config.data.pixel_km * fine_px)
+    return {"fine": fine, "coarse": coarse, "fine_ndvi": fine_ndvi,
+            "coarse_ndvi": block_mean(ndvi, coarse_px), "guide": guide, "fine_km": fine_km}
+
+  def consistency_error(self, fine_k: jnp.ndarray, coarse_k: jnp.ndarray) -> jnp.ndarray:
+    """(B, H, W, 1) result and its (B, h, w, 1) input -> (B, h, w, 1) aggregate - input, K."""
+    factor = fine_k.shape[1] // coarse_k.shape[1]
+    return thermal.aggregate(fine_k, factor, psf_sigma_pixels=self._psf_sigma(factor)) - coarse_k
+
+  # Pure functions -------------------------------------------------------------------------
+
+  def init_params(self, rng: jax.Array):
+    t = self.config.data.tile_size
+    step = self.degrade(jnp.full((1, t, t, 1), 290.0), jnp.zeros((1, t, t, 1)), self.main_step)
+    return self.model.init(rng, step["coarse"], step["guide"], step["fine_km"])
+
+  def apply(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
+    """(B, h, w, 1) K, (B, H, W, G) guide, (B,) km -> (B, H, W, 1) fine LST, K."""
+    return self.model.apply(params, coarse_k, guide, fine_km)
+
+  def loss_fn(self, params, batch: Batch):
+    """Mean over the training scale steps of the physics-regularised loss (K^2)."""
+    weights = self.config.loss
+    totals = {"mse_k2": 0.0, "consistency_mse_k2": 0.0, "guide": 0.0}
+    for step in self.train_steps:
+      s = self.degrade(batch["lst"], batch["ndvi"], step)
+      fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
+      totals["mse_k2"] += jnp.mean((fine - s["fine"]) ** 2)
+      totals["consistency_mse_k2"] += jnp.mean(self.consistency_error(fine, s["coarse"]) ** 2)
+      if weights.guide_weight > 0:
+        residual = sobel(fine) - weights.guide_gamma_k * sobel(s["fine_ndvi"])
+        totals["guide"] += jnp.mean(jnp.where(jnp.abs(residual) < 1.0, 0.5 * residual ** 2,
+                                              jnp.abs(residual) - 0.5))
+    totals = {k: v / len(self.train_steps) for k, v in totals.items()}
+    loss = (totals["mse_k2"] + weights.consistency_weight * totals["consistency_mse_k2"]
+            + weights.guide_weight * totals["guide"])
+    return loss, totals
+
+  def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
+    """Weighted sums of the per-example RMSE (K) of the model and of bicubic, main step."""
+    s = self.degrade(batch["lst"], batch["ndvi"], self.main_step)
+    fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
+    bicubic = sampling.upsample_bicubic(s["coarse"], self.config.data.scale_factor)
+    rmse = lambda x: jnp.sqrt(jnp.mean((x - s["fine"]) ** 2, axis=(1, 2, 3)))
+    weight = batch["weight"]
+    return {"rmse_k": jnp.sum(weight * rmse(fine)),
+            "bicubic_rmse_k": jnp.sum(weight * rmse(bicubic)), "weight": jnp.sum(weight)}
+
+  # Data -----------------------------------------------------------------------------------
+
+  def train_batches(self, *, start_step: int, batch_size: int):
+    data = self.config.data
+    return pipeline.train_batches(
+        self.builder, batch_size=batch_size, seed=self.config.seed, start_step=start_step,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        shuffle_buffer=data.shuffle_buffer, augment=data.augment)
+
+  def eval_batches(self, *, global_batch_size: int):
+    return pipeline.eval_batches(self.builder, "validation", global_batch_size=global_batch_size,
+                                 process_index=jax.process_index(),
+                                 process_count=jax.process_count())
+
+  # Validation split -----------------------------------------------------------------------
+
+  def _steps_to_evaluate(self) -> list[ScaleStep]:
+    steps = [self.main_step] + [tuple(s) for s in self.config.eval.scale_steps]
+    return list(dict.fromkeys(steps))
+
+  def predict_validation(self, predict_batch: Callable, batch_size: int) -> dict:
+    """Every validation tile at every evaluated scale step: {step: dict of (N, ...) arrays
+    'fine', 'coarse', 'coarse_ndvi', 'fine_ndvi', 'model'}."""
+    results = {step: {} for step in self._steps_to_evaluate()}
+    for batch in pipeline.eval_batches(self.builder, "validation",
+                                       global_batch_size=batch_size, process_index=0,
+                                       process_count=1):
+      real = batch["weight"] > 0
+      for step, collected in results.items():
+        s = jax.tree.map(np.asarray, self.degrade(batch["lst"], batch["ndvi"], step))
+        s["model"] = predict_batch(s["coarse"], s["guide"], s["fine_km"])
+        for key in ("fine", "coarse", "coarse_ndvi", "fine_ndvi", "model"):
+          collected.setdefault(key, []).append(s[key][real])
+    return {step: {k: np.concatenate(v) for k, v in collected.items()}
+            for step, collected in results.items()}
+
+  def _report(self, step_result: dict) -> dict:
+    truth, coarse = step_result["fine"], step_result["coarse"]
+    factor = truth.shape[1] // coarse.shape[1]
+    estimates = {
+        "mrunet": step_result["model"],
+        "bicubic": np.asarray(sampling.upsample_bicubic(coarse, factor)),
+        "tsharp": np.asarray(tsharp.tsharp(coarse, step_result["coarse_ndvi"],
+                                           step_result["fine_ndvi"]))}
+    report = {}
+    for name, estimate in estimates.items():
+      quality = metrics.per_image_report(truth, estimate)
+      report[name] = {
+          "rmse_k": quality["rmse"], "psnr_db": quality["psnr"], "ssim": quality["ssim"],
+          "consistency_rmse_k": float(np.sqrt(np.mean(
+              np.asarray(self.consistency_error(jnp.asarray(estimate), coarse)) ** 2)))}
+    report["mrunet"]["correction_rms_k"] = float(np.sqrt(np.mean(
+        (estimates["mrunet"] - estimates["bicubic"]) ** 2)))
+    return report
+
+  def evaluate(self, prediction: dict) -> dict:
+    """Metrics of the model, bicubic and TsHARP at the main step (top level) and at every
+    scale step of config.eval.scale_steps ('scale_study'); the dataset's counts."""
+    km = self.config.data.pixel_km
+    report = self._report(prediction[self.main_step])
+    report["scale_study"] = {f"{c * km:.3g}km->{f * km:.3g}km": self._report(prediction[(c, f)])
+                             for c, f in prediction}
+    report["dataset"] = dict(self.builder.info.metadata)
+    report["validation_images"] = len(prediction[self.main_step]["fine"])
+    return report
+
+  def write_products(self, prediction: dict, out_dir: str) -> list[str]:
+    """A quicklook PNG of validation tiles at the main scale step."""
+    path = os.path.join(out_dir, "quicklook.png")
+    products.save_figure(self.quicklook(prediction[self.main_step]), path)
+    return [path]
+
+  def quicklook(self, step_result: dict, count: int = 4):
+    """Figure: per tile, the coarse input, the result, the NDVI guide, the truth and the
+    difference result - truth."""
+    import matplotlib.pyplot as plt
+    picks = np.linspace(0, len(step_result["fine"]) - 1, min(count, len(step_result["fine"])))
+    figure, axes = plt.subplots(len(picks), 5, figsize=(15, 3.1 * len(picks)), squeeze=False)
+    for row, index in zip(axes, picks.astype(int)):
+      truth = step_result["fine"][index, ..., 0]
+      low, high = np.percentile(truth, [1, 99])
+      panels = ((step_result["coarse"][index, ..., 0], "coarse input (K)", "inferno", low, high),
+                (step_result["model"][index, ..., 0], "super-resolved (K)", "inferno", low, high),
+                (step_result["fine_ndvi"][index, ..., 0], "NDVI", "YlGn", None, None),
+                (truth, "truth (K)", "inferno", low, high))
+      for ax, (image, title, cmap, vmin, vmax) in zip(row, panels):
+        shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        figure.colorbar(shown, ax=ax, fraction=0.046)
+      difference = step_result["model"][index, ..., 0] - truth
+      limit = float(np.max(np.abs(difference))) or 1.0
+      shown = row[4].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
+      row[4].set_title("super-resolved - truth (K)", fontsize=9)
+      figure.colorbar(shown, ax=row[4], fraction=0.046)
+      for ax in row:
+        ax.set_axis_off()
+    return figure
