@@ -77,6 +77,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 24
+  config.predict.input = ""            # --mode=predict: a GeoTIFF of LST (K) or a folder of them
+  config.predict.output = ""           # folder for the super-resolved GeoTIFFs and quicklooks
+  config.predict.guide = ""            # guided models: NDVI (or red, NIR) on the output grid
+  config.predict.truth = ""            # optional: the true fine LST, for the difference panel
+  config.predict.tile_size = 256       # output pixels per tile
+  config.predict.tile_overlap = 32
 
   if "disr" in variants:
     config.name = "modis_lst_disr"

@@ -170,6 +170,13 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   checkpointer.close()
   predict = make_predict_fn(task, state.params, mesh)
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
+  if mode == "predict" and config.predict.get("input"):  # the user's own scenes
+    if jax.process_count() > 1:
+      raise ValueError("--mode=predict with predict.input runs in one process; start it "
+                       "without --num_processes")
+    for path in task.predict_inputs(predict, batch_size):
+      logging.info("Wrote %s", path)
+    return None
   prediction = task.predict_validation(predict, batch_size)  # once, for metrics and products
   report = None
   if mode in ("train", "eval"):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fusionjax.data import geotiff, lst_builder, modis, procedural_lst
+from fusionjax.physics import thermal
 from tests.conftest import shared_data_dir
 from tests.test_main import _run
 
@@ -61,6 +62,27 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path):
   assert report["mrunet"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
   assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
+
+  # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km NDVI.
+  archive = next((workdir / "data").glob("lst-procedural-*"))
+  lst_path = sorted((archive / "lst_1km").glob("*.tif"))[0]
+  truth, georef = geotiff.read_geotiff(str(lst_path))
+  truth[0, :4, :4] = 0.0                                  # one no-data coarse pixel
+  coarse = np.array(thermal.aggregate(np.moveaxis(truth, 0, -1), 4))
+  coarse[0, 0] = 0.0
+  inputs = tmp_path / "inputs"
+  geotiff.write_geotiff(str(inputs / lst_path.name), np.moveaxis(coarse, -1, 0),
+                        georef.coarsened(4))
+  outputs = tmp_path / "outputs"
+  _run("--config=experiments/modis_lst.py:disr,smoke", f"--workdir={workdir}", "--mode=predict",
+       f"--config.predict.input={inputs}", f"--config.predict.output={outputs}",
+       f"--config.predict.guide={archive / 'ndvi_1km'}", f"--config.predict.truth={lst_path}")
+  fine, fine_georef = geotiff.read_geotiff(str(outputs / (lst_path.stem + ".sr4.tif")))
+  assert fine.shape == truth.shape and fine_georef.matches(georef)
+  assert np.all(fine[:, :4, :4] == 0.0) and np.all(fine[:, 4:, 4:] > 150.0)
+  reaggregated = np.asarray(thermal.aggregate(np.moveaxis(fine, 0, -1), 4))
+  np.testing.assert_allclose(reaggregated[1:, 1:], coarse[1:, 1:], atol=1e-2)
+  assert (outputs / (lst_path.stem + ".sr4.png")).stat().st_size > 10_000
 
 
 def test_multiscale_smoke_run_reports_every_scale_step(tmp_path):

@@ -22,6 +22,14 @@ class GeoReference:
     """Pixel width in the CRS's unit (metres for projected CRSs)."""
     return abs(self.transform[0])
 
+  def crs_unit_factor(self) -> float:
+    """Metres per unit of the CRS's axes (1 for metres); ValueError for an angular CRS."""
+    crs = rasterio.crs.CRS.from_wkt(self.crs_wkt)
+    if not crs.is_projected:
+      raise ValueError("a geographic (degree) CRS has no pixel size in metres; expected a "
+                       "projected CRS such as MODIS sinusoidal")
+    return float(crs.linear_units_factor[1])
+
   def refined(self, factor: int) -> GeoReference:
     """The same area on a grid `factor` times finer: same origin, pixel size / factor."""
     a, b, c, d, e, f = self.transform

@@ -23,6 +23,7 @@ from fusionjax.baselines import tsharp
 from fusionjax.data import lst_builder, pipeline, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.physics import sampling, thermal
+from fusionjax.tasks import lst_predict
 
 Batch = dict[str, jax.Array]
 ScaleStep = tuple[int, int]   # (coarse, fine) pixel sizes in tile pixels, e.g. (4, 1)
@@ -222,6 +223,11 @@ class LstTask:
     report["dataset"] = dict(self.builder.info.metadata)
     report["validation_images"] = len(prediction[self.main_step]["fine"])
     return report
+
+  def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
+    """Super-resolves the GeoTIFFs of config.predict.input into config.predict.output."""
+    multiple = self.model.patch_size * 2 ** (len(self.model.widths) - 1)
+    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size, multiple)
 
   def write_products(self, prediction: dict, out_dir: str) -> list[str]:
     """A quicklook PNG of validation tiles at the main scale step."""

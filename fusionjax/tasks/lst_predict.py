@@ -1,0 +1,154 @@
+"""Super-resolution of user GeoTIFFs of land-surface temperature with a trained model.
+
+Every band of an input (e.g. MODIS day and night) is super-resolved by the configured factor,
+tile by tile so that any size fits in memory, and written as a GeoTIFF on a grid with the same
+origin and CRS and a pixel size divided by the factor, with a quicklook PNG. Pixels without a
+usable temperature (0, non-finite, or outside 150-400 K) are filled for the network with the
+band's mean and written as no-data (0) over their whole footprint.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from fusionjax import products, tiling
+from fusionjax.data import geotiff, modis
+
+
+def _files(path: str, field: str) -> list[str]:
+  if os.path.isdir(path):
+    files = sorted(glob.glob(os.path.join(path, "*.tif")) + glob.glob(os.path.join(path, "*.tiff")))
+    if not files:
+      raise FileNotFoundError(f"{field}={path!r}: no GeoTIFF (.tif) files in the folder")
+    return files
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{field}={path!r}: no such file or folder")
+  return [path]
+
+
+def _companion(path: str, source: str, field: str, *, composite: bool) -> str:
+  """The file of `source` (a file, or a folder searched by name) that goes with input `path`:
+  the same name, or for `composite` the MODIS 16-day composite containing its date."""
+  if os.path.isfile(source):
+    return source
+  candidates = _files(source, field)
+  by_name = {os.path.basename(c): c for c in candidates}
+  if os.path.basename(path) in by_name:
+    return by_name[os.path.basename(path)]
+  if composite:
+    parsed = modis.parse_name(path)
+    composites = {}
+    for candidate in candidates:
+      c = modis.parse_name(candidate)
+      composites[(c.tile, c.index, c.year, c.day_of_year)] = candidate
+    found = modis.composite_for(composites, parsed)
+    if found:
+      return found
+  raise FileNotFoundError(f"{field}={source!r}: no file for {os.path.basename(path)} (expected "
+                          "the same name" + (" or its MODIS 16-day composite)" if composite
+                                             else ")"))
+
+
+def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
+  """Edge-pads the first two axes of (h, w, ...) up to multiples of `multiple`."""
+  pad = [(0, -size % multiple) for size in image.shape[:2]] + [(0, 0)] * (image.ndim - 2)
+  return np.pad(image, pad, mode="edge")
+
+
+def super_resolve_files(config, predict_batch: Callable, batch_size: int,
+                        network_multiple: int) -> list[str]:
+  """Writes <output>/<name>.sr<f>.tif and .png for every GeoTIFF of config.predict.input.
+
+  Args:
+    config: the experiment config (predict.input, predict.output, predict.guide for guided
+      models, predict.truth optional, predict.tile_size; data.scale_factor; model.guided).
+    predict_batch: (B, h, w, 1) K, (B, H, W, G) guide, (B,) fine km -> (B, H, W, 1) K.
+    batch_size: tiles per call.
+    network_multiple: fine-grid sizes the network accepts are multiples of this.
+  Returns:
+    The paths written.
+  """
+  settings = config.predict
+  factor = config.data.scale_factor
+  if not settings.output:
+    raise ValueError("predict.output is empty: expected the folder for the results")
+  if config.model.guided and not settings.guide:
+    raise ValueError("predict.guide is empty: this model is guided; expected an NDVI (or red, "
+                     "NIR) GeoTIFF, or a folder of them, on the output grid")
+  written = []
+  for path in _files(settings.input, "predict.input"):
+    coarse, georef = geotiff.read_geotiff(path)
+    unit = georef.crs_unit_factor()
+    fine_km = georef.pixel_size * unit / 1000.0 / factor
+    height, width = coarse.shape[1:]
+    fine_shape = (height * factor, width * factor)
+    guide = np.zeros((*fine_shape, 0), np.float32)
+    if config.model.guided:
+      guide_path = _companion(path, settings.guide, "predict.guide", composite=True)
+      guide = modis.read_guide(guide_path, shape=fine_shape)[0][..., None]
+    fine_bands, masks = [], []
+    for band in coarse:
+      valid = np.isfinite(band) & (band >= modis.VALID_RANGE_K[0]) & (
+          band <= modis.VALID_RANGE_K[1])
+      if not valid.any():
+        raise ValueError(f"{path}: a band has no temperature within "
+                         f"{modis.VALID_RANGE_K[0]:g}-{modis.VALID_RANGE_K[1]:g} K")
+      if not valid.all():
+        logging.warning("%s: %d pixel(s) without a usable temperature written as no-data.",
+                        path, int(np.sum(~valid)))
+      filled = np.where(valid, band, band[valid].mean())
+      lr = _pad_to(filled[..., None], max(1, network_multiple // factor))
+      hr = _pad_to(guide, max(1, network_multiple // factor) * factor)
+      tile = min(settings.tile_size, hr.shape[0], hr.shape[1])
+      tile -= tile % max(network_multiple, factor)
+      fine = tiling.predict_tiled(
+          lambda lr_tiles, hr_tiles: predict_batch(  # noqa: B023 (called inside this iteration)
+              lr_tiles, hr_tiles, np.full((len(lr_tiles),), fine_km, np.float32)),
+          lr, hr, tile=tile, overlap=min(settings.tile_overlap, tile // 2) // factor * factor,
+          scale=factor, batch_size=batch_size)[:fine_shape[0], :fine_shape[1], 0]
+      mask = np.repeat(np.repeat(valid, factor, axis=0), factor, axis=1)
+      fine_bands.append(np.where(mask, fine, 0.0))
+      masks.append(mask)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    tif_path = os.path.join(settings.output, f"{stem}.sr{factor}.tif")
+    geotiff.write_geotiff(tif_path, np.stack(fine_bands), georef.refined(factor),
+                          nodata=0.0 if not all(m.all() for m in masks) else None, units="K")
+    truth = None
+    if settings.truth:
+      truth_path = _companion(path, settings.truth, "predict.truth", composite=False)
+      truth = geotiff.read_geotiff(truth_path, shape=fine_shape)[0]
+    png_path = os.path.join(settings.output, f"{stem}.sr{factor}.png")
+    products.save_figure(_quicklook(coarse[0], fine_bands[0], guide, truth, stem), png_path)
+    logging.info("Super-resolved %s (%d x %d -> %d x %d pixels)%s.", path, height, width,
+                 *fine_shape, "" if truth is None else
+                 f": RMSE {np.sqrt(np.mean((fine_bands[0] - truth[0]) ** 2)):.3f} K (band 1)")
+    written += [tif_path, png_path]
+  return written
+
+
+def _quicklook(coarse: np.ndarray, fine: np.ndarray, guide: np.ndarray,
+               truth: np.ndarray | None, title: str):
+  """Figure: input, result, NDVI guide (if any) and result - truth (if known), first band."""
+  import matplotlib.pyplot as plt
+  valid = fine[fine > 0]
+  low, high = np.percentile(valid, [1, 99]) if valid.size else (None, None)
+  panels = [(np.where(coarse > 0, coarse, np.nan), "input (K)", "inferno", low, high),
+            (np.where(fine > 0, fine, np.nan), "super-resolved (K)", "inferno", low, high)]
+  if guide.shape[-1]:
+    panels.append((guide[..., 0], "NDVI guide", "YlGn", None, None))
+  if truth is not None:
+    difference = np.where(fine > 0, fine - truth[0], np.nan)
+    limit = float(np.nanmax(np.abs(difference))) or 1.0
+    panels.append((difference, "super-resolved - truth (K)", "coolwarm", -limit, limit))
+  figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+  for ax, (image, name, cmap, vmin, vmax) in zip(axes[0], panels):
+    shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_title(name, fontsize=9)
+    ax.set_axis_off()
+    figure.colorbar(shown, ax=ax, fraction=0.046)
+  figure.suptitle(title, fontsize=9)
+  return figure
