@@ -65,7 +65,7 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path):
 
   # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km NDVI.
   archive = next((workdir / "data").glob("lst-procedural-*"))
-  lst_path = sorted((archive / "lst_1km").glob("*.tif"))[0]
+  lst_path = min((archive / "lst_1km").glob("*.tif"))
   truth, georef = geotiff.read_geotiff(str(lst_path))
   truth[0, :4, :4] = 0.0                                  # one no-data coarse pixel
   coarse = np.array(thermal.aggregate(np.moveaxis(truth, 0, -1), 4))

@@ -59,6 +59,11 @@ def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
   return np.pad(image, pad, mode="edge")
 
 
+def _at_scale(predict_batch: Callable, fine_km: float) -> Callable:
+  """(lr tiles, hr tiles) -> predict_batch(lr tiles, hr tiles, fine_km for every tile)."""
+  return lambda lr, hr: predict_batch(lr, hr, np.full((len(lr),), fine_km, np.float32))
+
+
 def super_resolve_files(config, predict_batch: Callable, batch_size: int,
                         network_multiple: int) -> list[str]:
   """Writes <output>/<name>.sr<f>.tif and .png for every GeoTIFF of config.predict.input.
@@ -106,9 +111,7 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
       tile = min(settings.tile_size, hr.shape[0], hr.shape[1])
       tile -= tile % max(network_multiple, factor)
       fine = tiling.predict_tiled(
-          lambda lr_tiles, hr_tiles: predict_batch(  # noqa: B023 (called inside this iteration)
-              lr_tiles, hr_tiles, np.full((len(lr_tiles),), fine_km, np.float32)),
-          lr, hr, tile=tile, overlap=min(settings.tile_overlap, tile // 2) // factor * factor,
+          _at_scale(predict_batch, fine_km), lr, hr, tile=tile, overlap=min(settings.tile_overlap, tile // 2) // factor * factor,
           scale=factor, batch_size=batch_size)[:fine_shape[0], :fine_shape[1], 0]
       mask = np.repeat(np.repeat(valid, factor, axis=0), factor, axis=1)
       fine_bands.append(np.where(mask, fine, 0.0))
