@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 
 import jax
@@ -46,35 +47,11 @@ def sobel(image: jnp.ndarray) -> jnp.ndarray:
   return jnp.concatenate([gx, gy], axis=-1)
 
 
-class LstTask:
-  """MODIS LST super-resolution, single-image or NDVI-guided."""
+class LstObjective:
+  """The model, the physics of the scale steps and the loss: everything pure (no data)."""
 
-  def __init__(self, config, workdir: str):
+  def __init__(self, config):
     self.config = config
-    data = config.data
-    data_root = data.cache_dir or os.path.join(workdir, "data")
-    source_dir = data.dir
-    if not source_dir:
-      settings = f"{data.procedural_locations}-{data.procedural_dates}-{data.tile_size}-{config.seed}"
-      source_dir = os.path.join(data_root, f"lst-procedural-{settings}")
-    elif not os.path.isdir(source_dir):
-      raise FileNotFoundError(f"data.dir={source_dir!r} is not a directory; expected a folder "
-                              "with lst_1km/ and ndvi_1km/ GeoTIFFs")
-    dataset_key = hashlib.sha1(json.dumps([
-        os.path.abspath(source_dir), data.tile_size, data.val_fraction, data.split_seed,
-        data.split_by, data.num_shards]).encode()).hexdigest()[:10]
-    tfds_dir = os.path.join(data_root, f"{config.name}-{dataset_key}")
-    if jax.process_index() == 0:
-      if not data.dir and not os.path.isdir(os.path.join(source_dir, "lst_1km")):
-        procedural_lst.write_archive(source_dir, num_locations=data.procedural_locations,
-                                     num_dates=data.procedural_dates, tile_size=data.tile_size,
-                                     seed=config.seed)
-      self.builder = self._builder(source_dir, tfds_dir)
-      self.builder.download_and_prepare()
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices("lst data prepared")
-    if jax.process_index() != 0:
-      self.builder = self._builder(source_dir, tfds_dir)
     model = config.model
     self.model = LstSuperResolution(
         widths=tuple(model.widths), patch_size=model.patch_size,
@@ -82,14 +59,7 @@ class LstTask:
         scale_conditioning=model.scale_conditioning,
         enforce_consistency=model.enforce_consistency)
     self.train_steps = [tuple(step) for step in config.train.scale_steps]
-    self.main_step = (data.scale_factor, 1)
-
-  def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
-    data = self.config.data
-    return lst_builder.LstTiles(source_dir=source_dir, tile_size=data.tile_size,
-                                val_fraction=data.val_fraction, split_seed=data.split_seed,
-                                split_by=data.split_by, num_shards=data.num_shards,
-                                data_dir=tfds_dir)
+    self.main_step = (config.data.scale_factor, 1)
 
   # Physics of the scale steps -------------------------------------------------------------
 
@@ -157,6 +127,47 @@ class LstTask:
     weight = batch["weight"]
     return {"rmse_k": jnp.sum(weight * rmse(fine)),
             "bicubic_rmse_k": jnp.sum(weight * rmse(bicubic)), "weight": jnp.sum(weight)}
+
+
+class LstTask(LstObjective):
+  """MODIS LST super-resolution, single-image or NDVI-guided, on its tiles."""
+
+  def __init__(self, config, workdir: str):
+    super().__init__(config)
+    data = config.data
+    data_root = data.cache_dir or os.path.join(workdir, "data")
+    source_dir = data.dir
+    if not source_dir:
+      settings = f"{data.procedural_locations}-{data.procedural_dates}-{data.tile_size}-{config.seed}"
+      source_dir = os.path.join(data_root, f"lst-procedural-{settings}")
+    elif not os.path.isdir(source_dir):
+      raise FileNotFoundError(f"data.dir={source_dir!r} is not a directory; expected a folder "
+                              "with lst_1km/ and ndvi_1km/ GeoTIFFs")
+    dataset_key = hashlib.sha1(json.dumps([
+        os.path.abspath(source_dir), data.tile_size, data.val_fraction, data.split_seed,
+        data.split_by, data.num_shards]).encode()).hexdigest()[:10]
+    tfds_dir = os.path.join(data_root, f"{config.name}-{dataset_key}")
+    if jax.process_index() == 0:
+      if not data.dir and not os.path.isdir(source_dir):
+        partial = source_dir + ".partial"   # renamed when complete: never half an archive
+        shutil.rmtree(partial, ignore_errors=True)
+        procedural_lst.write_archive(partial, num_locations=data.procedural_locations,
+                                     num_dates=data.procedural_dates, tile_size=data.tile_size,
+                                     seed=config.seed)
+        os.replace(partial, source_dir)
+      self.builder = self._builder(source_dir, tfds_dir)
+      self.builder.download_and_prepare()
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("lst data prepared")
+    if jax.process_index() != 0:
+      self.builder = self._builder(source_dir, tfds_dir)
+
+  def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
+    data = self.config.data
+    return lst_builder.LstTiles(source_dir=source_dir, tile_size=data.tile_size,
+                                val_fraction=data.val_fraction, split_seed=data.split_seed,
+                                split_by=data.split_by, num_shards=data.num_shards,
+                                data_dir=tfds_dir)
 
   # Data -----------------------------------------------------------------------------------
 
