@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fusionjax.data import modis
+from fusionjax.data import modis, sharded_builder
 
 SPLITS = ("random", "date")
 
@@ -38,7 +38,7 @@ def split_samples(samples: list[modis.LstSample], *, val_fraction: float, seed: 
   raise ValueError(f"data.split_by={split_by!r}: expected one of {SPLITS}")
 
 
-class LstTiles(tfds.core.GeneratorBasedBuilder):
+class LstTiles(sharded_builder.ShardedBuilder):
   """MODIS LST tiles (K) with their NDVI guides."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -54,12 +54,6 @@ class LstTiles(tfds.core.GeneratorBasedBuilder):
     self._num_shards = num_shards
     self._metadata = tfds.core.MetadataDict()
     super().__init__(**kwargs)
-
-  def download_and_prepare(self, **kwargs):
-    """Reads, checks and writes the tiles (once) in `data.num_shards` shards per split."""
-    kwargs.setdefault("download_config",
-                      tfds.download.DownloadConfig(num_shards=self._num_shards))
-    super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     t = self._tile_size

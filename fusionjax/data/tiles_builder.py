@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fusionjax.data import sharded_builder
 from fusionjax.data.fusion_scene import FusionScene
 
 
@@ -23,7 +24,7 @@ def tile_origins(height: int, width: int, tile_size: int, stride: int,
   return [(r, c) for r in rows for c in cols]
 
 
-class FusionTiles(tfds.core.GeneratorBasedBuilder):
+class FusionTiles(sharded_builder.ShardedBuilder):
   """Co-registered low-/high-resolution tiles of one prepared fusion scene."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -43,12 +44,6 @@ class FusionTiles(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f"data.tile_size={tile_size} and data.train_stride={train_stride} must be "
                        f"multiples of the scale factor {self._scale_factor}")
     super().__init__(**kwargs)
-
-  def download_and_prepare(self, **kwargs):
-    """Writes the tiles (once) in `data.num_shards` shards per split."""
-    kwargs.setdefault("download_config",
-                      tfds.download.DownloadConfig(num_shards=self._num_shards))
-    super().download_and_prepare(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     t, lr_t = self._tile_size, self._tile_size // self._scale_factor

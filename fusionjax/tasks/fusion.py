@@ -13,16 +13,16 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from fusionjax import metrics, products, tiling
-from fusionjax.data import pipeline
 from fusionjax.data.fusion_scene import FusionScene
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
+from fusionjax.tasks.tfds_batches import TfdsBatches
 
 Batch = dict[str, jax.Array]
 
 
-class FusionTask:
+class FusionTask(TfdsBatches):
   """Fusion of (lr, msi) into the coded high-resolution cube; L1 loss as published."""
 
   def __init__(self, config, workdir: str, *, prepare_scene: Callable[..., FusionScene],
@@ -85,20 +85,6 @@ class FusionTask:
     per_example = lambda x: jnp.mean(jnp.abs(x - batch["truth"]), axis=(1, 2, 3))  # noqa: E731
     return {"l1": jnp.sum(weight * per_example(fused)),
             "bicubic_l1": jnp.sum(weight * per_example(bicubic)), "weight": jnp.sum(weight)}
-
-  # Data -----------------------------------------------------------------------------------
-
-  def train_batches(self, *, start_step: int, batch_size: int):
-    data = self.config.data
-    return pipeline.train_batches(
-        self.builder, batch_size=batch_size, seed=self.config.seed, start_step=start_step,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        shuffle_buffer=data.shuffle_buffer, augment=data.augment)
-
-  def eval_batches(self, *, global_batch_size: int):
-    return pipeline.eval_batches(self.builder, "validation", global_batch_size=global_batch_size,
-                                 process_index=jax.process_index(),
-                                 process_count=jax.process_count())
 
   # Whole held-out strip -------------------------------------------------------------------
 

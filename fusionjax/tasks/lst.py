@@ -25,6 +25,7 @@ from fusionjax.data import lst_builder, pipeline, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.physics import sampling, thermal
 from fusionjax.tasks import lst_predict
+from fusionjax.tasks.tfds_batches import TfdsBatches
 
 Batch = dict[str, jax.Array]
 ScaleStep = tuple[int, int]   # (coarse, fine) pixel sizes in tile pixels, e.g. (4, 1)
@@ -129,7 +130,7 @@ class LstObjective:
             "bicubic_rmse_k": jnp.sum(weight * rmse(bicubic)), "weight": jnp.sum(weight)}
 
 
-class LstTask(LstObjective):
+class LstTask(TfdsBatches, LstObjective):
   """MODIS LST super-resolution, single-image or NDVI-guided, on its tiles."""
 
   def __init__(self, config, workdir: str):
@@ -168,20 +169,6 @@ class LstTask(LstObjective):
                                 val_fraction=data.val_fraction, split_seed=data.split_seed,
                                 split_by=data.split_by, num_shards=data.num_shards,
                                 data_dir=tfds_dir)
-
-  # Data -----------------------------------------------------------------------------------
-
-  def train_batches(self, *, start_step: int, batch_size: int):
-    data = self.config.data
-    return pipeline.train_batches(
-        self.builder, batch_size=batch_size, seed=self.config.seed, start_step=start_step,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        shuffle_buffer=data.shuffle_buffer, augment=data.augment)
-
-  def eval_batches(self, *, global_batch_size: int):
-    return pipeline.eval_batches(self.builder, "validation", global_batch_size=global_batch_size,
-                                 process_index=jax.process_index(),
-                                 process_count=jax.process_count())
 
   # Validation split -----------------------------------------------------------------------
 
