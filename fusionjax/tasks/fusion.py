@@ -10,14 +10,13 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from fusionjax import metrics, products, tiling
 from fusionjax.data.fusion_scene import FusionScene
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
-from fusionjax.tasks.tfds_batches import TfdsBatches
+from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
 Batch = dict[str, jax.Array]
 
@@ -35,16 +34,13 @@ class FusionTask(TfdsBatches):
     data = config.data
     tfds_dir = os.path.join(
         scene_dir, f"tfds-tile{data.tile_size}-stride{data.train_stride}-shards{data.num_shards}")
-    if jax.process_index() == 0:
+
+    def prepare_scene_file():
       if not os.path.exists(scene_path):
         logging.info("Preparing the scene in %s.", scene_dir)
         prepare_scene(config).save(scene_path)
-      self.builder = self._builder(scene_path, tfds_dir)
-      self.builder.download_and_prepare()
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices("fusion data prepared")
-    if jax.process_index() != 0:
-      self.builder = self._builder(scene_path, tfds_dir)
+    self.builder = prepared_builder(lambda: self._builder(scene_path, tfds_dir),
+                                    prepare_scene_file)
     self.scene = FusionScene.load(scene_path)
     model = config.model
     self.model = Fusformer(

@@ -17,7 +17,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
@@ -25,7 +24,7 @@ from fusionjax.data import lst_builder, pipeline, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.physics import sampling, thermal
 from fusionjax.tasks import lst_predict
-from fusionjax.tasks.tfds_batches import TfdsBatches
+from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
 Batch = dict[str, jax.Array]
 ScaleStep = tuple[int, int]   # (coarse, fine) pixel sizes in tile pixels, e.g. (4, 1)
@@ -148,7 +147,8 @@ class LstTask(TfdsBatches, LstObjective):
         os.path.abspath(source_dir), data.tile_size, data.val_fraction, data.split_seed,
         data.split_by, data.num_shards]).encode()).hexdigest()[:10]
     tfds_dir = os.path.join(data_root, f"{config.name}-{dataset_key}")
-    if jax.process_index() == 0:
+
+    def write_procedural_archive():
       if not data.dir and not os.path.isdir(source_dir):
         partial = source_dir + ".partial"   # renamed when complete: never half an archive
         shutil.rmtree(partial, ignore_errors=True)
@@ -156,12 +156,8 @@ class LstTask(TfdsBatches, LstObjective):
                                      num_dates=data.procedural_dates, tile_size=data.tile_size,
                                      seed=config.seed)
         os.replace(partial, source_dir)
-      self.builder = self._builder(source_dir, tfds_dir)
-      self.builder.download_and_prepare()
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices("lst data prepared")
-    if jax.process_index() != 0:
-      self.builder = self._builder(source_dir, tfds_dir)
+    self.builder = prepared_builder(lambda: self._builder(source_dir, tfds_dir),
+                                    write_procedural_archive)
 
   def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
     data = self.config.data

@@ -1,9 +1,26 @@
-"""Training and validation batches of a task whose data is a prepared TFDS builder."""
+"""A task's TFDS builder: prepared once by process 0, then its training and validation batches."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
+import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 
 from fusionjax.data import pipeline
+
+
+def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
+                     prepare_source: Callable[[], None]) -> tfds.core.DatasetBuilder:
+  """Process 0 prepares the source (if needed) and writes the TFRecords; every process then
+  opens the same builder. `prepare_source` runs on process 0 only."""
+  if jax.process_index() == 0:
+    prepare_source()
+    builder = make_builder()
+    builder.download_and_prepare()
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("task data prepared")
+  return builder if jax.process_index() == 0 else make_builder()
 
 
 class TfdsBatches:
