@@ -4,13 +4,15 @@ Variants (comma-separated, e.g. --config=experiments/modis_lst.py:disr,smoke):
   (none), sisr  single-image: the LST alone; procedural archive unless --config.data.dir is set
                 (e.g. ../shared/data/modis_lst, folders lst_1km/ and ndvi_1km/).
   disr          dual-image: the LST guided by the NDVI of its 16-day composite.
+  reflectances  dual-image guided by the composite's NDVI and its red, NIR and MIR reflectances
+                (implies disr).
   multiscale    trains the scale steps 16->4, 8->2 and 4->1 tile pixels jointly, the network
                 told the fine pixel size (scale conditioning).
   smoke         a tiny end-to-end run, for tests.
 """
 import ml_collections
 
-VARIANTS = ("sisr", "disr", "multiscale", "smoke")
+VARIANTS = ("sisr", "disr", "reflectances", "multiscale", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -19,8 +21,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if unknown:
     raise ValueError(f"experiments/modis_lst.py: unknown variant(s) {unknown}; expected "
                      f"{VARIANTS}")
-  if {"sisr", "disr"} <= set(variants):
-    raise ValueError("experiments/modis_lst.py: choose one of the variants 'sisr' and 'disr'")
+  if "sisr" in variants and {"disr", "reflectances"} & set(variants):
+    raise ValueError("experiments/modis_lst.py: 'sisr' (no guide) excludes the guided variants "
+                     "'disr' and 'reflectances'")
 
   config = ml_collections.ConfigDict()
   config.name = "modis_lst"
@@ -38,7 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.split_by = "random"      # 'random' or 'date' (the last dates held out)
   config.data.num_shards = 4
   config.data.shuffle_buffer = 1024
-  config.data.augment = True           # flips and right-angle rotations
+  # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit
+  # slopes) and each location's own pattern, which augmented copies would contradict.
+  config.data.augment = False
   config.data.procedural_locations = 16
   config.data.procedural_dates = 24
 
@@ -47,8 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "mrunet"
-  config.model.guided = False          # NDVI guide (dual-image super-resolution)
-  config.model.widths = (96, 192, 320)
+  config.model.guide = "none"          # 'none', 'ndvi' or 'reflectances' (NDVI, red, NIR, MIR)
+  config.model.widths = (96, 192, 316)   # at most 5M parameters with every guide
   config.model.patch_size = 4
   config.model.temperature_scale_k = 5.0
   config.model.scale_conditioning = False
@@ -79,14 +84,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.predict.batch_size = 24
   config.predict.input = ""            # --mode=predict: a GeoTIFF of LST (K) or a folder of them
   config.predict.output = ""           # folder for the super-resolved GeoTIFFs and quicklooks
-  config.predict.guide = ""            # guided models: NDVI (or red, NIR) on the output grid
+  config.predict.guide = ""            # guided models: the composite (or NDVI), output grid
   config.predict.truth = ""            # optional: the true fine LST, for the difference panel
   config.predict.tile_size = 256       # output pixels per tile
   config.predict.tile_overlap = 32
 
-  if "disr" in variants:
+  if {"disr", "reflectances"} & set(variants):
     config.name = "modis_lst_disr"
-    config.model.guided = True
+    config.model.guide = "reflectances" if "reflectances" in variants else "ndvi"
     config.loss.guide_weight = 1e-3
   if "multiscale" in variants:
     config.model.scale_conditioning = True

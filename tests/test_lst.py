@@ -51,9 +51,10 @@ def test_tiles_with_no_data_or_impossible_temperatures_are_dropped_and_counted(t
     assert modis.invalid_reason(example["lst"]) is None
 
 
-def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path):
-  workdir = tmp_path / "disr"
-  run = _run("--config=experiments/modis_lst.py:disr,smoke", f"--workdir={workdir}")
+@pytest.mark.parametrize("variant", ["disr", "reflectances"])
+def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
+  workdir = tmp_path / variant
+  run = _run(f"--config=experiments/modis_lst.py:{variant},smoke", f"--workdir={workdir}")
   report = json.loads((workdir / "eval.json").read_text())
   assert report["step"] == 4
   for method in METHODS:
@@ -63,7 +64,7 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path):
   assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
 
-  # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km NDVI.
+  # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km composite.
   archive = next((workdir / "data").glob("lst-procedural-*"))
   lst_path = min((archive / "lst_1km").glob("*.tif"))
   truth, georef = geotiff.read_geotiff(str(lst_path))
@@ -74,7 +75,8 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path):
   geotiff.write_geotiff(str(inputs / lst_path.name), np.moveaxis(coarse, -1, 0),
                         georef.coarsened(4))
   outputs = tmp_path / "outputs"
-  _run("--config=experiments/modis_lst.py:disr,smoke", f"--workdir={workdir}", "--mode=predict",
+  _run(f"--config=experiments/modis_lst.py:{variant},smoke", f"--workdir={workdir}",
+       "--mode=predict",
        f"--config.predict.input={inputs}", f"--config.predict.output={outputs}",
        f"--config.predict.guide={archive / 'ndvi_1km'}", f"--config.predict.truth={lst_path}")
   fine, fine_georef = geotiff.read_geotiff(str(outputs / (lst_path.stem + ".sr4.tif")))

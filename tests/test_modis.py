@@ -21,10 +21,11 @@ def test_procedural_archive_is_read_like_the_real_one(archive):
   assert counts == {"lst_files": 6, "ndvi_files": 6, "lst_files_without_composite": 0}
   assert len(samples) == 12 and {s.band for s in samples} == {0, 1}
   for sample in samples:
-    lst, ndvi = modis.read_sample(sample, tile_size=32)
-    assert lst.shape == ndvi.shape == (32, 32)
+    lst, ndvi, reflectances = modis.read_sample(sample, tile_size=32)
+    assert lst.shape == ndvi.shape == (32, 32) and reflectances.shape == (3, 32, 32)
     assert modis.invalid_reason(lst) is None
     assert 0.0 < ndvi.min() and ndvi.max() < 1.0
+    assert 0.0 < reflectances.min() and reflectances.max() < 0.6
   day = [modis.read_sample(s, 32)[0] for s in samples if s.band == 0]
   night = [modis.read_sample(s, 32)[0] for s in samples if s.band == 1]
   assert np.mean(day) > np.mean(night)
@@ -71,6 +72,31 @@ def test_bad_tiles_are_named(archive, tmp_path):
     modis.find_samples(str(tmp_path))
 
 
+def test_composite_counts_become_reflectances_and_fill_reads_as_zero(archive, tmp_path):
+  path = modis.find_samples(archive)[0][0].ndvi_path
+  stored, georef = geotiff.read_geotiff(path)
+  stored[:, 0, 0] = modis.STORED_FILL_VALUE
+  stored[:, 1, 1] = [20.0, 100.0, 40.0]             # red 0.1, NIR 0.5, MIR 0.2
+  copy = str(tmp_path / os.path.basename(path))
+  geotiff.write_geotiff(copy, stored, georef)
+  reflectances, _ = modis.read_reflectances(copy)
+  np.testing.assert_allclose(reflectances[:, 1, 1], [0.1, 0.5, 0.2], rtol=1e-6)
+  assert np.all(reflectances[:, 0, 0] == 0.0)
+  guide = modis.read_guide_images(copy, "reflectances", shape=(32, 32))
+  assert guide.shape == (32, 32, 4)
+  np.testing.assert_allclose(guide[1, 1], [0.4 / 0.6, 0.1, 0.5, 0.2], rtol=1e-6)
+  assert guide[0, 0, 0] == 0.0
+  assert modis.read_guide_images(copy, "ndvi", shape=(32, 32)).shape == (32, 32, 1)
+  stored[0, 2, 2] = 250.0                           # a reflectance of 1.25
+  geotiff.write_geotiff(copy, stored, georef)
+  with pytest.raises(ValueError, match="reflectance above 1"):
+    modis.read_reflectances(copy)
+  ndvi_only = str(tmp_path / "ndvi_only.tif")
+  geotiff.write_geotiff(ndvi_only, np.full((1, 32, 32), 0.5), georef)
+  with pytest.raises(ValueError, match=r"ndvi_only.tif: 1 band\(s\), expected 3"):
+    modis.read_guide_images(ndvi_only, "reflectances", shape=(32, 32))
+
+
 def test_invalid_temperatures_are_reported():
   field = np.full((4, 4), 290.0, np.float32)
   assert modis.invalid_reason(field) is None
@@ -89,6 +115,7 @@ def test_real_modis_tiles_pair_with_their_composites():
     composite = modis.parse_name(sample.ndvi_path)
     assert composite.index == sample.lst.index
     assert 0 <= sample.lst.day_of_year - composite.day_of_year < modis.COMPOSITE_DAYS
-    lst, ndvi = modis.read_sample(sample, tile_size=64)
+    lst, ndvi, reflectances = modis.read_sample(sample, tile_size=64)
     assert modis.invalid_reason(lst) is None
     assert -1.0 <= ndvi.min() and ndvi.max() <= 1.0
+    assert -0.1 < reflectances.min() and reflectances.max() <= 1.0

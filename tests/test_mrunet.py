@@ -15,11 +15,12 @@ def _inputs(guide_channels=1, batch=2, coarse=4):
   return jnp.asarray(coarse_k), jnp.asarray(guide), jnp.ones((batch,))
 
 
-def test_default_model_is_under_five_million_parameters():
+@pytest.mark.parametrize("guide_channels", [0, 1, 4])   # none, NDVI, NDVI + 3 reflectances
+def test_default_model_is_under_five_million_parameters(guide_channels):
   params = jax.eval_shape(lambda: mrunet.LstSuperResolution().init(
-      jax.random.key(0), *_inputs(coarse=16)))
+      jax.random.key(0), *_inputs(guide_channels, coarse=16)))
   count = sum(x.size for x in jax.tree.leaves(params))
-  assert 4_000_000 < count <= 5_000_000
+  assert 4_800_000 < count <= 5_000_000
 
 
 @pytest.mark.parametrize("guide_channels", [0, 1])

@@ -1,7 +1,7 @@
 """TFDS builder writing MODIS land-surface-temperature tiles as sharded TFRecords.
 
-One example per LST band (day and night are separate samples): the 1 km temperatures (K) and
-the NDVI of the composite guiding them, on the same grid. Low resolutions are made from them
+One example per LST band (day and night are separate samples): the 1 km temperatures (K), and
+the NDVI and red, NIR and MIR reflectances of the composite guiding them, on the same grid. Low resolutions are made from them
 on the accelerator (Stefan-Boltzmann aggregation), so one dataset serves every scale step.
 Samples with any no-data (0) pixel or any value outside 150-400 K are dropped, not masked
 (MODIS clear-sky tiles have none; the count and reasons are in the dataset's metadata), as are
@@ -41,8 +41,9 @@ def split_samples(samples: list[modis.LstSample], *, val_fraction: float, seed: 
 class LstTiles(sharded_builder.ShardedBuilder):
   """MODIS LST tiles (K) with their NDVI guides."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
+                   "1.1.0": "The composite's red, NIR and MIR reflectances."}
 
   def __init__(self, *, source_dir: str, tile_size: int, val_fraction: float, split_seed: int,
                split_by: str, num_shards: int, **kwargs):
@@ -57,20 +58,23 @@ class LstTiles(sharded_builder.ShardedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     t = self._tile_size
-    image = tfds.features.Tensor(shape=(t, t, 1), dtype=np.float32,
-                                 encoding=tfds.features.Encoding.BYTES)
+    image = lambda channels: tfds.features.Tensor(shape=(t, t, channels), dtype=np.float32,
+                                                  encoding=tfds.features.Encoding.BYTES)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "lst": image, "ndvi": image, "day_of_year": np.int32, "band": np.int32}),
+            "lst": image(1), "ndvi": image(1),
+            "reflectance": image(len(modis.COMPOSITE_BANDS)),
+            "day_of_year": np.int32, "band": np.int32}),
         metadata=self._metadata,
-        description="MODIS LST (K) tiles with the NDVI of their 16-day composite.")
+        description="MODIS LST (K) tiles with the NDVI and red, NIR, MIR reflectances of their "
+                    "16-day composite.")
 
   def _split_generators(self, dl_manager):
     del dl_manager
     samples, counts = modis.find_samples(self._source_dir)
     usable, dropped = [], collections.Counter()
     for sample in samples:
-      lst, _ = modis.read_sample(sample, self._tile_size)
+      lst = modis.read_sample(sample, self._tile_size)[0]
       reason = modis.invalid_reason(lst)
       if reason is None:
         usable.append(sample)
@@ -92,6 +96,7 @@ class LstTiles(sharded_builder.ShardedBuilder):
 
   def _generate_examples(self, samples):
     for sample in samples:
-      lst, ndvi = modis.read_sample(sample, self._tile_size)
+      lst, ndvi, reflectances = modis.read_sample(sample, self._tile_size)
       yield sample.key, {"lst": lst[..., None], "ndvi": ndvi[..., None],
+                         "reflectance": np.moveaxis(reflectances, 0, -1),
                          "day_of_year": sample.lst.day_of_year, "band": sample.band}

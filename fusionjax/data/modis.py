@@ -21,8 +21,16 @@ from fusionjax.data import geotiff
 LST_PRODUCTS = ("MOD11A1", "MYD11A1")
 NDVI_PRODUCTS = ("MOD13A2", "MYD13A2")
 LST_BANDS = ("day", "night")
+COMPOSITE_BANDS = ("red", "nir", "mir")
 COMPOSITE_DAYS = 16
+# The composites store MOD13A2 reflectance counts (reflectance x 10^4) x 0.02; the products'
+# fill count, -1000, is stored as -20.
+REFLECTANCE_PER_STORED_VALUE = 0.005
+STORED_FILL_VALUE = -20.0
 VALID_RANGE_K = (150.0, 400.0)
+# The guide images of each model.guide setting, stacked on the channel axis in this order:
+# 'ndvi' (1 channel) and 'reflectance' (red, NIR, MIR reflectance, 3 channels).
+GUIDES = {"none": (), "ndvi": ("ndvi",), "reflectances": ("ndvi", "reflectance")}
 _NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\.(?P<tile>h\d\dv\d\d)"
                    r"\..*\.(?P<index>\d+)\.tif$")
 
@@ -103,10 +111,25 @@ def composite_for(composites: dict, lst: ModisFile) -> str | None:
 
 
 def ndvi_from_reflectances(reflectances: np.ndarray) -> np.ndarray:
-  """NDVI = (NIR - red) / (NIR + red) of a (bands >= 2, H, W) red, NIR[, MIR] stack."""
+  """NDVI = (NIR - red) / (NIR + red) of a (bands >= 2, H, W) red, NIR[, MIR] stack; 0 where
+  NIR + red is not positive (fill)."""
   red, nir = reflectances[0], reflectances[1]
   with np.errstate(divide="ignore", invalid="ignore"):
     return np.where(nir + red > 0, (nir - red) / (nir + red), 0.0).astype(np.float32)
+
+
+def read_reflectances(path: str, *, shape: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, geotiff.GeoReference]:
+  """(3, H, W) red, NIR and MIR reflectance (0-1) of a 16-day composite stored as MOD13A2's
+  excerpt is (see REFLECTANCE_PER_STORED_VALUE); fill pixels read as 0."""
+  data, georef = geotiff.read_geotiff(path, bands=len(COMPOSITE_BANDS), shape=shape)
+  if not np.all(np.isfinite(data)):
+    raise ValueError(f"{path}: non-finite reflectances; expected the red, NIR, MIR composite")
+  reflectance = np.where(data == STORED_FILL_VALUE, 0.0, data * REFLECTANCE_PER_STORED_VALUE)
+  if np.any(reflectance > 1.0):
+    raise ValueError(f"{path}: stored values above {1.0 / REFLECTANCE_PER_STORED_VALUE:g} "
+                     "(reflectance above 1); expected MOD13A2 counts x 0.02")
+  return reflectance.astype(np.float32), georef
 
 
 def read_guide(path: str, *, shape: tuple[int, int] | None = None
@@ -118,6 +141,16 @@ def read_guide(path: str, *, shape: tuple[int, int] | None = None
     raise ValueError(f"{path}: NDVI outside [-1, 1] or not finite; expected NDVI or red, NIR "
                      "reflectances")
   return ndvi, georef
+
+
+def read_guide_images(path: str, guide: str, *, shape: tuple[int, int]) -> np.ndarray:
+  """(H, W, G) guide images of `guide` (a key of GUIDES) from one guide file: NDVI from an
+  NDVI or red, NIR[, MIR] file; with reflectances, the three-band composite."""
+  if guide == "ndvi":
+    return read_guide(path, shape=shape)[0][..., None]
+  reflectances = read_reflectances(path, shape=shape)[0]
+  return np.concatenate([ndvi_from_reflectances(reflectances)[None], reflectances])\
+      .transpose(1, 2, 0)
 
 
 def invalid_reason(lst_k: np.ndarray) -> str | None:
@@ -133,16 +166,18 @@ def invalid_reason(lst_k: np.ndarray) -> str | None:
   return None
 
 
-def read_sample(sample: LstSample, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """(LST K, NDVI) of a sample, both (tile_size, tile_size), the NDVI on the LST's grid.
+def read_sample(sample: LstSample, tile_size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """LST (K) and NDVI, both (tile_size, tile_size), and (3, tile_size, tile_size) red, NIR and
+  MIR reflectances of a sample, the guides on the LST's grid.
 
   Raises ValueError naming the file for a wrong shape, band count or CRS, or an NDVI composite
   that is not on the LST's grid.
   """
   shape = (tile_size, tile_size)
   lst, lst_georef = geotiff.read_geotiff(sample.lst.path, bands=len(LST_BANDS), shape=shape)
-  ndvi, ndvi_georef = read_guide(sample.ndvi_path, shape=shape)
-  if not lst_georef.matches(ndvi_georef):
+  reflectances, composite_georef = read_reflectances(sample.ndvi_path, shape=shape)
+  if not lst_georef.matches(composite_georef):
     raise ValueError(f"{sample.ndvi_path}: CRS or grid differs from that of {sample.lst.path}; "
                      "expected the composite of the same tile index on the same grid")
-  return lst[sample.band], ndvi
+  return lst[sample.band], ndvi_from_reflectances(reflectances), reflectances

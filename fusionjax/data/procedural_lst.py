@@ -70,7 +70,7 @@ def write_archive(directory: str, *, num_locations: int, num_dates: int, tile_si
       red = 0.09 - 0.06 * vegetation
       nir = 0.22 + 0.30 * vegetation
       mir = 0.20 - 0.08 * vegetation
-      reflectances = np.stack([red, nir, mir]) / 0.02   # stored as the 1 km excerpt is
+      reflectances = np.stack([red, nir, mir]) / modis.REFLECTANCE_PER_STORED_VALUE
       geotiff.write_geotiff(os.path.join(
           directory, "ndvi_1km", f"MOD13A2.A2020{first_day:03d}.h18v04.061.procedural.hdf."
           f"{index:04d}.tif"), reflectances, georef)

@@ -88,7 +88,7 @@ class LstSuperResolution(nn.Module):
     enforce_consistency: rescales each coarse footprint of the result so that its
       Stefan-Boltzmann aggregate equals the input exactly.
   """
-  widths: Sequence[int] = (96, 192, 320)
+  widths: Sequence[int] = (96, 192, 316)
   patch_size: int = 4
   temperature_scale_k: float = 5.0
   scale_conditioning: bool = False
@@ -111,11 +111,12 @@ class LstSuperResolution(nn.Module):
                        f"of the coarse image {coarse_k.shape[1:3]}")
     upsampled = sampling.upsample_bicubic(coarse_k, factor)
     offset = jnp.mean(coarse_k, axis=(1, 2, 3), keepdims=True)
-    inputs = [(upsampled - offset) / self.temperature_scale_k, guide]
-    if self.scale_conditioning:
-      log_scale = jnp.log2(fine_km).astype(upsampled.dtype)[:, None, None, None]
-      inputs.append(jnp.broadcast_to(log_scale, upsampled.shape))
-    patches = space_to_depth(jnp.concatenate(inputs, -1), self.patch_size)
+    images = [(upsampled - offset) / self.temperature_scale_k, guide]
+    patches = space_to_depth(jnp.concatenate(images, -1), self.patch_size)
+    if self.scale_conditioning:   # one channel on the patch grid
+      log_scale = jnp.log2(fine_km).astype(patches.dtype)[:, None, None, None]
+      patches = jnp.concatenate(
+          [patches, jnp.broadcast_to(log_scale, (*patches.shape[:3], 1))], -1)
     unet = MultiResidualUNet(self.widths, out_channels=self.patch_size ** 2, name="unet")
     correction = depth_to_space(unet(patches), self.patch_size)
     fine = upsampled + self.temperature_scale_k * correction

@@ -20,7 +20,7 @@ import numpy as np
 
 from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
-from fusionjax.data import lst_builder, pipeline, procedural_lst
+from fusionjax.data import lst_builder, modis, pipeline, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.physics import sampling, thermal
 from fusionjax.tasks import lst_predict
@@ -60,6 +60,9 @@ class LstObjective:
         enforce_consistency=model.enforce_consistency)
     self.train_steps = [tuple(step) for step in config.train.scale_steps]
     self.main_step = (config.data.scale_factor, 1)
+    if model.guide not in modis.GUIDES:
+      raise ValueError(f"model.guide={model.guide!r}: expected one of {tuple(modis.GUIDES)}")
+    self.guide_keys = modis.GUIDES[model.guide]
 
   # Physics of the scale steps -------------------------------------------------------------
 
@@ -67,19 +70,22 @@ class LstObjective:
     mtf = self.config.physics.mtf_at_nyquist
     return thermal.mtf_sigma_pixels(factor, mtf) if mtf > 0 else 0.0
 
-  def degrade(self, lst: jnp.ndarray, ndvi: jnp.ndarray, step: ScaleStep) -> dict:
-    """Inputs and truth of one scale step from (B, T, T, 1) tile-resolution LST (K) and NDVI.
+  def degrade(self, batch: Batch, step: ScaleStep) -> dict:
+    """Inputs and truth of one scale step from a batch of tiles: 'lst' (B, T, T, 1) K,
+    'ndvi' (B, T, T, 1) and, for model.guide='reflectances', 'reflectance' (B, T, T, 3).
 
     Returns a dict: 'fine' (B, T/f, T/f, 1) truth K, 'coarse' (B, T/c, T/c, 1) input K,
-    'fine_ndvi', 'coarse_ndvi', 'guide' (the fine NDVI, or no channel without guidance),
-    'fine_km' (B,).
+    'fine_ndvi', 'coarse_ndvi', 'guide' (B, T/f, T/f, G) the model.guide images at the fine
+    resolution (G = 0 without guidance), 'fine_km' (B,).
     """
     coarse_px, fine_px = step
     factor = coarse_px // fine_px
+    lst, ndvi = batch["lst"], batch["ndvi"]
     fine = thermal.aggregate(lst, fine_px) if fine_px > 1 else lst
     coarse = thermal.aggregate(fine, factor, psf_sigma_pixels=self._psf_sigma(factor))
     fine_ndvi = block_mean(ndvi, fine_px)
-    guide = fine_ndvi if self.config.model.guided else fine_ndvi[..., :0]
+    guide = jnp.concatenate([fine_ndvi[..., :0]] + [block_mean(batch[key], fine_px)
+                                                   for key in self.guide_keys], axis=-1)
     fine_km = jnp.full((lst.shape[0],), self.config.data.pixel_km * fine_px)
     return {"fine": fine, "coarse": coarse, "fine_ndvi": fine_ndvi,
             "coarse_ndvi": block_mean(ndvi, coarse_px), "guide": guide, "fine_km": fine_km}
@@ -93,7 +99,9 @@ class LstObjective:
 
   def init_params(self, rng: jax.Array):
     t = self.config.data.tile_size
-    step = self.degrade(jnp.full((1, t, t, 1), 290.0), jnp.zeros((1, t, t, 1)), self.main_step)
+    tile = {"lst": jnp.full((1, t, t, 1), 290.0), "ndvi": jnp.zeros((1, t, t, 1)),
+            "reflectance": jnp.zeros((1, t, t, 3))}
+    step = self.degrade(tile, self.main_step)
     return self.model.init(rng, step["coarse"], step["guide"], step["fine_km"])
 
   def apply(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
@@ -105,7 +113,7 @@ class LstObjective:
     weights = self.config.loss
     totals = {"mse_k2": 0.0, "consistency_mse_k2": 0.0, "guide": 0.0}
     for step in self.train_steps:
-      s = self.degrade(batch["lst"], batch["ndvi"], step)
+      s = self.degrade(batch, step)
       fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
       totals["mse_k2"] += jnp.mean((fine - s["fine"]) ** 2)
       totals["consistency_mse_k2"] += jnp.mean(self.consistency_error(fine, s["coarse"]) ** 2)
@@ -120,7 +128,7 @@ class LstObjective:
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
     """Weighted sums of the per-example RMSE (K) of the model and of bicubic, main step."""
-    s = self.degrade(batch["lst"], batch["ndvi"], self.main_step)
+    s = self.degrade(batch, self.main_step)
     fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
     bicubic = sampling.upsample_bicubic(s["coarse"], self.config.data.scale_factor)
     rmse = lambda x: jnp.sqrt(jnp.mean((x - s["fine"]) ** 2, axis=(1, 2, 3)))
@@ -130,7 +138,7 @@ class LstObjective:
 
 
 class LstTask(TfdsBatches, LstObjective):
-  """MODIS LST super-resolution, single-image or NDVI-guided, on its tiles."""
+  """MODIS LST super-resolution, single-image or guided (NDVI, reflectances), on its tiles."""
 
   def __init__(self, config, workdir: str):
     super().__init__(config)
@@ -181,7 +189,7 @@ class LstTask(TfdsBatches, LstObjective):
                                        process_count=1):
       real = batch["weight"] > 0
       for step, collected in results.items():
-        s = jax.tree.map(np.asarray, self.degrade(batch["lst"], batch["ndvi"], step))
+        s = jax.tree.map(np.asarray, self.degrade(batch, step))
         s["model"] = predict_batch(s["coarse"], s["guide"], s["fine_km"])
         for key in ("fine", "coarse", "coarse_ndvi", "fine_ndvi", "model"):
           collected.setdefault(key, []).append(s[key][real])

@@ -70,7 +70,7 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
 
   Args:
     config: the experiment config (predict.input, predict.output, predict.guide for guided
-      models, predict.truth optional, predict.tile_size; data.scale_factor; model.guided).
+      models, predict.truth optional, predict.tile_size; data.scale_factor; model.guide).
     predict_batch: (B, h, w, 1) K, (B, H, W, G) guide, (B,) fine km -> (B, H, W, 1) K.
     batch_size: tiles per call.
     network_multiple: fine-grid sizes the network accepts are multiples of this.
@@ -81,9 +81,12 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
   factor = config.data.scale_factor
   if not settings.output:
     raise ValueError("predict.output is empty: expected the folder for the results")
-  if config.model.guided and not settings.guide:
-    raise ValueError("predict.guide is empty: this model is guided; expected an NDVI (or red, "
-                     "NIR) GeoTIFF, or a folder of them, on the output grid")
+  guided = config.model.guide != "none"
+  if guided and not settings.guide:
+    expected = ("a red, NIR, MIR composite GeoTIFF" if config.model.guide == "reflectances"
+                else "an NDVI (or red, NIR) GeoTIFF")
+    raise ValueError(f"predict.guide is empty: this model is guided; expected {expected}, or a "
+                     "folder of them, on the output grid")
   written = []
   for path in _files(settings.input, "predict.input"):
     coarse, georef = geotiff.read_geotiff(path)
@@ -92,9 +95,9 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
     height, width = coarse.shape[1:]
     fine_shape = (height * factor, width * factor)
     guide = np.zeros((*fine_shape, 0), np.float32)
-    if config.model.guided:
+    if guided:
       guide_path = _companion(path, settings.guide, "predict.guide", composite=True)
-      guide = modis.read_guide(guide_path, shape=fine_shape)[0][..., None]
+      guide = modis.read_guide_images(guide_path, config.model.guide, shape=fine_shape)
     fine_bands, masks = [], []
     for band in coarse:
       valid = np.isfinite(band) & (band >= modis.VALID_RANGE_K[0]) & (
