@@ -1,8 +1,9 @@
 """TFDS builder writing MODIS land-surface-temperature tiles as sharded TFRecords.
 
 One example per LST band (day and night are separate samples): the 1 km temperatures (K), and
-the NDVI and red, NIR and MIR reflectances of the composite guiding them, on the same grid. Low resolutions are made from them
-on the accelerator (Stefan-Boltzmann aggregation), so one dataset serves every scale step.
+the NDVI and red, NIR and MIR reflectances of the composite guiding them, on the same grid.
+Low resolutions are made from them on the accelerator (Stefan-Boltzmann aggregation), so one
+dataset serves every scale step.
 Samples with any no-data (0) pixel or any value outside 150-400 K are dropped, not masked
 (MODIS clear-sky tiles have none; the count and reasons are in the dataset's metadata), as are
 LST files without their NDVI composite. Split: random (seeded) or by date.
@@ -39,7 +40,7 @@ def split_samples(samples: list[modis.LstSample], *, val_fraction: float, seed: 
 
 
 class LstTiles(sharded_builder.ShardedBuilder):
-  """MODIS LST tiles (K) with their NDVI guides."""
+  """MODIS LST tiles (K) with their guides: the composite's NDVI and reflectances."""
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
