@@ -144,13 +144,16 @@ def read_guide(path: str, *, shape: tuple[int, int] | None = None
 
 
 def read_guide_images(path: str, guide: str, *, shape: tuple[int, int]) -> np.ndarray:
-  """(H, W, G) guide images of `guide` (a key of GUIDES) from one guide file: NDVI from an
-  NDVI or red, NIR[, MIR] file; with reflectances, the three-band composite."""
+  """(H, W, G) guide images of `guide` (a key of GUIDES), stacked in GUIDES' order, from one
+  file: for 'ndvi' an NDVI or red, NIR[, MIR] file; for 'reflectances' the three-band
+  composite."""
   if guide == "ndvi":
-    return read_guide(path, shape=shape)[0][..., None]
-  reflectances = read_reflectances(path, shape=shape)[0]
-  return np.concatenate([ndvi_from_reflectances(reflectances)[None], reflectances])\
-      .transpose(1, 2, 0)
+    images = {"ndvi": read_guide(path, shape=shape)[0][..., None]}
+  else:
+    reflectances = read_reflectances(path, shape=shape)[0]
+    images = {"ndvi": ndvi_from_reflectances(reflectances)[..., None],
+              "reflectance": np.moveaxis(reflectances, 0, -1)}
+  return np.concatenate([images[key] for key in GUIDES[guide]], axis=-1)
 
 
 def invalid_reason(lst_k: np.ndarray) -> str | None:

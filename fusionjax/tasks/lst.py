@@ -100,7 +100,7 @@ class LstObjective:
   def init_params(self, rng: jax.Array):
     t = self.config.data.tile_size
     tile = {"lst": jnp.full((1, t, t, 1), 290.0), "ndvi": jnp.zeros((1, t, t, 1)),
-            "reflectance": jnp.zeros((1, t, t, 3))}
+            "reflectance": jnp.zeros((1, t, t, len(modis.COMPOSITE_BANDS)))}
     step = self.degrade(tile, self.main_step)
     return self.model.init(rng, step["coarse"], step["guide"], step["fine_km"])
 
