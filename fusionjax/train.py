@@ -119,13 +119,13 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
 
 
 def make_predict_fn(task, params, mesh):
-  """A host function (B, ...) numpy inputs -> numpy outputs, B split over all devices."""
+  """A host function (B, ...) numpy inputs -> numpy output(s), B split over all devices."""
   sharded = parallel.batch_sharded(mesh)
   apply = jax.jit(task.apply, out_shardings=parallel.replicated(mesh))
 
   def predict(*inputs):
     arrays = [jax.device_put(jnp.asarray(x), sharded) for x in inputs]
-    return np.asarray(jax.device_get(apply(params, *arrays)))
+    return jax.tree.map(np.asarray, jax.device_get(apply(params, *arrays)))
   return predict
 
 

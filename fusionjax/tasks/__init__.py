@@ -21,4 +21,8 @@ def get_task(config, workdir: str):
   if config.task == "modis_lst":
     from fusionjax.tasks import lst
     return lst.LstTask(config, workdir)
-  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', 'modis_lst'")
+  if config.task == "sentinel2_koopman":
+    from fusionjax.tasks import koopman
+    return koopman.KoopmanTask(config, workdir)
+  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', 'modis_lst', "
+                   "'sentinel2_koopman'")

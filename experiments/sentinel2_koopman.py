@@ -1,0 +1,107 @@
+"""Koopman prior of Sentinel-2 reflectance dynamics, evaluated by data assimilation
+(gap-filling and forecasting).
+
+Variants (comma-separated, e.g. --config=experiments/sentinel2_koopman.py:ndvi,smoke):
+  (none)    10 procedural Sentinel-2 bands (B2 B3 B4 B5 B6 B7 B8 B8A B11 B12), as published.
+  ndvi      the NDVI series: the procedural one, or with --config.data.dir a real series folder
+            (NDVI.npy, CLM.npy, IS_DATA.npy, timestamps.json; e.g.
+            ../shared/data/sentinel2_ndvi_ts).
+  cayley    K exactly orthogonal (Cayley transform of a skew-symmetric matrix) instead of the
+            published penalty.
+  smoke     a tiny end-to-end run, for tests.
+"""
+import ml_collections
+
+VARIANTS = ("ndvi", "cayley", "smoke")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variants = [v for v in (arg or "").split(",") if v]
+  unknown = sorted(set(variants) - set(VARIANTS))
+  if unknown:
+    raise ValueError(f"experiments/sentinel2_koopman.py: unknown variant(s) {unknown}; "
+                     f"expected {VARIANTS}")
+
+  config = ml_collections.ConfigDict()
+  config.name = "sentinel2_koopman"
+  config.task = "sentinel2_koopman"
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.dir = ""                  # NDVI series folder (':ndvi'); '' = procedural
+  config.data.cache_dir = ""            # where the windows are written; '' = <workdir>/data
+  config.data.quantity = "reflectance"  # 'reflectance' (10 bands) or 'ndvi'
+  config.data.step_days = 5             # published grid
+  config.data.hidden_fraction = 0.2     # observations held out for gap-filling
+  config.data.forecast_fraction = 0.2   # the last part of the period, held out for forecasting
+  config.data.validation_pixel_fraction = 0.1   # pixels whose windows are the validation split
+  config.data.split_seed = 0
+  config.data.window_steps = 101        # published: prediction over t = 0 ... 100
+  config.data.windows_per_pixel = 8
+  config.data.num_shards = 4
+  config.data.shuffle_buffer = 8192
+  config.data.augment = False           # (no augmentation of series)
+  config.data.procedural_size = 32      # pixels per side of the procedural scene
+  config.data.procedural_years = 3
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "koopman_ae"
+  config.model.hidden = (512, 256)      # published 20 -> 512 -> 256 -> 32
+  config.model.latent_dim = 32
+  config.model.operator = "penalty"     # 'penalty' (published) or 'cayley' (exactly orthogonal)
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.prediction_weight = 1.0
+  config.loss.autoencoding_weight = 1.0
+  config.loss.linearity_weight = 1.0
+  config.loss.orthogonality_weight = 100.0   # published lambda
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 512         # published
+  config.train.num_steps = 3000
+  config.train.learning_rate = 1e-3     # published (Adam)
+  config.train.schedule = "cosine"
+  config.train.decay_every = 100000
+  config.train.decay_factor = 0.1
+  config.train.log_every = 50
+  config.train.eval_every = 500
+  config.train.checkpoint_every = 500
+  config.train.keep_checkpoints = 3
+
+  config.assimilation = ml_collections.ConfigDict()
+  config.assimilation.iterations = 200  # published 100-200
+  config.assimilation.learning_rate = 0.01
+  config.assimilation.background_weight = 0.0
+  config.assimilation.smoothness_weight = 0.0
+  config.assimilation.log_every = 50
+
+  config.predict = ml_collections.ConfigDict()
+  config.predict.batch_size = 512
+  config.predict.input = ""             # --mode=predict: an NDVI series folder
+  config.predict.output = ""            # folder for series.npz and quicklook.png
+  config.predict.forecast_steps = 36    # grid steps forecast past the last date (180 days)
+
+  if "ndvi" in variants:
+    config.name = "sentinel2_koopman_ndvi"
+    config.data.quantity = "ndvi"
+  if "cayley" in variants:
+    config.model.operator = "cayley"
+    config.loss.orthogonality_weight = 0.0
+  if "smoke" in variants:
+    config.data.procedural_size = 8
+    config.data.procedural_years = 2
+    config.data.window_steps = 21
+    config.data.windows_per_pixel = 4
+    config.data.shuffle_buffer = 256
+    config.model.hidden = (32, 16)
+    config.model.latent_dim = 8
+    config.train.batch_size = 16
+    config.train.num_steps = 6
+    config.train.log_every = 2
+    config.train.eval_every = 6
+    config.train.checkpoint_every = 3
+    config.assimilation.iterations = 10
+    config.assimilation.log_every = 5
+    config.predict.batch_size = 16
+    config.predict.forecast_steps = 6
+  return config

@@ -1,0 +1,358 @@
+"""Koopman prior for Sentinel-2 reflectance (or NDVI) dynamics, and data assimilation with it.
+
+Training (Frion et al. 2024): windows of per-pixel state series (bands and their rates of
+change on a 5-day grid); loss = prediction_weight * |psi(K^t phi(x_0)) - x_t|^2
++ autoencoding_weight * |psi(phi(x_t)) - x_t|^2 + linearity_weight * |K^t phi(x_0) - phi(x_t)|^2
+(means over the usable steps t of the window) + orthogonality_weight * ||K K^T - I||_F^2.
+
+Evaluation on the whole scene, with what training never saw held back: a seeded
+hidden_fraction of the observations (gap-filling) and every date from the forecast cut-off on
+(forecasting). Both are filled by assimilating the remaining observations
+(fusionjax.assimilation) and compared with linear interpolation, persistence and a linear
+model of the raw state; the free run from each pixel's first state shows what assimilation adds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from fusionjax import assimilation, atomic, products
+from fusionjax.baselines import temporal
+from fusionjax.data import procedural_phenology, series, series_builder
+from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
+from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
+
+Batch = dict[str, jax.Array]
+QUANTITIES = ("reflectance", "ndvi")
+
+
+def load_series(config) -> series.ImageSeries:
+  """The real series of data.dir (an NDVI series folder) or the procedural phenology."""
+  data = config.data
+  if data.quantity not in QUANTITIES:
+    raise ValueError(f"data.quantity={data.quantity!r}: expected one of {QUANTITIES}")
+  if data.dir:
+    if not os.path.isdir(data.dir):
+      raise FileNotFoundError(f"data.dir={data.dir!r} is not a directory; expected a series "
+                              f"folder with {', '.join(series.NDVI_FILES)}")
+    if data.quantity != "ndvi":
+      raise ValueError(f"data.dir={data.dir!r} holds an NDVI series: use the ':ndvi' variant "
+                       "(data.quantity='ndvi')")
+    return series.read_ndvi_series(data.dir)
+  procedural = procedural_phenology.make_series(
+      size=data.procedural_size, num_years=data.procedural_years, seed=config.seed)
+  return procedural_phenology.to_ndvi(procedural) if data.quantity == "ndvi" else procedural
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """The gridded scene and what evaluation holds back from training.
+
+  hidden: (P, S) bool, observations held out for gap-filling; cutoff: the first forecast
+  step; validation_pixel: (P,) bool, pixels whose windows form the validation split.
+  """
+  grid: series.GriddedSeries
+  hidden: np.ndarray
+  cutoff: int
+  validation_pixel: np.ndarray
+
+  @classmethod
+  def make(cls, grid: series.GriddedSeries, data_config, seed: int) -> "Experiment":
+    rng = np.random.default_rng(seed)
+    observed = np.flatnonzero(grid.observed)
+    hidden = np.zeros(grid.observed.size, bool)
+    hidden[rng.choice(observed, int(round(data_config.hidden_fraction * len(observed))),
+                      replace=False)] = True
+    num_steps = grid.observed.shape[1]
+    cutoff = int(round((1.0 - data_config.forecast_fraction) * num_steps))
+    if not 2 <= cutoff < num_steps:
+      raise ValueError(f"data.forecast_fraction={data_config.forecast_fraction}: leaves "
+                       f"{cutoff} of {num_steps} grid steps before the forecast; expected at "
+                       "least 2 and at least one forecast step")
+    validation_pixel = rng.random(len(grid.values)) < data_config.validation_pixel_fraction
+    return cls(grid=grid, hidden=hidden.reshape(grid.observed.shape), cutoff=cutoff,
+               validation_pixel=validation_pixel)
+
+  def usable(self, *, before_cutoff: bool) -> np.ndarray:
+    """(P, S) the observations an assimilation (or training) may use."""
+    usable = self.grid.observed & ~self.hidden
+    if before_cutoff:
+      usable[:, self.cutoff:] = False
+    return usable
+
+
+def pad_pixels(arrays: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
+  """Pads every (P, ...) array with zeros to a multiple of `multiple` pixels."""
+  count = len(next(iter(arrays.values())))
+  extra = -count % multiple
+  return {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) if extra else v
+          for k, v in arrays.items()}
+
+
+def assimilation_inputs(values: np.ndarray, usable: np.ndarray, image_shape: tuple[int, int],
+                        num_output_steps: int) -> dict[str, np.ndarray]:
+  """The arrays `KoopmanTask.apply` takes, per pixel (P, ...), for one assimilation.
+
+  Observations are kept at the grid steps where any pixel is usable (N of them). The
+  background is each pixel's first state with a rate (else its first observation with rate
+  0, else zeros at step 0).
+  """
+  steps = np.flatnonzero(usable.any(axis=0))
+  state, defined = series.states(values, usable)
+  first_defined = np.argmax(defined, axis=1)
+  first_observed = np.argmax(usable, axis=1)
+  has_state = defined.any(axis=1)
+  initial_step = np.where(has_state, first_defined, first_observed)
+  pixels = np.arange(len(values))
+  initial_state = np.where(has_state[:, None], state[pixels, first_defined], np.concatenate(
+      [values[pixels, first_observed] * usable.any(axis=1)[:, None],
+       np.zeros_like(values[:, 0])], axis=-1))
+  return {
+      "observations": values[:, steps], "steps": np.broadcast_to(
+          steps, (len(values), len(steps))).astype(np.int32),
+      "mask": usable[:, steps].astype(np.float32), "initial_state": initial_state,
+      "initial_step": initial_step.astype(np.int32),
+      "neighbours": assimilation.grid_neighbours(*image_shape),
+      "output_steps": np.broadcast_to(np.arange(num_output_steps, dtype=np.int32),
+                                      (len(values), num_output_steps))}
+
+
+def rmse_report(estimate: np.ndarray, truth: np.ndarray, where: np.ndarray) -> dict:
+  """RMSE and MSE of (P, S, C) estimate against truth over the (P, S) cells `where`."""
+  error = (estimate - truth)[where]
+  mse = float(np.mean(error ** 2)) if error.size else float("nan")
+  return {"rmse": float(np.sqrt(mse)), "mse": mse}
+
+
+class KoopmanTask(TfdsBatches):
+  """Koopman autoencoder trained on windows of a scene's pixel series; assimilation as eval."""
+
+  def __init__(self, config, workdir: str):
+    self.config = config
+    data = config.data
+    self.experiment = Experiment.make(series.to_grid(load_series(config), data.step_days),
+                                      data, data.split_seed)
+    grid = self.experiment.grid
+    self.channels = grid.values.shape[-1]
+    model = config.model
+    self.model = KoopmanAutoencoder(state_dim=2 * self.channels, hidden=tuple(model.hidden),
+                                    latent_dim=model.latent_dim, operator=model.operator)
+    self.settings = assimilation.Settings(**config.assimilation.to_dict())
+    data_root = data.cache_dir or os.path.join(workdir, "data")
+    key = hashlib.sha1(json.dumps([
+        os.path.abspath(data.dir) if data.dir else "procedural", data.quantity, data.step_days,
+        data.hidden_fraction, data.forecast_fraction, data.validation_pixel_fraction,
+        data.split_seed, data.procedural_size, data.procedural_years, config.seed]).encode()
+    ).hexdigest()[:10]
+    source_path = os.path.join(data_root, f"{config.name}-{key}", "states.npz")
+    tfds_dir = os.path.join(data_root, f"{config.name}-{key}",
+                            f"tfds-window{data.window_steps}-per{data.windows_per_pixel}-"
+                            f"shards{data.num_shards}")
+
+    def write_states():
+      if not os.path.exists(source_path):
+        state, target = series.states(grid.values, self.experiment.usable(before_cutoff=True))
+        with atomic.atomic_path(source_path) as temporary:
+          np.savez(temporary, state=state, target=target,
+                   validation_pixel=self.experiment.validation_pixel)
+    self.builder = prepared_builder(lambda: series_builder.SeriesWindows(
+        source_path=source_path, state_dim=2 * self.channels, window_steps=data.window_steps,
+        windows_per_pixel=data.windows_per_pixel, seed=data.split_seed,
+        num_shards=data.num_shards, data_dir=tfds_dir), write_states)
+
+  # Pure functions -------------------------------------------------------------------------
+
+  def init_params(self, rng: jax.Array):
+    return self.model.init(rng, jnp.zeros((1, self.model.state_dim)), 1)
+
+  def _window_terms(self, params, batch: Batch) -> dict[str, jax.Array]:
+    """Means over the usable states of each window of each loss term. batch: 'state'
+    (B, M, D) at 'offset' (B, M) steps from the window's start (the first), 'mask' (B, M)."""
+    state, mask = batch["state"], batch["mask"]
+    koopman = self.model.apply(params, method=self.model.koopman)
+    encoded = self.model.apply(params, state, method=self.model.encode)       # (B, M, L)
+    latent = self._latent_at_offsets(koopman, encoded[:, 0], batch["offset"])  # K^t phi(x_0)
+    predicted = self.model.apply(params, latent, method=self.model.decode)
+    reconstructed = self.model.apply(params, encoded, method=self.model.decode)
+    count = jnp.maximum(jnp.sum(mask), 1.0)
+    masked_mean = lambda squares: jnp.sum(mask * jnp.mean(squares, -1)) / count
+    return {"prediction": masked_mean((predicted - state) ** 2),
+            "autoencoding": masked_mean((reconstructed - state) ** 2),
+            "linearity": masked_mean((latent - encoded) ** 2),
+            "orthogonality": orthogonality_error(koopman)}
+
+  def _latent_at_offsets(self, koopman: jax.Array, z0: jax.Array,
+                         offset: jax.Array) -> jax.Array:
+    """(B, L) z_0 and (B, M) offsets -> (B, M, L) K^offset z_0 (a rollout over the window)."""
+    latent = rollout(koopman, z0, self.config.data.window_steps - 1)
+    return jnp.take_along_axis(latent, offset[..., None], axis=1)
+
+  def loss_fn(self, params, batch: Batch):
+    terms = self._window_terms(params, batch)
+    weights = self.config.loss
+    loss = sum(weights[f"{name}_weight"] * value for name, value in terms.items())
+    return loss, terms
+
+  def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
+    """Weighted sums of the per-window prediction MSE on the validation pixels' windows."""
+    state, mask = batch["state"], batch["mask"]
+    koopman = self.model.apply(params, method=self.model.koopman)
+    z0 = self.model.apply(params, state[:, 0], method=self.model.encode)
+    predicted = self.model.apply(params, self._latent_at_offsets(koopman, z0, batch["offset"]),
+                                 method=self.model.decode)
+    per_window = (jnp.sum(mask * jnp.mean((predicted - state) ** 2, -1), -1)
+                  / jnp.maximum(jnp.sum(mask, -1), 1.0))
+    weight = batch["weight"]
+    return {"prediction_mse": jnp.sum(weight * per_window), "weight": jnp.sum(weight)}
+
+  def apply(self, params, observations, steps, mask, initial_state, initial_step, neighbours,
+            output_steps):
+    """Assimilates every pixel's observations; see `assimilation_inputs` for the arrays.
+
+    Returns (P, S_out, C) the assimilated and the free-run trajectories at output_steps.
+    """
+    z_background = assimilation.background(self.model, params, initial_state, initial_step)
+    z0, _ = assimilation.assimilate(self.model, params, observations, steps, mask,
+                                    z_background, neighbours, self.settings)
+    decode = lambda z: assimilation.decode_at(self.model, params, z, output_steps)[
+        ..., :self.channels]
+    return decode(z0), decode(z_background)
+
+  # Host side ------------------------------------------------------------------------------
+
+  def _assimilate(self, predict: Callable, usable: np.ndarray, num_output_steps: int,
+                  batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    grid = self.experiment.grid
+    inputs = assimilation_inputs(grid.values, usable, grid.image_shape, num_output_steps)
+    count = len(grid.values)
+    inputs = pad_pixels(inputs, jax.device_count())
+    logging.info("Assimilating %d pixels x %d observed grid steps (%d iterations).", count,
+                 inputs["steps"].shape[1], self.settings.iterations)
+    assimilated, free = predict(*inputs.values())
+    return assimilated[:count], free[:count]
+
+  def predict_validation(self, predict: Callable, batch_size: int) -> dict:
+    """Gap-filling (every non-hidden observation) and forecast (those before the cut-off)
+    trajectories, assimilated and free, (P, S, C) each."""
+    num_steps = self.experiment.grid.values.shape[1]
+    gap_filled, _ = self._assimilate(predict, self.experiment.usable(before_cutoff=False),
+                                     num_steps + self.config.predict.forecast_steps, batch_size)
+    forecast, free_run = self._assimilate(predict, self.experiment.usable(before_cutoff=True),
+                                          num_steps, batch_size)
+    return {"gap_filled": gap_filled, "forecast": forecast, "free_run": free_run}
+
+  def evaluate(self, prediction: dict) -> dict:
+    """Gap-filling, forecast and assimilation-versus-free-run figures, with the baselines."""
+    grid, experiment = self.experiment.grid, self.experiment
+    truth, cutoff = grid.values, experiment.cutoff
+    num_steps = truth.shape[1]
+    hidden = experiment.hidden
+    after_cutoff = grid.observed & (np.arange(num_steps) >= cutoff)
+    before = experiment.usable(before_cutoff=True)
+    interpolated = temporal.linear_interpolation(truth, experiment.usable(before_cutoff=False))
+    gap = {"koopman": rmse_report(prediction["gap_filled"][:, :num_steps], truth, hidden),
+           "linear_interpolation": rmse_report(interpolated, truth, hidden)}
+    gap["rmse_ratio_to_linear_interpolation"] = (gap["koopman"]["rmse"]
+                                                 / gap["linear_interpolation"]["rmse"])
+    forecast = {
+        "koopman": rmse_report(prediction["forecast"], truth, after_cutoff),
+        "koopman_free_run": rmse_report(prediction["free_run"], truth, after_cutoff),
+        "persistence": rmse_report(temporal.persistence(truth, before, cutoff), truth,
+                                   after_cutoff),
+        "linear_dynamics": rmse_report(temporal.linear_dynamics(truth, before, cutoff), truth,
+                                       after_cutoff)}
+    free_mse, assimilated_mse = forecast["koopman_free_run"]["mse"], forecast["koopman"]["mse"]
+    return {
+        "gap_filling": {**gap, "hidden_observations": int(hidden.sum())},
+        "forecast": {**forecast, "forecast_steps": num_steps - cutoff,
+                     "first_forecast_date": str(grid.dates[cutoff]),
+                     "observations": int(after_cutoff.sum())},
+        "assimilation_vs_free_run": {"free_run_mse": free_mse, "assimilated_mse": assimilated_mse,
+                                     "mse_reduction": 1.0 - assimilated_mse / free_mse},
+        "dataset": {"pixels": int(truth.shape[0]), "grid_steps": int(num_steps),
+                    "step_days": self.config.data.step_days, "bands": list(grid.bands),
+                    "observations": int(grid.observed.sum()), **dict(self.builder.info.metadata)}}
+
+  def write_products(self, prediction: dict, out_dir: str) -> list[str]:
+    """The gap-filled and forecast series (npz) and its quicklook."""
+    grid = self.experiment.grid
+    return write_series_products(out_dir, prediction["gap_filled"], grid,
+                                 self.experiment.usable(before_cutoff=False),
+                                 self.config.data.step_days)
+
+  def predict_inputs(self, predict: Callable, batch_size: int) -> list[str]:
+    """Assimilates the series of config.predict.input (an NDVI series folder) and writes its
+    gap-filled and forecast series to config.predict.output."""
+    path = self.config.predict.input
+    if not os.path.isdir(path):
+      raise FileNotFoundError(f"predict.input={path!r}: expected a series folder with "
+                              f"{', '.join(series.NDVI_FILES)}")
+    grid = series.to_grid(series.read_ndvi_series(path), self.config.data.step_days)
+    if grid.values.shape[-1] != self.channels:
+      raise ValueError(f"predict.input={path!r}: {grid.values.shape[-1]} band(s) "
+                       f"{grid.bands}, the model was trained on {self.channels}")
+    inputs = assimilation_inputs(grid.values, grid.observed, grid.image_shape,
+                                 grid.values.shape[1] + self.config.predict.forecast_steps)
+    count = len(grid.values)
+    trajectory, _ = predict(*pad_pixels(inputs, jax.device_count()).values())
+    return write_series_products(self.config.predict.output or "predictions",
+                                 trajectory[:count], grid, grid.observed,
+                                 self.config.data.step_days)
+
+
+def write_series_products(out_dir: str, trajectory: np.ndarray, grid: series.GriddedSeries,
+                          observed: np.ndarray, step_days: int) -> list[str]:
+  """Writes series.npz (values (S', H, W, C) on grid dates (S',) extending past the last
+  observation, observed (S', H, W) bool, bands) and quicklook.png; returns their paths."""
+  num_output = trajectory.shape[1]
+  dates = series.grid_dates(grid.dates[0], grid.dates[0] + np.timedelta64(
+      (num_output - 1) * step_days * 86400, "s"), step_days)
+  height, width = grid.image_shape
+  observed_out = np.zeros((len(observed), num_output), bool)
+  observed_out[:, :observed.shape[1]] = observed
+  npz_path = os.path.join(out_dir, "series.npz")
+  with atomic.atomic_path(npz_path) as temporary:
+    np.savez(temporary, values=np.moveaxis(trajectory, 1, 0).reshape(num_output, height, width,
+                                                                     -1),
+             observed=observed_out.T.reshape(num_output, height, width),
+             dates=dates.astype(str), bands=np.array(grid.bands),
+             last_observation_date=str(grid.dates[-1]))
+  png_path = os.path.join(out_dir, "quicklook.png")
+  products.save_figure(series_quicklook(trajectory, grid, observed, dates), png_path)
+  return [npz_path, png_path]
+
+
+def series_quicklook(trajectory: np.ndarray, grid: series.GriddedSeries, observed: np.ndarray,
+                     dates: np.ndarray, count: int = 4):
+  """Figure: for `count` sample pixels, the observations and the assimilated and forecast
+  series of the first band; a map of the number of filled (unobserved) grid dates."""
+  import matplotlib.pyplot as plt
+  figure, axes = plt.subplots(1, count + 1, figsize=(4.2 * (count + 1), 3.4))
+  num_steps = observed.shape[1]
+  pixels = np.linspace(0, len(trajectory) - 1, count).astype(int)
+  for ax, pixel in zip(axes, pixels):
+    seen = observed[pixel]
+    ax.plot(dates[:num_steps], trajectory[pixel, :num_steps, 0], color="tab:blue",
+            label="assimilated")
+    ax.plot(dates[num_steps - 1:], trajectory[pixel, num_steps - 1:, 0], color="tab:orange",
+            label="forecast")
+    ax.scatter(grid.dates[seen], grid.values[pixel, seen, 0], s=10, color="k",
+               label="observed")
+    ax.set_title(f"pixel {divmod(int(pixel), grid.image_shape[1])}", fontsize=9)
+    ax.set_ylabel(grid.bands[0])
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+  axes[0].legend(fontsize=7)
+  filled = (~observed).sum(axis=1).reshape(grid.image_shape)
+  shown = axes[-1].imshow(filled, cmap="viridis")
+  axes[-1].set_title("filled grid dates per pixel", fontsize=9)
+  figure.colorbar(shown, ax=axes[-1], fraction=0.046)
+  figure.tight_layout()
+  return figure

@@ -1,0 +1,100 @@
+"""The Koopman experiment end to end from the command line (4 simulated devices)."""
+import json
+
+import numpy as np
+
+from fusionjax.data import procedural_phenology, series
+from fusionjax.tasks import koopman
+from tests.conftest import shared_data_dir
+from tests.test_main import _run
+
+SECTIONS = ("gap_filling", "forecast", "assimilation_vs_free_run")
+
+
+def _write_ndvi_folder(folder, ndvi, clear, dates):
+  """An eo-learn style series folder, as `series.read_ndvi_series` reads."""
+  folder.mkdir()
+  np.save(folder / "NDVI.npy", ndvi[..., None].astype(np.float32))
+  np.save(folder / "CLM.npy", (~clear)[..., None].astype(np.uint8))
+  np.save(folder / "IS_DATA.npy", np.ones(clear.shape + (1,), np.uint8))
+  (folder / "timestamps.json").write_text(json.dumps([str(d) for d in dates]))
+
+
+def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(tmp_path):
+  workdir = tmp_path / "run"
+  _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["step"] == 6
+  assert set(report["gap_filling"]) >= {"koopman", "linear_interpolation"}
+  assert set(report["forecast"]) >= {"koopman", "koopman_free_run", "persistence",
+                                     "linear_dynamics"}
+  for section in SECTIONS:
+    assert section in report
+  assert report["dataset"]["bands"] == list(procedural_phenology.BANDS)
+  products = np.load(workdir / "products" / "series.npz")
+  steps = report["dataset"]["grid_steps"] + 6      # + predict.forecast_steps
+  assert products["values"].shape == (steps, 8, 8, 10)
+  assert products["observed"].shape == (steps, 8, 8) and not products["observed"][-6:].any()
+  dates = products["dates"].astype("datetime64[s]")
+  assert np.all(np.diff(dates) == np.timedelta64(5 * 86400, "s"))
+  assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
+
+
+def test_predict_assimilates_a_series_folder(tmp_path):
+  workdir = tmp_path / "run"
+  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}")
+  ndvi = procedural_phenology.to_ndvi(procedural_phenology.make_series(size=8, num_years=1,
+                                                                      seed=3))
+  folder = tmp_path / "series"
+  _write_ndvi_folder(folder, ndvi.values[..., 0], ndvi.clear, ndvi.dates)
+  out = tmp_path / "out"
+  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
+       "--mode=predict", f"--config.predict.input={folder}", f"--config.predict.output={out}")
+  products = np.load(out / "series.npz")
+  grid = series.to_grid(ndvi, 5)
+  assert products["values"].shape == (len(grid.dates) + 6, 8, 8, 1)
+  assert str(products["dates"][0]) == str(grid.dates[0])
+  assert np.all(np.isfinite(products["values"]))
+  np.testing.assert_array_equal(products["observed"][:len(grid.dates)].reshape(
+      len(grid.dates), -1).T, grid.observed)
+  # A model of one band cannot assimilate ten.
+  result = _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
+                "--mode=predict", f"--config.predict.input={tmp_path / 'missing'}",
+                check=False)
+  assert result.returncode != 0 and "predict.input=" in result.stderr
+
+
+def test_a_reflectance_run_refuses_an_ndvi_folder_by_field(tmp_path):
+  result = _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={tmp_path}",
+                f"--config.data.dir={tmp_path}", check=False)
+  assert result.returncode != 0 and "use the ':ndvi' variant" in result.stderr
+
+
+def test_real_ndvi_series_smoke_run(tmp_path):
+  """A 12 x 12 pixel crop of the real series, end to end."""
+  full = series.read_ndvi_series(shared_data_dir("sentinel2_ndvi_ts"))
+  folder = tmp_path / "crop"
+  _write_ndvi_folder(folder, full.values[:, :12, :12, 0], full.clear[:, :12, :12], full.dates)
+  workdir = tmp_path / "run"
+  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--config.data.dir={folder}",
+       f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["dataset"]["grid_steps"] == 180 and report["dataset"]["pixels"] == 144
+  assert report["forecast"]["first_forecast_date"].startswith("2017-06-30")
+  hidden = report["gap_filling"]["hidden_observations"]
+  assert hidden == round(0.2 * report["dataset"]["observations"])
+  for method in ("koopman", "linear_interpolation"):
+    assert np.isfinite(report["gap_filling"][method]["rmse"])
+
+
+def test_training_never_sees_hidden_or_forecast_observations():
+  grid = series.to_grid(procedural_phenology.to_ndvi(procedural_phenology.make_series(
+      size=8, num_years=2, seed=0)), 5)
+
+  class Data:
+    hidden_fraction, forecast_fraction, validation_pixel_fraction = 0.2, 0.25, 0.1
+  experiment = koopman.Experiment.make(grid, Data, seed=0)
+  usable = experiment.usable(before_cutoff=True)
+  assert not (usable & experiment.hidden).any() and not usable[:, experiment.cutoff:].any()
+  assert experiment.hidden.sum() == round(0.2 * grid.observed.sum())
+  assert (experiment.hidden & ~grid.observed).sum() == 0
