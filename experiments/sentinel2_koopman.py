@@ -68,12 +68,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 3
 
+  # Assimilation: Adam on every pixel at once. The observed period is filled with the
+  # gap_filling settings, the dates after a pixel's last observation with the forecast ones.
+  #   control 'latent': optimise z_0 itself (as published); 'state': optimise the initial
+  #     state x_0, z_0 = phi(x_0), which keeps z_0 on the encoder's image.
+  #   segment_steps 0: one initial state (strong constraint); n: one per n grid steps, with
+  #     model_error_weight on the jumps between segments (weak constraint).
+  def assimilation_settings(control, background_weight, smoothness_weight):
+    return ml_collections.ConfigDict({
+        "iterations": 100, "learning_rate": 0.01, "control": control, "segment_steps": 0,
+        "model_error_weight": 1.0, "background_weight": background_weight,
+        "smoothness_weight": smoothness_weight, "log_every": 50})
   config.assimilation = ml_collections.ConfigDict()
-  config.assimilation.iterations = 200  # published 100-200
-  config.assimilation.learning_rate = 0.01
-  config.assimilation.background_weight = 0.0
-  config.assimilation.smoothness_weight = 0.0
-  config.assimilation.log_every = 50
+  config.assimilation.gap_filling = assimilation_settings("latent", 0.1, 1.0)
+  config.assimilation.forecast = assimilation_settings("state", 0.0, 0.0)
 
   config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 512
@@ -100,8 +108,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.log_every = 2
     config.train.eval_every = 6
     config.train.checkpoint_every = 3
-    config.assimilation.iterations = 10
-    config.assimilation.log_every = 5
+    for settings in (config.assimilation.gap_filling, config.assimilation.forecast):
+      settings.iterations = 10
+      settings.log_every = 5
     config.predict.batch_size = 16
     config.predict.forecast_steps = 6
   return config

@@ -1,13 +1,20 @@
-"""Variational data assimilation with a trained Koopman prior (4D-Var-like, strong constraint).
+"""Variational data assimilation with a trained Koopman prior (4D-Var-like).
 
-For every pixel at once, find the initial latent state z_0 whose decoded trajectory
-x_t = psi(K^t z_0) best matches that pixel's observed dates (the bands of the state; rates are
-not observed), optionally near a background z_b and near its neighbours' z_0:
-  J(z_0) = mean over observed (pixel, date, band) of (psi(K^t z_0) - y_t)^2
-           + background_weight * mean ||z_0 - z_b||^2
-           + smoothness_weight * mean over 4-neighbour pairs ||z_0,i - z_0,j||^2,
+For every pixel at once, find the latent states whose decoded trajectory best matches that
+pixel's observed dates (the bands of the state; rates are not observed). With
+segment_steps = 0 (strong constraint, as published) the unknown is the initial state z_0 and
+x_t = psi(K^t z_0). With segment_steps = n (weak constraint) the period is cut into segments of
+n grid steps, each with its own start state z_k, x_t = psi(K^(t - k n) z_k) in segment k, and
+the model error between segments is penalised:
+  J(z) = mean over observed (pixel, date, band) of (x_t - y_t)^2
+         + model_error_weight * mean ||z_(k+1) - K^n z_k||^2
+         + background_weight * mean ||z_k - z_b,k||^2
+         + smoothness_weight * mean over 4-neighbour pairs ||z_i - z_j||^2,
 minimised with Adam inside one jitted loop. The decoder runs only at the observed dates. The
-result is the whole trajectory: it fills the gaps and forecasts past the last observation.
+control variable is either the latent states themselves ('latent', as published) or states
+x_k of the data space with z_k = phi(x_k) ('state'), which keeps them on the encoder's image,
+where the learned dynamics hold. The result is the whole trajectory: it fills the gaps and
+forecasts past the last observation (from the last segment).
 """
 from __future__ import annotations
 
@@ -22,29 +29,60 @@ from absl import logging
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_steps
 
 MAX_STEPS = 2 ** 12 - 1   # the furthest grid step a trajectory reaches (56 years of 5 days)
+CONTROLS = ("latent", "state")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """iterations of Adam at learning_rate; the weights of J's optional terms; log_every
-  iterations the misfit is logged (0: never)."""
+  """iterations of Adam at learning_rate; segment_steps (0: one initial state); control
+  ('latent' or 'state'); the weights of J's terms; log_every iterations the misfit is logged
+  (0: never)."""
   iterations: int = 200
   learning_rate: float = 0.01
+  segment_steps: int = 0
+  control: str = "latent"
+  model_error_weight: float = 1.0
   background_weight: float = 0.0
   smoothness_weight: float = 0.0
   log_every: int = 50
 
+  def __post_init__(self):
+    if self.control not in CONTROLS:
+      raise ValueError(f"assimilation.control={self.control!r}: expected one of {CONTROLS}")
+    for field in ("iterations", "segment_steps", "log_every"):
+      if getattr(self, field) < 0:
+        raise ValueError(f"assimilation.{field}={getattr(self, field)}: expected >= 0")
 
-def latent_at(model: KoopmanAutoencoder, params, z0: jax.Array, steps: jax.Array) -> jax.Array:
-  """(P, L) z_0 and (P, N) int steps -> (P, N, L) K^step z_0."""
+
+def segment_count(num_steps: int, segment_steps: int) -> int:
+  """Segments covering grid steps 0 ... num_steps - 1 (1 without segments)."""
+  return 1 if segment_steps <= 0 else -(-num_steps // segment_steps)
+
+
+def segment_starts(model: KoopmanAutoencoder, params, z0: jax.Array, count: int,
+                   segment_steps: int) -> jax.Array:
+  """(P, L) z_0 -> (P, count, L) the free run's state at each segment start, K^(k n) z_0."""
+  steps = jnp.broadcast_to(jnp.arange(count) * max(segment_steps, 0), (len(z0), count))
+  return latent_at(model, params, z0[:, None], steps, 0)
+
+
+def latent_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
+              segment_steps: int) -> jax.Array:
+  """(P, G, L) segment start states and (P, N) int grid steps -> (P, N, L) the latent state
+  at each step, carried from its segment's start (the last segment's past the end)."""
   koopman = model.apply(params, method=model.koopman)
-  z = jnp.broadcast_to(z0[:, None], (*steps.shape, z0.shape[-1]))
-  return matrix_power_by_steps(koopman, steps, z, MAX_STEPS)
+  segment = (jnp.zeros_like(steps) if segment_steps <= 0
+             else jnp.minimum(steps // segment_steps, z.shape[1] - 1))
+  start = jnp.take_along_axis(z, segment[..., None], axis=1)
+  return matrix_power_by_steps(koopman, steps - segment * max(segment_steps, 0), start,
+                               MAX_STEPS)
 
 
-def decode_at(model: KoopmanAutoencoder, params, z0: jax.Array, steps: jax.Array) -> jax.Array:
-  """(P, L) z_0 and (P, N) int steps -> (P, N, D) decoded states psi(K^step z_0)."""
-  return model.apply(params, latent_at(model, params, z0, steps), method=model.decode)
+def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
+              segment_steps: int) -> jax.Array:
+  """(P, G, L) segment start states and (P, N) grid steps -> (P, N, D) decoded states."""
+  return model.apply(params, latent_at(model, params, z, steps, segment_steps),
+                     method=model.decode)
 
 
 def background(model: KoopmanAutoencoder, params, state: jax.Array,
@@ -52,13 +90,38 @@ def background(model: KoopmanAutoencoder, params, state: jax.Array,
   """z_b = K^-step phi(state): the initial latent state from a (P, D) state seen at grid
   (P,) step, (P, L)."""
   inverse = jnp.linalg.inv(model.apply(params, method=model.koopman))
-  z = model.apply(params, state, method=model.encode)
-  return matrix_power_by_steps(inverse, step, z, MAX_STEPS)
+  return matrix_power_by_steps(inverse, step, model.apply(params, state, method=model.encode),
+                               MAX_STEPS)
 
 
 def _log_progress(iteration, misfit):
   logging.info("Assimilation iteration %d: observation misfit (mean squared) %.6g",
                int(iteration), float(misfit))
+
+
+def cost(model: KoopmanAutoencoder, params, z: jax.Array, observations: jax.Array,
+         steps: jax.Array, mask: jax.Array, z_background: jax.Array, neighbours: jax.Array,
+         settings: Settings) -> tuple[jax.Array, jax.Array]:
+  """J and its observation misfit (mean squared); z: the control (P, G, L) latent states, or
+  (P, G, D) states for control='state'; other arguments as `assimilate`'s."""
+  if settings.control == "state":
+    z = model.apply(params, z, method=model.encode)
+  channels = observations.shape[-1]
+  weight = mask[..., None] * jnp.ones((channels,))
+  decoded = decode_at(model, params, z, steps, settings.segment_steps)[..., :channels]
+  misfit = jnp.sum(weight * (decoded - observations) ** 2) / jnp.maximum(jnp.sum(weight), 1.0)
+  squared_norm = lambda difference: jnp.mean(jnp.sum(difference ** 2, -1))
+  total = misfit
+  if z.shape[1] > 1:
+    power = matrix_power_by_steps(model.apply(params, method=model.koopman),
+                                  jnp.full(z.shape[:1] + (z.shape[1] - 1,),
+                                           settings.segment_steps), z[:, :-1], MAX_STEPS)
+    total += settings.model_error_weight * squared_norm(z[:, 1:] - power)
+  if settings.background_weight:
+    total += settings.background_weight * squared_norm(z - z_background)
+  if settings.smoothness_weight:
+    total += settings.smoothness_weight * squared_norm(z[:, None] - z[neighbours])
+  return total, misfit
 
 
 def assimilate(model: KoopmanAutoencoder, params, observations: jax.Array, steps: jax.Array,
@@ -69,41 +132,43 @@ def assimilate(model: KoopmanAutoencoder, params, observations: jax.Array, steps
   Args:
     observations: (P, N, C) observed bands at grid steps `steps` (P, N) int; mask (P, N) 1
       where observed.
-    z_background: (P, L) the starting point and background z_b.
+    z_background: (P, G, L) the starting point and background z_b: G segment start states
+      (`segment_starts`; G = 1 without segments); (P, G, D) states for control='state'.
     neighbours: (P, 4) int indices of each pixel's neighbours (itself where none).
   Returns:
-    z_0 (P, L) and the final observation misfit (mean squared).
+    the control (shaped as z_background) and the final observation misfit (mean squared).
   """
-  channels = observations.shape[-1]
-  weight = mask[..., None] * jnp.ones((channels,))
-  count = jnp.maximum(jnp.sum(weight), 1.0)
-
-  def cost(z0):
-    decoded = decode_at(model, params, z0, steps)[..., :channels]
-    misfit = jnp.sum(weight * (decoded - observations) ** 2) / count
-    total = misfit
-    if settings.background_weight:
-      total += settings.background_weight * jnp.mean(jnp.sum((z0 - z_background) ** 2, -1))
-    if settings.smoothness_weight:
-      total += settings.smoothness_weight * jnp.mean(
-          jnp.sum((z0[:, None] - z0[neighbours]) ** 2, -1))
-    return total, misfit
-
+  data = (observations, steps, mask, z_background, neighbours)
+  gradient = jax.value_and_grad(lambda z: cost(model, params, z, *data, settings),
+                                has_aux=True)
   optimizer = optax.adam(settings.learning_rate)
 
   def iterate(iteration, carry):
-    z0, opt_state, _ = carry
-    (_, misfit), grads = jax.value_and_grad(cost, has_aux=True)(z0)
+    z, opt_state = carry
+    (_, misfit), grads = gradient(z)
     updates, opt_state = optimizer.update(grads, opt_state)
     if settings.log_every:
       jax.lax.cond((iteration + 1) % settings.log_every == 0,
                    lambda: jax.debug.callback(_log_progress, iteration + 1, misfit),
                    lambda: None)
-    return optax.apply_updates(z0, updates), opt_state, misfit
+    return optax.apply_updates(z, updates), opt_state
 
-  z0, _, _ = jax.lax.fori_loop(0, settings.iterations, iterate,
-                               (z_background, optimizer.init(z_background), jnp.zeros(())))
-  return z0, cost(z0)[1]
+  z, _ = jax.lax.fori_loop(0, settings.iterations, iterate,
+                           (z_background, optimizer.init(z_background)))
+  return z, cost(model, params, z, *data, settings)[1]
+
+
+def analysis(model: KoopmanAutoencoder, params, observations: jax.Array, steps: jax.Array,
+             mask: jax.Array, z_free: jax.Array, neighbours: jax.Array,
+             settings: Settings) -> jax.Array:
+  """The assimilated latent segment start states (P, G, L), from the free run's z_free
+  (`segment_starts`) in the settings' control space; other arguments as `assimilate`'s."""
+  if settings.control == "state":
+    x_free = model.apply(params, z_free, method=model.decode)
+    x, _ = assimilate(model, params, observations, steps, mask, x_free, neighbours, settings)
+    return model.apply(params, x, method=model.encode)
+  z, _ = assimilate(model, params, observations, steps, mask, z_free, neighbours, settings)
+  return z
 
 
 def grid_neighbours(height: int, width: int) -> np.ndarray:

@@ -130,15 +130,21 @@ def make_predict_fn(task, params, mesh):
 
 
 def _print_report(report: dict) -> None:
-  """Prints the methods' metrics (the report's entries holding an 'ssim') as a table."""
-  rows = [(name, values) for name, values in report.items()
-          if isinstance(values, dict) and "ssim" in values]
-  columns = list(rows[0][1]) if rows else []
-  lines = [f"{'method':<20}" + "".join(f"{column:>20}" for column in columns)]
-  for name, values in rows:
-    lines.append(f"{name:<20}" + "".join(f"{values.get(column, float('nan')):>20.4g}"
-                                         for column in columns))
-  print("\n".join(lines), flush=True)
+  """Prints the methods' metrics (entries holding an 'ssim' or an 'rmse') as tables: those at
+  the report's top level, then those of each of its sections."""
+  sections = [("", report)] + [(name, value) for name, value in report.items()
+                               if isinstance(value, dict)]
+  for title, section in sections:
+    rows = [(name, values) for name, values in section.items()
+            if isinstance(values, dict) and {"ssim", "rmse"} & set(values)]
+    if not rows:
+      continue
+    columns = list(rows[0][1])
+    lines = [f"{title or 'method':<20}" + "".join(f"{column:>20}" for column in columns)]
+    for name, values in rows:
+      lines.append(f"{name:<20}" + "".join(f"{values.get(column, float('nan')):>20.4g}"
+                                           for column in columns))
+    print("\n".join(lines), flush=True)
 
 
 def run(config, workdir: str, mode: str = "train") -> dict | None:

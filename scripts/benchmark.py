@@ -4,6 +4,10 @@
                                                     # 31 bands, x4
   python scripts/benchmark.py --model=mrunet        # LST U-Net, batch 24 of 64x64, x4 (sisr)
   python scripts/benchmark.py --model=mrunet --variant=disr
+  python scripts/benchmark.py --model=koopman       # Koopman autoencoder, 512 windows x 101
+                                                    # steps of 10 bands, every step observed
+  python scripts/benchmark.py --model=assimilation  # one assimilation iteration, 100x100
+                                                    # pixels x 243 dates (--observed_fraction)
   python scripts/benchmark.py --json=bench.json     # also save the figures
 
 FLOPs come from XLA's cost analysis (for Fusformer, of the same step with dense ('xla')
@@ -27,6 +31,9 @@ import jax.numpy as jnp
 import optax
 
 from fusionjax.models.fusformer import Fusformer
+from fusionjax import assimilation
+from fusionjax.data import procedural_phenology
+from fusionjax.tasks.koopman import KoopmanObjective
 from fusionjax.tasks.lst import LstObjective
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +91,26 @@ def _time_steps(compiled, params, opt_state, inputs, args) -> list[float]:
   return times
 
 
+def _objective_figures(objective, batch: dict, learning_rate: float, args) -> dict:
+  """Compiles and times a task objective's training step (its loss_fn, Adam) on `batch`."""
+  optimizer = optax.adam(learning_rate)
+  params = objective.init_params(jax.random.key(2))
+  opt_state = optimizer.init(params)
+
+  def step(params, opt_state, batch):
+    (loss, _), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(params, batch)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  start = time.perf_counter()
+  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, batch).compile()
+  compile_s = time.perf_counter() - start
+  parameters = int(sum(x.size for x in jax.tree.leaves(params)))
+  return {"parameters": parameters, "compile_s": compile_s,
+          "step_s_all": _time_steps(compiled, params, opt_state, (batch,), args),
+          "gflop_per_step": _cost_gflop(compiled)}
+
+
 def benchmark_mrunet(args) -> tuple[dict, dict]:
   """The LST experiment's training step (its loss, model and optimizer) on random tiles."""
   config = experiment_config("experiments/modis_lst.py", args.variant)
@@ -92,25 +119,72 @@ def benchmark_mrunet(args) -> tuple[dict, dict]:
   tiles = {"lst": 290.0 + 10.0 * jax.random.uniform(jax.random.key(0), (args.batch, t, t, 1)),
            "ndvi": jax.random.uniform(jax.random.key(1), (args.batch, t, t, 1)),
            "reflectance": jax.random.uniform(jax.random.key(3), (args.batch, t, t, 3))}
-  optimizer = optax.adam(config.train.learning_rate)
-  params = objective.init_params(jax.random.key(2))
-  opt_state = optimizer.init(params)
-
-  def step(params, opt_state, tiles):
-    (loss, _), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(params, tiles)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  start = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, tiles).compile()
-  compile_s = time.perf_counter() - start
-  parameters = int(sum(x.size for x in jax.tree.leaves(params)))
-  times = _time_steps(compiled, params, opt_state, (tiles,), args)
   described = {"model": "mrunet", "variant": args.variant or "sisr", "batch": args.batch,
                "size": t, "scale": config.data.scale_factor,
                "widths": list(config.model.widths)}
-  return described, {"parameters": parameters, "compile_s": compile_s, "step_s_all": times,
-                     "gflop_per_step": _cost_gflop(compiled)}
+  return described, _objective_figures(objective, tiles, config.train.learning_rate, args)
+
+
+def _koopman_objective(variant: str) -> tuple:
+  """(config, bands, objective) of experiments/sentinel2_koopman.py:variant."""
+  config = experiment_config("experiments/sentinel2_koopman.py", variant)
+  channels = 1 if config.data.quantity == "ndvi" else len(procedural_phenology.BANDS)
+  return config, channels, KoopmanObjective(config, channels)
+
+
+def benchmark_koopman(args) -> tuple[dict, dict]:
+  """The Koopman experiment's training step (its loss, model and optimizer) on random windows
+  of which every step is observed (the published, gap-filled setting)."""
+  config, channels, objective = _koopman_objective(args.variant)
+  steps = config.data.window_steps
+  windows = {"state": 0.1 * jax.random.normal(jax.random.key(0), (args.batch, steps,
+                                                                   2 * channels)),
+             "offset": jnp.broadcast_to(jnp.arange(steps), (args.batch, steps)),
+             "mask": jnp.ones((args.batch, steps))}
+  described = {"model": "koopman", "variant": args.variant or "reflectance",
+               "batch": args.batch, "window_steps": steps, "bands": channels}
+  return described, _objective_figures(objective, windows, config.train.learning_rate, args)
+
+
+def benchmark_assimilation(args) -> tuple[dict, dict]:
+  """Assimilation iterations (Adam on every pixel's initial latent state) with the Koopman
+  experiment's model (untrained weights: the cost does not depend on them): args.size^2
+  pixels, args.dates dates of which a seeded args.observed_fraction is observed."""
+  config, channels, objective = _koopman_objective(args.variant)
+  params = objective.init_params(jax.random.key(0))
+  pixels = args.size * args.size
+  settings = assimilation.Settings(**{**config.assimilation[args.settings].to_dict(),
+                                      "iterations": args.steps, "log_every": 0})
+  segments = assimilation.segment_count(args.dates, settings.segment_steps)
+  observed = jax.random.uniform(jax.random.key(1), (pixels, args.dates)) < args.observed_fraction
+  inputs = (0.1 * jax.random.normal(jax.random.key(2), (pixels, args.dates, channels)),
+            jnp.broadcast_to(jnp.arange(args.dates), (pixels, args.dates)),
+            observed.astype(jnp.float32),
+            jax.random.normal(jax.random.key(3), (pixels, segments, config.model.latent_dim
+                                                  if settings.control == "latent"
+                                                  else 2 * channels)),
+            jnp.asarray(assimilation.grid_neighbours(args.size, args.size)))
+  run = jax.jit(lambda *a: assimilation.assimilate(objective.model, params, *a, settings)[1])
+  start = time.perf_counter()
+  compiled = run.lower(*inputs).compile()
+  compile_s = time.perf_counter() - start
+  # An iteration's arithmetic: the cost's gradient (the loop body; Adam's update is negligible).
+  gradient = jax.jit(jax.grad(lambda z0, *a: assimilation.cost(objective.model, params, z0, *a,
+                                                              settings)[0]))
+  one = gradient.lower(inputs[3], *inputs).compile()
+  times = []
+  for i in range(args.warmup + 3):
+    start = time.perf_counter()
+    compiled(*inputs).block_until_ready()
+    if i >= args.warmup:
+      times.append((time.perf_counter() - start) / args.steps)
+  described = {"model": "assimilation", "variant": args.variant or "reflectance",
+               "pixels": pixels, "dates": args.dates, "bands": channels,
+               "observed_fraction": args.observed_fraction, "iterations_timed": args.steps,
+               "settings": args.settings, "control": settings.control}
+  return described, {"parameters": int(sum(x.size for x in jax.tree.leaves(params))),
+                     "compile_s": compile_s, "step_s_all": times,
+                     "gflop_per_step": _cost_gflop(one)}
 
 
 def benchmark_fusformer(args) -> tuple[dict, dict]:
@@ -141,9 +215,14 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
                      "gflop_per_step": gflop}
 
 
+BENCHMARKS = {"fusformer": benchmark_fusformer, "mrunet": benchmark_mrunet,
+              "koopman": benchmark_koopman, "assimilation": benchmark_assimilation}
+BATCH = {"fusformer": 3, "mrunet": 24, "koopman": 512, "assimilation": 1}
+
+
 def benchmark(args) -> dict:
   """Figures of the chosen model's training step and the device's matmul peak."""
-  described, figures = (benchmark_mrunet if args.model == "mrunet" else benchmark_fusformer)(args)
+  described, figures = BENCHMARKS[args.model](args)
   step_s = statistics.median(figures["step_s_all"])
   peak = matmul_peak_gflops()
   achieved = figures["gflop_per_step"] / step_s
@@ -157,11 +236,21 @@ def benchmark(args) -> dict:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", choices=("fusformer", "mrunet"), default="fusformer")
-  parser.add_argument("--variant", default="", help="experiments/modis_lst.py variant (mrunet)")
+  parser.add_argument("--model", choices=tuple(BENCHMARKS), default="fusformer")
+  parser.add_argument("--variant", default="",
+                      help="experiment variant (modis_lst.py for mrunet, sentinel2_koopman.py "
+                           "for koopman and assimilation)")
   parser.add_argument("--batch", type=int, default=None,
-                      help="default: 3 (fusformer, published), 24 (mrunet, published)")
-  parser.add_argument("--size", type=int, default=64, help="MSI tile size (pixels)")
+                      help="default: 3 (fusformer), 24 (mrunet), 512 windows (koopman): "
+                           "as published")
+  parser.add_argument("--size", type=int, default=None,
+                      help="MSI tile size (fusformer, default 64) or image side in pixels "
+                           "(assimilation, default 100)")
+  parser.add_argument("--dates", type=int, default=243, help="assimilation: grid dates")
+  parser.add_argument("--observed_fraction", type=float, default=1.0,
+                      help="assimilation: fraction of (pixel, date) observed")
+  parser.add_argument("--settings", choices=("gap_filling", "forecast"), default="gap_filling",
+                      help="assimilation: which of the experiment's assimilation settings")
   parser.add_argument("--bands", type=int, default=31)
   parser.add_argument("--msi_bands", type=int, default=3)
   parser.add_argument("--scale", type=int, default=4)
@@ -172,19 +261,23 @@ def main(argv=None) -> int:
   parser.add_argument("--json", default="", help="also write the figures to this JSON file")
   args = parser.parse_args(argv)
   if args.batch is None:
-    args.batch = 24 if args.model == "mrunet" else 3
+    args.batch = BATCH[args.model]
+  if args.size is None:
+    args.size = 100 if args.model == "assimilation" else 64
   result = benchmark(args)
   rows = [("device", result["device"]), ("parameters", f"{result['parameters']:,}"),
           ("compile (s)", f"{result['compile_s']:.2f}"),
-          ("train step, median (s)", f"{result['step_s_median']:.3f}"),
-          ("samples/s", f"{result['samples_per_s']:.3f}"),
+          ("assimilation iteration, median (s)" if args.model == "assimilation"
+           else "train step, median (s)", f"{result['step_s_median']:.3f}"),
+          ("iterations/s" if args.model == "assimilation" else "samples/s",
+           f"{result['samples_per_s']:.3f}"),
           ("GFLOP per step (XLA)", f"{result['gflop_per_step']:.1f}"),
           ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
           ("matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),
           ("fraction of peak", f"{result['fraction_of_peak']:.3f}")]
-  print("Train step: " + ", ".join(f"{k}={v}" for k, v in result["config"].items()))
+  print(("Assimilation: " if args.model == "assimilation" else "Train step: ") + ", ".join(f"{k}={v}" for k, v in result["config"].items()))
   for name, value in rows:
-    print(f"  {name:<26}{value}")
+    print(f"  {name:<36}{value}")
   if args.json:
     with open(args.json, "w") as stream:
       json.dump(result, stream, indent=2)

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from fusionjax import assimilation, parallel
@@ -19,9 +20,9 @@ def _prior():
 
 
 def _problem(model, params, pixels=8):
-  z_true = jax.random.normal(jax.random.key(2), (pixels, 4))
+  z_true = jax.random.normal(jax.random.key(2), (pixels, 1, 4))
   steps = jnp.broadcast_to(jnp.asarray(STEPS), (pixels, len(STEPS)))
-  observations = assimilation.decode_at(model, params, z_true, steps)[..., :2]
+  observations = assimilation.decode_at(model, params, z_true, steps, 0)[..., :2]
   z_start = z_true + 0.3 * jax.random.normal(jax.random.key(3), z_true.shape)
   neighbours = assimilation.grid_neighbours(2, pixels // 2)
   return z_true, steps, observations, z_start, neighbours
@@ -37,13 +38,13 @@ def test_assimilation_recovers_the_trajectory_sharded_over_devices():
   mesh = parallel.make_mesh()
   sharded = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
   z0, misfit = run(*map(sharded, (observations, steps, mask, z_start, neighbours)))
-  start_misfit = float(jnp.mean((assimilation.decode_at(model, params, z_start, steps)[..., :2]
+  start_misfit = float(jnp.mean((assimilation.decode_at(model, params, z_start, steps, 0)[..., :2]
                                  - observations) ** 2))
   assert float(misfit) < 1e-3 * start_misfit
   # Unobserved dates, inside the window and past it, come out right.
   later = jnp.broadcast_to(jnp.array([7, 25, 40]), (len(z0), 3))
-  np.testing.assert_allclose(assimilation.decode_at(model, params, z0, later),
-                             assimilation.decode_at(model, params, z_true, later), atol=2e-2)
+  np.testing.assert_allclose(assimilation.decode_at(model, params, z0, later, 0),
+                             assimilation.decode_at(model, params, z_true, later, 0), atol=2e-2)
   # The same on one device.
   z_single, _ = run(observations, steps, mask, z_start, neighbours)
   np.testing.assert_allclose(z0, z_single, atol=1e-4)
@@ -76,7 +77,7 @@ def test_background_is_the_encoded_state_carried_back_to_step_zero():
   state = jax.random.normal(jax.random.key(4), (5, 4))
   step = jnp.array([0, 1, 4, 9, 30])
   z_b = assimilation.background(model, params, state, step)
-  forward = assimilation.latent_at(model, params, z_b, step[:, None])[:, 0]
+  forward = assimilation.latent_at(model, params, z_b[:, None], step[:, None], 0)[:, 0]
   np.testing.assert_allclose(forward, model.apply(params, state, method=model.encode),
                              atol=1e-4)
 
@@ -85,3 +86,55 @@ def test_grid_neighbours_are_up_down_left_right_clamped_at_edges():
   neighbours = assimilation.grid_neighbours(2, 3)
   np.testing.assert_array_equal(neighbours[0], [0, 3, 0, 1])
   np.testing.assert_array_equal(neighbours[4], [1, 4, 3, 5])
+
+
+def test_segments_follow_a_trajectory_that_changes_course_and_free_runs_link_them():
+  model, params = _prior()
+  z_a = jax.random.normal(jax.random.key(5), (4, 1, 4))
+  z_b = jax.random.normal(jax.random.key(6), (4, 1, 4))
+  steps = jnp.broadcast_to(jnp.arange(0, 20, 2), (4, 10))
+  # Until step 10 the pixels follow z_a, from step 10 on the trajectory started from z_b.
+  truth = jnp.where((steps < 10)[..., None],
+                    assimilation.decode_at(model, params, z_a, steps, 0),
+                    assimilation.decode_at(model, params, z_b, steps - 10, 0))[..., :2]
+  mask = jnp.ones(steps.shape)
+  neighbours = assimilation.grid_neighbours(2, 2)
+  start = jnp.zeros((4, 1, 4))
+  strong = assimilation.Settings(iterations=400, learning_rate=0.05, log_every=0)
+  _, strong_misfit = assimilation.assimilate(model, params, truth, steps, mask, start,
+                                             neighbours, strong)
+  weak = assimilation.Settings(iterations=400, learning_rate=0.05, segment_steps=10,
+                               model_error_weight=0.0, log_every=0)
+  two = assimilation.segment_count(20, 10)
+  assert two == 2
+  segments_start = assimilation.segment_starts(model, params, start[:, 0], two, 10)
+  _, weak_misfit = assimilation.assimilate(model, params, truth, steps, mask, segments_start,
+                                           neighbours, weak)
+  assert float(weak_misfit) < 0.05 * float(strong_misfit)
+  # The segment starts of a free run are the free run itself.
+  z0 = jax.random.normal(jax.random.key(7), (3, 4))
+  starts = assimilation.segment_starts(model, params, z0, 3, 7)
+  probe = jnp.broadcast_to(jnp.array([3, 9, 16, 30]), (3, 4))
+  np.testing.assert_allclose(assimilation.latent_at(model, params, starts, probe, 7),
+                             assimilation.latent_at(model, params, z0[:, None], probe, 0),
+                             atol=1e-4)
+
+
+def test_state_control_fits_through_the_encoder_and_bad_settings_are_named():
+  model, params = _prior()
+  x_true = jax.random.normal(jax.random.key(8), (6, 1, 4))
+  z_true = model.apply(params, x_true, method=model.encode)
+  steps = jnp.broadcast_to(jnp.asarray(STEPS), (6, len(STEPS)))
+  observations = assimilation.decode_at(model, params, z_true, steps, 0)[..., :2]
+  x_start = x_true + 0.3 * jax.random.normal(jax.random.key(9), x_true.shape)
+  settings = assimilation.Settings(iterations=300, learning_rate=0.02, control="state",
+                                   log_every=0)
+  start = assimilation.cost(model, params, x_start, observations, steps, jnp.ones(steps.shape),
+                            x_start, assimilation.grid_neighbours(2, 3), settings)[1]
+  _, misfit = assimilation.assimilate(model, params, observations, steps, jnp.ones(steps.shape),
+                                      x_start, assimilation.grid_neighbours(2, 3), settings)
+  assert float(misfit) < 1e-2 * float(start)
+  with pytest.raises(ValueError, match="assimilation.control='weights'"):
+    assimilation.Settings(control="weights")
+  with pytest.raises(ValueError, match="assimilation.segment_steps=-1"):
+    assimilation.Settings(segment_steps=-1)

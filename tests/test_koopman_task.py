@@ -98,3 +98,25 @@ def test_training_never_sees_hidden_or_forecast_observations():
   assert not (usable & experiment.hidden).any() and not usable[:, experiment.cutoff:].any()
   assert experiment.hidden.sum() == round(0.2 * grid.observed.sum())
   assert (experiment.hidden & ~grid.observed).sum() == 0
+
+
+def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
+  import jax
+  from experiments.sentinel2_koopman import get_config
+  config = get_config("ndvi,smoke")
+  config.assimilation.forecast.iterations = 0      # the forecast part is then the free run
+  config.assimilation.forecast.control = "latent"
+  objective = koopman.KoopmanObjective(config, channels=1)
+  params = objective.init_params(jax.random.key(0))
+  grid = series.to_grid(procedural_phenology.to_ndvi(procedural_phenology.make_series(
+      size=4, num_years=1, field_pixels=2, seed=0)), 5)
+  usable = grid.observed.copy()
+  usable[:, 40:] = False
+  inputs = koopman.assimilation_inputs(grid.values, usable, grid.image_shape,
+                                       len(grid.dates) + 5)
+  assimilated, free = jax.jit(objective.apply)(params, *inputs.values())
+  last = np.array([np.flatnonzero(row).max() for row in usable])
+  steps = np.arange(assimilated.shape[1])
+  after = steps[None] > last[:, None]
+  np.testing.assert_allclose(assimilated[after], free[after], atol=1e-6)
+  assert np.abs(assimilated[~after] - free[~after]).max() > 1e-4

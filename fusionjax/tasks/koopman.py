@@ -132,41 +132,18 @@ def rmse_report(estimate: np.ndarray, truth: np.ndarray, where: np.ndarray) -> d
   return {"rmse": float(np.sqrt(mse)), "mse": mse}
 
 
-class KoopmanTask(TfdsBatches):
-  """Koopman autoencoder trained on windows of a scene's pixel series; assimilation as eval."""
+class KoopmanObjective:
+  """The model, its loss and the assimilation: everything pure (no data). `channels`: bands
+  per pixel; the state holds them and their rates of change."""
 
-  def __init__(self, config, workdir: str):
+  def __init__(self, config, channels: int):
     self.config = config
-    data = config.data
-    self.experiment = Experiment.make(series.to_grid(load_series(config), data.step_days),
-                                      data, data.split_seed)
-    grid = self.experiment.grid
-    self.channels = grid.values.shape[-1]
+    self.channels = channels
     model = config.model
-    self.model = KoopmanAutoencoder(state_dim=2 * self.channels, hidden=tuple(model.hidden),
+    self.model = KoopmanAutoencoder(state_dim=2 * channels, hidden=tuple(model.hidden),
                                     latent_dim=model.latent_dim, operator=model.operator)
-    self.settings = assimilation.Settings(**config.assimilation.to_dict())
-    data_root = data.cache_dir or os.path.join(workdir, "data")
-    key = hashlib.sha1(json.dumps([
-        os.path.abspath(data.dir) if data.dir else "procedural", data.quantity, data.step_days,
-        data.hidden_fraction, data.forecast_fraction, data.validation_pixel_fraction,
-        data.split_seed, data.procedural_size, data.procedural_years, config.seed]).encode()
-    ).hexdigest()[:10]
-    source_path = os.path.join(data_root, f"{config.name}-{key}", "states.npz")
-    tfds_dir = os.path.join(data_root, f"{config.name}-{key}",
-                            f"tfds-window{data.window_steps}-per{data.windows_per_pixel}-"
-                            f"shards{data.num_shards}")
-
-    def write_states():
-      if not os.path.exists(source_path):
-        state, target = series.states(grid.values, self.experiment.usable(before_cutoff=True))
-        with atomic.atomic_path(source_path) as temporary:
-          np.savez(temporary, state=state, target=target,
-                   validation_pixel=self.experiment.validation_pixel)
-    self.builder = prepared_builder(lambda: series_builder.SeriesWindows(
-        source_path=source_path, state_dim=2 * self.channels, window_steps=data.window_steps,
-        windows_per_pixel=data.windows_per_pixel, seed=data.split_seed,
-        num_shards=data.num_shards, data_dir=tfds_dir), write_states)
+    self.gap_filling = assimilation.Settings(**config.assimilation.gap_filling.to_dict())
+    self.forecast = assimilation.Settings(**config.assimilation.forecast.to_dict())
 
   # Pure functions -------------------------------------------------------------------------
 
@@ -215,16 +192,62 @@ class KoopmanTask(TfdsBatches):
 
   def apply(self, params, observations, steps, mask, initial_state, initial_step, neighbours,
             output_steps):
-    """Assimilates every pixel's observations; see `assimilation_inputs` for the arrays.
+    """Assimilates every pixel's observations twice: with the gap_filling settings for the
+    observed period and with the forecast settings for the dates after a pixel's last
+    observation. See `assimilation_inputs` for the arrays.
 
-    Returns (P, S_out, C) the assimilated and the free-run trajectories at output_steps.
+    Returns (P, S_out, C) at output_steps: the assimilated trajectory (gap-filled, then
+    forecast) and the free run from each pixel's first state.
     """
-    z_background = assimilation.background(self.model, params, initial_state, initial_step)
-    z0, _ = assimilation.assimilate(self.model, params, observations, steps, mask,
-                                    z_background, neighbours, self.settings)
-    decode = lambda z: assimilation.decode_at(self.model, params, z, output_steps)[
-        ..., :self.channels]
-    return decode(z0), decode(z_background)
+    z_initial = assimilation.background(self.model, params, initial_state, initial_step)
+    data = (observations, steps, mask)
+
+    def trajectory(settings, analysed: bool):
+      count = assimilation.segment_count(output_steps.shape[1], settings.segment_steps)
+      z = assimilation.segment_starts(self.model, params, z_initial, count,
+                                      settings.segment_steps)
+      if analysed:
+        z = assimilation.analysis(self.model, params, *data, z, neighbours, settings)
+      return assimilation.decode_at(self.model, params, z, output_steps,
+                                    settings.segment_steps)[..., :self.channels]
+
+    last_observed = jnp.max(jnp.where(mask > 0, steps, -1), axis=1)
+    observed_period = (output_steps <= last_observed[:, None])[..., None]
+    assimilated = jnp.where(observed_period, trajectory(self.gap_filling, True),
+                            trajectory(self.forecast, True))
+    return assimilated, trajectory(self.forecast, False)
+
+
+class KoopmanTask(TfdsBatches, KoopmanObjective):
+  """Koopman autoencoder trained on windows of a scene's pixel series; assimilation as eval."""
+
+  def __init__(self, config, workdir: str):
+    data = config.data
+    self.experiment = Experiment.make(series.to_grid(load_series(config), data.step_days),
+                                      data, data.split_seed)
+    grid = self.experiment.grid
+    super().__init__(config, grid.values.shape[-1])
+    data_root = data.cache_dir or os.path.join(workdir, "data")
+    key = hashlib.sha1(json.dumps([
+        os.path.abspath(data.dir) if data.dir else "procedural", data.quantity, data.step_days,
+        data.hidden_fraction, data.forecast_fraction, data.validation_pixel_fraction,
+        data.split_seed, data.procedural_size, data.procedural_years, config.seed]).encode()
+    ).hexdigest()[:10]
+    source_path = os.path.join(data_root, f"{config.name}-{key}", "states.npz")
+    tfds_dir = os.path.join(data_root, f"{config.name}-{key}",
+                            f"tfds-window{data.window_steps}-per{data.windows_per_pixel}-"
+                            f"shards{data.num_shards}")
+
+    def write_states():
+      if not os.path.exists(source_path):
+        state, target = series.states(grid.values, self.experiment.usable(before_cutoff=True))
+        with atomic.atomic_path(source_path) as temporary:
+          np.savez(temporary, state=state, target=target,
+                   validation_pixel=self.experiment.validation_pixel)
+    self.builder = prepared_builder(lambda: series_builder.SeriesWindows(
+        source_path=source_path, state_dim=2 * self.channels, window_steps=data.window_steps,
+        windows_per_pixel=data.windows_per_pixel, seed=data.split_seed,
+        num_shards=data.num_shards, data_dir=tfds_dir), write_states)
 
   # Host side ------------------------------------------------------------------------------
 
@@ -234,14 +257,15 @@ class KoopmanTask(TfdsBatches):
     inputs = assimilation_inputs(grid.values, usable, grid.image_shape, num_output_steps)
     count = len(grid.values)
     inputs = pad_pixels(inputs, jax.device_count())
-    logging.info("Assimilating %d pixels x %d observed grid steps (%d iterations).", count,
-                 inputs["steps"].shape[1], self.settings.iterations)
+    logging.info("Assimilating %d pixels x %d observed grid steps (%d + %d iterations).", count,
+                 inputs["steps"].shape[1], self.gap_filling.iterations,
+                 self.forecast.iterations)
     assimilated, free = predict(*inputs.values())
     return assimilated[:count], free[:count]
 
   def predict_validation(self, predict: Callable, batch_size: int) -> dict:
-    """Gap-filling (every non-hidden observation) and forecast (those before the cut-off)
-    trajectories, assimilated and free, (P, S, C) each."""
+    """Trajectories (P, S, C) assimilating every non-hidden observation ('gap_filled') and
+    those before the cut-off ('forecast'), and the free run."""
     num_steps = self.experiment.grid.values.shape[1]
     gap_filled, _ = self._assimilate(predict, self.experiment.usable(before_cutoff=False),
                                      num_steps + self.config.predict.forecast_steps, batch_size)

@@ -1,0 +1,110 @@
+"""Reference figures for the Koopman benchmarks: the published Koopman autoencoder in PyTorch.
+
+  pip install torch                                   # a CPU build is enough
+  python scripts/benchmark_torch_koopman.py           # training step and assimilation iteration
+
+A straightforward PyTorch implementation of Frion et al. (IEEE TSP 2024): per-pixel state of
+10 bands and their first differences (20 values), encoder 20 -> 512 -> 256 -> 32 (ReLU), the
+mirrored decoder, K (32 x 32) from the identity; training loss of prediction over t = 0 ... 100,
+auto-encoding, latent linearity and 100 ||K K^T - I||^2 on batches of 512 windows, Adam 1e-3;
+assimilation of the initial latent states of 100 x 100 pixels over 243 dates with Adam,
+decoding the whole trajectory. Run it beside `python scripts/benchmark.py --model=koopman` and
+`--model=assimilation` to compare on the same machine in the same session.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+try:
+  import torch
+  from torch import nn
+except ImportError:  # pragma: no cover - depends on the environment
+  sys.exit("benchmark_torch_koopman.py needs PyTorch: pip install torch (a CPU build is enough)")
+
+
+class KoopmanAutoencoder(nn.Module):
+  def __init__(self, state_dim: int = 20, latent_dim: int = 32):
+    super().__init__()
+    self.encoder = nn.Sequential(nn.Linear(state_dim, 512), nn.ReLU(), nn.Linear(512, 256),
+                                 nn.ReLU(), nn.Linear(256, latent_dim))
+    self.decoder = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, 512),
+                                 nn.ReLU(), nn.Linear(512, state_dim))
+    self.K = nn.Parameter(torch.eye(latent_dim))
+
+  def rollout(self, z0: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, L) -> (B, steps + 1, L)."""
+    states = [z0]
+    for _ in range(steps):
+      states.append(states[-1] @ self.K.T)
+    return torch.stack(states, 1)
+
+
+def training_step(model, optimizer, windows: torch.Tensor) -> float:
+  optimizer.zero_grad()
+  encoded = model.encoder(windows)
+  latent = model.rollout(encoded[:, 0], windows.shape[1] - 1)
+  loss = (torch.mean((model.decoder(latent) - windows) ** 2)
+          + torch.mean((model.decoder(encoded) - windows) ** 2)
+          + torch.mean((latent - encoded) ** 2)
+          + 100.0 * torch.sum((model.K @ model.K.T - torch.eye(len(model.K))) ** 2))
+  loss.backward()
+  optimizer.step()
+  return float(loss)
+
+
+def assimilation_iteration(model, z0, optimizer, observations, mask) -> float:
+  optimizer.zero_grad()
+  decoded = model.decoder(model.rollout(z0, observations.shape[1] - 1))
+  loss = torch.sum(mask[..., None] * (decoded - observations) ** 2) / torch.sum(mask)
+  loss.backward()
+  optimizer.step()
+  return float(loss)
+
+
+def _median_time(fn, warmup: int, repeats: int) -> float:
+  times = []
+  for i in range(warmup + repeats):
+    start = time.perf_counter()
+    fn()
+    if i >= warmup:
+      times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=512)
+  parser.add_argument("--window_steps", type=int, default=101)
+  parser.add_argument("--pixels", type=int, default=100 * 100)
+  parser.add_argument("--dates", type=int, default=243)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--steps", type=int, default=3)
+  args = parser.parse_args(argv)
+  torch.manual_seed(0)
+  model = KoopmanAutoencoder()
+  optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+  windows = 0.1 * torch.randn(args.batch, args.window_steps, 20)
+  step_s = _median_time(lambda: training_step(model, optimizer, windows), args.warmup,
+                        args.steps)
+  for parameter in model.parameters():
+    parameter.requires_grad_(False)
+  z0 = torch.randn(args.pixels, 32, requires_grad=True)
+  z_optimizer = torch.optim.Adam([z0], lr=1e-2)
+  observations = 0.1 * torch.randn(args.pixels, args.dates, 20)
+  mask = torch.ones(args.pixels, args.dates)
+  iteration_s = _median_time(
+      lambda: assimilation_iteration(model, z0, z_optimizer, observations, mask), args.warmup,
+      args.steps)
+  print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+  print(f"  train step ({args.batch} windows x {args.window_steps} steps), median (s)  "
+        f"{step_s:.3f}")
+  print(f"  assimilation iteration ({args.pixels} pixels x {args.dates} dates), median (s)  "
+        f"{iteration_s:.3f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
