@@ -57,9 +57,10 @@ def test_predict_assimilates_a_series_folder(tmp_path):
   assert np.all(np.isfinite(products["values"]))
   np.testing.assert_array_equal(products["observed"][:len(grid.dates)].reshape(
       len(grid.dates), -1).T, grid.observed)
-  # A model of one band cannot assimilate ten.
+  # A missing input folder is named.
   result = _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
                 "--mode=predict", f"--config.predict.input={tmp_path / 'missing'}",
+                f"--config.predict.output={out}",
                 check=False)
   assert result.returncode != 0 and "predict.input=" in result.stderr
 

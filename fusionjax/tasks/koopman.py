@@ -251,9 +251,10 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
 
   # Host side ------------------------------------------------------------------------------
 
-  def _assimilate(self, predict: Callable, usable: np.ndarray, num_output_steps: int,
-                  batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    grid = self.experiment.grid
+  def _assimilate(self, predict: Callable, grid: series.GriddedSeries, usable: np.ndarray,
+                  num_output_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P, num_output_steps, C) assimilated and free trajectories of the `usable` (P, S)
+    observations of `grid`, the pixels padded for the devices and trimmed back."""
     inputs = assimilation_inputs(grid.values, usable, grid.image_shape, num_output_steps)
     count = len(grid.values)
     inputs = pad_pixels(inputs, jax.device_count())
@@ -266,11 +267,12 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
   def predict_validation(self, predict: Callable, batch_size: int) -> dict:
     """Trajectories (P, S, C) assimilating every non-hidden observation ('gap_filled') and
     those before the cut-off ('forecast'), and the free run."""
-    num_steps = self.experiment.grid.values.shape[1]
-    gap_filled, _ = self._assimilate(predict, self.experiment.usable(before_cutoff=False),
-                                     num_steps + self.config.predict.forecast_steps, batch_size)
-    forecast, free_run = self._assimilate(predict, self.experiment.usable(before_cutoff=True),
-                                          num_steps, batch_size)
+    grid = self.experiment.grid
+    num_steps = grid.values.shape[1]
+    gap_filled, _ = self._assimilate(predict, grid, self.experiment.usable(before_cutoff=False),
+                                     num_steps + self.config.predict.forecast_steps)
+    forecast, free_run = self._assimilate(predict, grid,
+                                          self.experiment.usable(before_cutoff=True), num_steps)
     return {"gap_filled": gap_filled, "forecast": forecast, "free_run": free_run}
 
   def evaluate(self, prediction: dict) -> dict:
@@ -315,7 +317,9 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
   def predict_inputs(self, predict: Callable, batch_size: int) -> list[str]:
     """Assimilates the series of config.predict.input (an NDVI series folder) and writes its
     gap-filled and forecast series to config.predict.output."""
-    path = self.config.predict.input
+    path, out_dir = self.config.predict.input, self.config.predict.output
+    if not out_dir:
+      raise ValueError("predict.output is empty: expected the folder for the results")
     if not os.path.isdir(path):
       raise FileNotFoundError(f"predict.input={path!r}: expected a series folder with "
                               f"{', '.join(series.NDVI_FILES)}")
@@ -323,12 +327,9 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
     if grid.values.shape[-1] != self.channels:
       raise ValueError(f"predict.input={path!r}: {grid.values.shape[-1]} band(s) "
                        f"{grid.bands}, the model was trained on {self.channels}")
-    inputs = assimilation_inputs(grid.values, grid.observed, grid.image_shape,
-                                 grid.values.shape[1] + self.config.predict.forecast_steps)
-    count = len(grid.values)
-    trajectory, _ = predict(*pad_pixels(inputs, jax.device_count()).values())
-    return write_series_products(self.config.predict.output or "predictions",
-                                 trajectory[:count], grid, grid.observed,
+    trajectory, _ = self._assimilate(predict, grid, grid.observed, grid.values.shape[1]
+                                     + self.config.predict.forecast_steps)
+    return write_series_products(out_dir, trajectory, grid, grid.observed,
                                  self.config.data.step_days)
 
 
