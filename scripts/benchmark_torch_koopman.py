@@ -80,20 +80,22 @@ def main(argv=None) -> int:
   parser.add_argument("--window_steps", type=int, default=101)
   parser.add_argument("--pixels", type=int, default=100 * 100)
   parser.add_argument("--dates", type=int, default=243)
+  parser.add_argument("--state_dim", type=int, default=20,
+                      help="values per state: 20 (10 bands, published) or 2 (NDVI)")
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--steps", type=int, default=3)
   args = parser.parse_args(argv)
   torch.manual_seed(0)
-  model = KoopmanAutoencoder()
+  model = KoopmanAutoencoder(state_dim=args.state_dim)
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-  windows = 0.1 * torch.randn(args.batch, args.window_steps, 20)
+  windows = 0.1 * torch.randn(args.batch, args.window_steps, args.state_dim)
   step_s = _median_time(lambda: training_step(model, optimizer, windows), args.warmup,
                         args.steps)
   for parameter in model.parameters():
     parameter.requires_grad_(False)
   z0 = torch.randn(args.pixels, 32, requires_grad=True)
   z_optimizer = torch.optim.Adam([z0], lr=1e-2)
-  observations = 0.1 * torch.randn(args.pixels, args.dates, 20)
+  observations = 0.1 * torch.randn(args.pixels, args.dates, args.state_dim)
   mask = torch.ones(args.pixels, args.dates)
   iteration_s = _median_time(
       lambda: assimilation_iteration(model, z0, z_optimizer, observations, mask), args.warmup,
