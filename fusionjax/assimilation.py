@@ -99,13 +99,17 @@ def _log_progress(iteration, misfit):
                int(iteration), float(misfit))
 
 
-def cost(model: KoopmanAutoencoder, params, z: jax.Array, observations: jax.Array,
-         steps: jax.Array, mask: jax.Array, z_background: jax.Array, neighbours: jax.Array,
+def cost(model: KoopmanAutoencoder, params, control: jax.Array, observations: jax.Array,
+         steps: jax.Array, mask: jax.Array, background: jax.Array, neighbours: jax.Array,
          settings: Settings) -> tuple[jax.Array, jax.Array]:
-  """J and its observation misfit (mean squared); z: the control (P, G, L) latent states, or
-  (P, G, D) states for control='state'; other arguments as `assimilate`'s."""
-  if settings.control == "state":
-    z = model.apply(params, z, method=model.encode)
+  """J and its observation misfit (mean squared).
+
+  control: (P, G, L) latent segment states, or (P, G, D) states for control='state';
+  background: its background, the same shape. The background and smoothness terms are taken
+  on the control; other arguments as `assimilate`'s.
+  """
+  z = (model.apply(params, control, method=model.encode) if settings.control == "state"
+       else control)
   channels = observations.shape[-1]
   weight = mask[..., None] * jnp.ones((channels,))
   decoded = decode_at(model, params, z, steps, settings.segment_steps)[..., :channels]
@@ -118,9 +122,9 @@ def cost(model: KoopmanAutoencoder, params, z: jax.Array, observations: jax.Arra
                                            settings.segment_steps), z[:, :-1], MAX_STEPS)
     total += settings.model_error_weight * squared_norm(z[:, 1:] - power)
   if settings.background_weight:
-    total += settings.background_weight * squared_norm(z - z_background)
+    total += settings.background_weight * squared_norm(control - background)
   if settings.smoothness_weight:
-    total += settings.smoothness_weight * squared_norm(z[:, None] - z[neighbours])
+    total += settings.smoothness_weight * squared_norm(control[:, None] - control[neighbours])
   return total, misfit
 
 

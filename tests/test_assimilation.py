@@ -128,7 +128,7 @@ def test_state_control_fits_through_the_encoder_and_bad_settings_are_named():
   observations = assimilation.decode_at(model, params, z_true, steps, 0)[..., :2]
   x_start = x_true + 0.3 * jax.random.normal(jax.random.key(9), x_true.shape)
   settings = assimilation.Settings(iterations=300, learning_rate=0.02, control="state",
-                                   log_every=0)
+                                   background_weight=1e-4, smoothness_weight=1e-4, log_every=0)
   start = assimilation.cost(model, params, x_start, observations, steps, jnp.ones(steps.shape),
                             x_start, assimilation.grid_neighbours(2, 3), settings)[1]
   _, misfit = assimilation.assimilate(model, params, observations, steps, jnp.ones(steps.shape),
