@@ -8,9 +8,10 @@ n grid steps, each with its own start state z_k, x_t = psi(K^(t - k n) z_k) in s
 the model error between segments is penalised:
   J(z) = mean over observed (pixel, date, band) of (x_t - y_t)^2
          + model_error_weight * mean ||z_(k+1) - K^n z_k||^2
-         + background_weight * mean ||z_k - z_b,k||^2
-         + smoothness_weight * mean over 4-neighbour pairs ||z_i - z_j||^2,
-minimised with Adam inside one jitted loop. The decoder runs only at the observed dates. The
+         + background_weight * mean ||c_k - c_b,k||^2
+         + smoothness_weight * mean over 4-neighbour pairs ||c_i - c_j||^2,
+c being the control (below) and c_b its background, minimised with Adam inside one jitted
+loop. The decoder runs only at the observed dates. The
 control variable is either the latent states themselves ('latent', as published) or states
 x_k of the data space with z_k = phi(x_k) ('state'), which keeps them on the encoder's image,
 where the learned dynamics hold. The result is the whole trajectory: it fills the gaps and
@@ -48,10 +49,10 @@ class Settings:
 
   def __post_init__(self):
     if self.control not in CONTROLS:
-      raise ValueError(f"assimilation.control={self.control!r}: expected one of {CONTROLS}")
+      raise ValueError(f"control={self.control!r}: expected one of {CONTROLS}")
     for field in ("iterations", "segment_steps", "log_every"):
       if getattr(self, field) < 0:
-        raise ValueError(f"assimilation.{field}={getattr(self, field)}: expected >= 0")
+        raise ValueError(f"{field}={getattr(self, field)}: expected >= 0")
 
 
 def segment_count(num_steps: int, segment_steps: int) -> int:

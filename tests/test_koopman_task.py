@@ -121,3 +121,10 @@ def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
   after = steps[None] > last[:, None]
   np.testing.assert_allclose(assimilated[after], free[after], atol=1e-6)
   assert np.abs(assimilated[~after] - free[~after]).max() > 1e-4
+
+
+def test_bad_assimilation_settings_are_named_by_field(tmp_path):
+  result = _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={tmp_path}",
+                "--config.assimilation.forecast.control=weights", check=False)
+  assert result.returncode != 0
+  assert "assimilation.forecast.control='weights': expected one of" in result.stderr

@@ -105,6 +105,9 @@ def assimilation_inputs(values: np.ndarray, usable: np.ndarray, image_shape: tup
   background is each pixel's first state with a rate (else its first observation with rate
   0, else zeros at step 0).
   """
+  if num_output_steps > assimilation.MAX_STEPS + 1:
+    raise ValueError(f"{num_output_steps} grid steps to assimilate and forecast: at most "
+                     f"{assimilation.MAX_STEPS + 1} (a shorter series or predict.forecast_steps)")
   steps = np.flatnonzero(usable.any(axis=0))
   state, defined = series.states(values, usable)
   first_defined = np.argmax(defined, axis=1)
@@ -132,6 +135,14 @@ def rmse_report(estimate: np.ndarray, truth: np.ndarray, where: np.ndarray) -> d
   return {"rmse": float(np.sqrt(mse)), "mse": mse}
 
 
+def _settings(config, name: str) -> assimilation.Settings:
+  """config.assimilation.<name> as Settings; a bad value is named by its field."""
+  try:
+    return assimilation.Settings(**config.assimilation[name].to_dict())
+  except ValueError as error:
+    raise ValueError(f"assimilation.{name}.{error}") from None
+
+
 class KoopmanObjective:
   """The model, its loss and the assimilation: everything pure (no data). `channels`: bands
   per pixel; the state holds them and their rates of change."""
@@ -142,8 +153,8 @@ class KoopmanObjective:
     model = config.model
     self.model = KoopmanAutoencoder(state_dim=2 * channels, hidden=tuple(model.hidden),
                                     latent_dim=model.latent_dim, operator=model.operator)
-    self.gap_filling = assimilation.Settings(**config.assimilation.gap_filling.to_dict())
-    self.forecast = assimilation.Settings(**config.assimilation.forecast.to_dict())
+    self.gap_filling = _settings(config, "gap_filling")
+    self.forecast = _settings(config, "forecast")
 
   # Pure functions -------------------------------------------------------------------------
 
