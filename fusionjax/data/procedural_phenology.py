@@ -5,8 +5,9 @@ green-vegetation spectrum (10 Sentinel-2 bands, typical surface reflectances) wi
 fraction following its field's seasonal cycle:
   f(t) = base + amplitude_y * s(day_of_year - phase) ** sharpness,  s = (1 - cos 2 pi x/365) / 2,
 one phase, sharpness and base per field and one amplitude per field and year (crops change),
-plus sensor noise. Acquisitions come every `revisit_days` at about 10:30 UTC; clouds are smooth
-random blobs whose cover varies from date to date.
+plus sensor noise. Acquisitions come every `revisit_days` (10 by default, one Sentinel-2
+satellite) at about 10:30 UTC; clouds are smooth random blobs whose cover varies from date to
+date.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ SOIL = np.array([0.08, 0.10, 0.13, 0.16, 0.18, 0.19, 0.21, 0.22, 0.30, 0.25], np
 VEGETATION = np.array([0.03, 0.06, 0.03, 0.10, 0.30, 0.38, 0.42, 0.43, 0.20, 0.10], np.float32)
 
 
-def make_series(*, size: int = 32, num_years: int = 3, revisit_days: int = 5,
+def make_series(*, size: int = 32, num_years: int = 3, revisit_days: int = 10,
                 field_pixels: int = 4, noise: float = 0.005, seed: int = 0) -> ImageSeries:
   """A (T, size, size, 10) reflectance series from 2018-01-01 over `num_years` years.
 
