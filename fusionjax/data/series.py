@@ -108,14 +108,11 @@ def to_grid(series: ImageSeries, step_days: int) -> GriddedSeries:
   t, h, w, c = series.values.shape
   values = np.zeros((len(dates), h * w, c), np.float32)
   observed = np.zeros((len(dates), h * w), bool)
-  best = np.full((len(dates), h * w), np.inf)
   for index in np.argsort(distance, kind="stable")[::-1]:   # nearest acquisitions written last
     clear = series.clear[index].reshape(-1)
     cell = nearest[index]
-    take = clear & (distance[index] <= best[cell])
-    values[cell, take] = series.values[index].reshape(-1, c)[take]
-    observed[cell, take] = True
-    best[cell, take] = distance[index]
+    values[cell, clear] = series.values[index].reshape(-1, c)[clear]
+    observed[cell, clear] = True
   return GriddedSeries(values=values.transpose(1, 0, 2), observed=observed.T, dates=dates,
                        image_shape=(h, w), bands=series.bands)
 

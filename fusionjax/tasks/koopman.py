@@ -167,8 +167,7 @@ class KoopmanObjective:
     state, mask = batch["state"], batch["mask"]
     koopman = self.model.apply(params, method=self.model.koopman)
     encoded = self.model.apply(params, state, method=self.model.encode)       # (B, M, L)
-    latent = self._latent_at_offsets(koopman, encoded[:, 0], batch["offset"])  # K^t phi(x_0)
-    predicted = self.model.apply(params, latent, method=self.model.decode)
+    latent, predicted = self._predicted(params, koopman, encoded[:, 0], batch["offset"])
     reconstructed = self.model.apply(params, encoded, method=self.model.decode)
     count = jnp.maximum(jnp.sum(mask), 1.0)
     masked_mean = lambda squares: jnp.sum(mask * jnp.mean(squares, -1)) / count
@@ -177,11 +176,13 @@ class KoopmanObjective:
             "linearity": masked_mean((latent - encoded) ** 2),
             "orthogonality": orthogonality_error(koopman)}
 
-  def _latent_at_offsets(self, koopman: jax.Array, z0: jax.Array,
-                         offset: jax.Array) -> jax.Array:
-    """(B, L) z_0 and (B, M) offsets -> (B, M, L) K^offset z_0 (a rollout over the window)."""
-    latent = rollout(koopman, z0, self.config.data.window_steps - 1)
-    return jnp.take_along_axis(latent, offset[..., None], axis=1)
+  def _predicted(self, params, koopman: jax.Array, z0: jax.Array,
+                 offset: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(B, L) z_0 and (B, M) offsets -> (B, M, L) K^offset z_0 (a rollout over the window)
+    and (B, M, D) its decoded states."""
+    latent = jnp.take_along_axis(rollout(koopman, z0, self.config.data.window_steps - 1),
+                                 offset[..., None], axis=1)
+    return latent, self.model.apply(params, latent, method=self.model.decode)
 
   def loss_fn(self, params, batch: Batch):
     terms = self._window_terms(params, batch)
@@ -194,8 +195,7 @@ class KoopmanObjective:
     state, mask = batch["state"], batch["mask"]
     koopman = self.model.apply(params, method=self.model.koopman)
     z0 = self.model.apply(params, state[:, 0], method=self.model.encode)
-    predicted = self.model.apply(params, self._latent_at_offsets(koopman, z0, batch["offset"]),
-                                 method=self.model.decode)
+    _, predicted = self._predicted(params, koopman, z0, batch["offset"])
     per_window = (jnp.sum(mask * jnp.mean((predicted - state) ** 2, -1), -1)
                   / jnp.maximum(jnp.sum(mask, -1), 1.0))
     weight = batch["weight"]
