@@ -128,3 +128,23 @@ def test_bad_assimilation_settings_are_named_by_field(tmp_path):
                 "--config.assimilation.forecast.control=weights", check=False)
   assert result.returncode != 0
   assert "assimilation.forecast.control='weights': expected one of" in result.stderr
+
+
+def test_a_pixel_without_observations_is_reported_and_left_out(tmp_path):
+  workdir = tmp_path / "run"
+  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}")
+  ndvi = procedural_phenology.to_ndvi(procedural_phenology.make_series(size=8, num_years=1,
+                                                                      seed=3))
+  clear = ndvi.clear.copy()
+  clear[:, 2, 5] = False                          # never seen
+  folder = tmp_path / "series"
+  _write_ndvi_folder(folder, ndvi.values[..., 0], clear, ndvi.dates)
+  out = tmp_path / "out"
+  result = _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
+                "--mode=predict", f"--config.predict.input={folder}",
+                f"--config.predict.output={out}")
+  assert "1 pixel(s) without any usable observation are left out" in result.stderr
+  assert "row 2, column 5" in result.stderr
+  values = np.load(out / "series.npz")["values"]
+  assert np.all(np.isnan(values[:, 2, 5])) and np.isfinite(np.delete(
+      values.reshape(len(values), -1), 2 * 8 + 5, axis=1)).all()

@@ -89,7 +89,8 @@ def test_bad_series_folders_are_refused_by_name(tmp_path):
   bad = ndvi.copy()
   bad[1, 0, 0, 0] = 3.0
   _write_folder(tmp_path / "range", bad, cloud, times)
-  with pytest.raises(ValueError, match=r"outside \[-1, 1\].*2020-01-06"):
+  with pytest.raises(ValueError,
+                     match=r"outside \[-1, 1\].*2020-01-06T10:00:00, index \[1, 0, 0, 0\]"):
     series.read_ndvi_series(str(tmp_path / "range"))
   _write_folder(tmp_path / "times", ndvi, cloud, times[:2])
   with pytest.raises(ValueError, match="expected a list of 3 times"):

@@ -83,9 +83,9 @@ def read_ndvi_series(folder: str) -> ImageSeries:
   clear = has_data & ~cloud
   bad = clear & ~((np.abs(ndvi[..., 0]) <= 1.0) & np.isfinite(ndvi[..., 0]))
   if bad.any():
-    date = int(np.argwhere(bad)[0, 0])
+    date, row, col = (int(i) for i in np.argwhere(bad)[0])
     raise ValueError(f"{folder}/NDVI.npy: {int(bad.sum())} clear values outside [-1, 1] or not "
-                     f"finite (first on date {times[date]})")
+                     f"finite (first on date {times[date]}, index [{date}, {row}, {col}, 0])")
   return ImageSeries(values=np.where(clear[..., None], ndvi, 0.0), clear=clear, dates=dates,
                      bands=("NDVI",))
 

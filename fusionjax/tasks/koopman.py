@@ -265,15 +265,22 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
   def _assimilate(self, predict: Callable, grid: series.GriddedSeries, usable: np.ndarray,
                   num_output_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(P, num_output_steps, C) assimilated and free trajectories of the `usable` (P, S)
-    observations of `grid`, the pixels padded for the devices and trimmed back."""
+    observations of `grid`, the pixels padded for the devices and trimmed back. Pixels without
+    any usable observation are reported and left out: NaN, never made-up values."""
     inputs = assimilation_inputs(grid.values, usable, grid.image_shape, num_output_steps)
     count = len(grid.values)
+    unobserved = ~usable.any(axis=1)
+    if unobserved.any():
+      rows, cols = np.unravel_index(np.flatnonzero(unobserved), grid.image_shape)
+      logging.warning("%d pixel(s) without any usable observation are left out (NaN), e.g. "
+                      "row %d, column %d.", int(unobserved.sum()), rows[0], cols[0])
     inputs = pad_pixels(inputs, jax.device_count())
     logging.info("Assimilating %d pixels x %d observed grid steps (%d + %d iterations).", count,
                  inputs["steps"].shape[1], self.gap_filling.iterations,
                  self.forecast.iterations)
     assimilated, free = predict(*inputs.values())
-    return assimilated[:count], free[:count]
+    left_out = lambda trajectory: np.where(unobserved[:, None, None], np.nan, trajectory[:count])
+    return left_out(assimilated), left_out(free)
 
   def predict_validation(self, predict: Callable, batch_size: int) -> dict:
     """Trajectories (P, S, C) assimilating every non-hidden observation ('gap_filled') and
@@ -294,9 +301,13 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
     hidden = experiment.hidden
     after_cutoff = grid.observed & (np.arange(num_steps) >= cutoff)
     before = experiment.usable(before_cutoff=True)
-    interpolated = temporal.linear_interpolation(truth, experiment.usable(before_cutoff=False))
-    gap = {"koopman": rmse_report(prediction["gap_filled"][:, :num_steps], truth, hidden),
-           "linear_interpolation": rmse_report(interpolated, truth, hidden)}
+    usable = experiment.usable(before_cutoff=False)
+    # Cells of pixels left out of an assimilation (no usable observation) are not scored.
+    hidden_scored = hidden & usable.any(axis=1)[:, None]
+    after_cutoff = after_cutoff & before.any(axis=1)[:, None]
+    interpolated = temporal.linear_interpolation(truth, usable)
+    gap = {"koopman": rmse_report(prediction["gap_filled"][:, :num_steps], truth, hidden_scored),
+           "linear_interpolation": rmse_report(interpolated, truth, hidden_scored)}
     gap["rmse_ratio_to_linear_interpolation"] = (gap["koopman"]["rmse"]
                                                  / gap["linear_interpolation"]["rmse"])
     forecast = {
@@ -308,13 +319,15 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
                                        after_cutoff)}
     free_mse, assimilated_mse = forecast["koopman_free_run"]["mse"], forecast["koopman"]["mse"]
     return {
-        "gap_filling": {**gap, "hidden_observations": int(hidden.sum())},
+        "gap_filling": {**gap, "hidden_observations": int(hidden.sum()),
+                        "scored_observations": int(hidden_scored.sum())},
         "forecast": {**forecast, "forecast_steps": num_steps - cutoff,
                      "first_forecast_date": str(grid.dates[cutoff]),
                      "observations": int(after_cutoff.sum())},
         "assimilation_vs_free_run": {"free_run_mse": free_mse, "assimilated_mse": assimilated_mse,
                                      "mse_reduction": 1.0 - assimilated_mse / free_mse},
         "dataset": {"pixels": int(truth.shape[0]), "grid_steps": int(num_steps),
+                    "pixels_left_out": int((~usable.any(axis=1)).sum()),
                     "step_days": self.config.data.step_days, "bands": list(grid.bands),
                     "observations": int(grid.observed.sum()), **dict(self.builder.info.metadata)}}
 
