@@ -51,9 +51,9 @@ def test_tiles_with_no_data_or_impossible_temperatures_are_dropped_and_counted(t
     assert modis.invalid_reason(example["lst"]) is None
 
 
-@pytest.mark.parametrize("variant", ["disr", "reflectances"])
+@pytest.mark.parametrize("variant", ["disr", "reflectances,climatology"])
 def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
-  workdir = tmp_path / variant
+  workdir = tmp_path / variant.replace(",", "_")
   run = _run(f"--config=experiments/modis_lst.py:{variant},smoke", f"--workdir={workdir}")
   report = json.loads((workdir / "eval.json").read_text())
   assert report["step"] == 4
@@ -63,6 +63,9 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
   assert report["mrunet"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
   assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
+  # A climatology-guided model reads <workdir>/climatology/ (the 1 km output grid) to predict.
+  assert len(list((workdir / "climatology").glob("*.tif"))) == (2 if "climatology" in variant
+                                                                else 0)
 
   # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km composite.
   archive = next((workdir / "data").glob("lst-procedural-*"))

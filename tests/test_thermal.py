@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fusionjax.baselines import tsharp
-from fusionjax.physics import thermal
+from fusionjax.physics import psf, thermal
 
 
 def _field(seed=0, shape=(2, 16, 24, 1)):
@@ -35,14 +35,14 @@ def test_aggregate_conserves_exitance():
 
 
 def test_psf_matches_requested_mtf_and_smooths():
-  sigma = thermal.mtf_sigma_pixels(4, 0.1)
+  sigma = psf.mtf_sigma_pixels(4, 0.1)
   nyquist = 1 / 8
   assert np.exp(-2 * np.pi ** 2 * sigma ** 2 * nyquist ** 2) == pytest.approx(0.1)
   field = _field(2, (1, 32, 32, 1))
   blurred = thermal.aggregate(field, 4, psf_sigma_pixels=sigma)
   assert np.std(blurred) < np.std(thermal.aggregate(field, 4))
   with pytest.raises(ValueError, match="mtf_at_nyquist"):
-    thermal.mtf_sigma_pixels(4, 1.5)
+    psf.mtf_sigma_pixels(4, 1.5)
 
 
 def test_aggregate_rejects_partial_footprints():

@@ -1,7 +1,9 @@
 """TFDS builder writing MODIS land-surface-temperature tiles as sharded TFRecords.
 
-One example per LST band (day and night are separate samples): the 1 km temperatures (K), and
-the NDVI and red, NIR and MIR reflectances of the composite guiding them, on the same grid.
+One example per LST band (day and night are separate samples): the 1 km temperatures (K), the
+NDVI and red, NIR and MIR reflectances of the composite guiding them, on the same grid, and the
+location's climatology from the training split (see lst_climatology; a training example's own
+image left out of it).
 Low resolutions are made from them on the accelerator (Stefan-Boltzmann aggregation), so one
 dataset serves every scale step.
 Samples with any no-data (0) pixel or any value outside 150-400 K are dropped, not masked
@@ -16,7 +18,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fusionjax.data import modis, sharded_builder
+from fusionjax.data import lst_climatology, modis, sharded_builder
 
 SPLITS = ("random", "date")
 
@@ -39,12 +41,35 @@ def split_samples(samples: list[modis.LstSample], *, val_fraction: float, seed: 
   raise ValueError(f"data.split_by={split_by!r}: expected one of {SPLITS}")
 
 
+def usable_samples(source_dir: str, tile_size: int
+                   ) -> tuple[list[modis.LstSample], dict[str, int], dict[str, int]]:
+  """The samples under `source_dir` fit for use, the counts of `modis.find_samples`, and the
+  number of samples dropped per reason (no-data pixels, values outside 150-400 K)."""
+  samples, counts = modis.find_samples(source_dir)
+  usable, dropped = [], collections.Counter()
+  for sample in samples:
+    reason = modis.invalid_reason(modis.read_sample(sample, tile_size)[0])
+    if reason is None:
+      usable.append(sample)
+    else:
+      dropped[reason.split(" ", 1)[1]] += 1
+  return usable, counts, dict(dropped)
+
+
+def training_samples(source_dir: str, *, tile_size: int, val_fraction: float, seed: int,
+                     split_by: str) -> list[modis.LstSample]:
+  """The training split's samples, as `LstTiles` splits them."""
+  usable = usable_samples(source_dir, tile_size)[0]
+  return split_samples(usable, val_fraction=val_fraction, seed=seed, split_by=split_by)[0]
+
+
 class LstTiles(sharded_builder.ShardedBuilder):
   """MODIS LST tiles (K) with their guides: the composite's NDVI and reflectances."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
-                   "1.1.0": "The composite's red, NIR and MIR reflectances."}
+                   "1.1.0": "The composite's red, NIR and MIR reflectances.",
+                   "1.2.0": "The location's LST climatology from the training split; the tile index."}
 
   def __init__(self, *, source_dir: str, tile_size: int, val_fraction: float, split_seed: int,
                split_by: str, num_shards: int, **kwargs):
@@ -65,39 +90,38 @@ class LstTiles(sharded_builder.ShardedBuilder):
         features=tfds.features.FeaturesDict({
             "lst": image(1), "ndvi": image(1),
             "reflectance": image(len(modis.COMPOSITE_BANDS)),
-            "day_of_year": np.int32, "band": np.int32}),
+            "climatology": image(lst_climatology.CHANNELS),
+            "day_of_year": np.int32, "band": np.int32, "tile_index": np.int32}),
         metadata=self._metadata,
         description="MODIS LST (K) tiles with the NDVI and red, NIR, MIR reflectances of their "
-                    "16-day composite.")
+                    "16-day composite, and their location's climatology (training split).")
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    samples, counts = modis.find_samples(self._source_dir)
-    usable, dropped = [], collections.Counter()
-    for sample in samples:
-      lst = modis.read_sample(sample, self._tile_size)[0]
-      reason = modis.invalid_reason(lst)
-      if reason is None:
-        usable.append(sample)
-      else:
-        dropped[reason.split(" ", 1)[1]] += 1
+    usable, counts, dropped = usable_samples(self._source_dir, self._tile_size)
     train, validation = split_samples(usable, val_fraction=self._val_fraction,
                                       seed=self._split_seed, split_by=self._split_by)
     if min(len(train), len(validation)) < self._num_shards:
       raise ValueError(f"{self._source_dir}: {len(train)} training and {len(validation)} "
                        f"validation samples; data.num_shards={self._num_shards} needs at least "
                        "that many of each")
-    self._metadata.update({**counts, "samples": len(usable), "dropped_samples": dict(dropped),
+    self._metadata.update({**counts, "samples": len(usable), "dropped_samples": dropped,
                            "train_samples": len(train), "validation_samples": len(validation)})
     logging.info("LST samples: %d train, %d validation; dropped %s; %d LST files without "
-                 "composite.", len(train), len(validation), dict(dropped),
+                 "composite.", len(train), len(validation), dropped,
                  counts["lst_files_without_composite"])
-    return {"train": self._generate_examples(train),
-            "validation": self._generate_examples(validation)}
+    climatology = lst_climatology.from_samples(train, self._tile_size)[0]
+    return {"train": self._generate_examples(train, climatology, training=True),
+            "validation": self._generate_examples(validation, climatology, training=False)}
 
-  def _generate_examples(self, samples):
+  def _generate_examples(self, samples, climatology: lst_climatology.Climatology, *,
+                         training: bool):
+    shape = (self._tile_size, self._tile_size)
     for sample in samples:
       lst, ndvi, reflectances = modis.read_sample(sample, self._tile_size)
       yield sample.key, {"lst": lst[..., None], "ndvi": ndvi[..., None],
                          "reflectance": np.moveaxis(reflectances, 0, -1),
-                         "day_of_year": sample.lst.day_of_year, "band": sample.band}
+                         "climatology": climatology.guide(sample, shape,
+                                                          leave_out=lst if training else None),
+                         "day_of_year": sample.lst.day_of_year, "band": sample.band,
+                         "tile_index": sample.lst.index}

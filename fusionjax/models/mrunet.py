@@ -87,12 +87,16 @@ class LstSuperResolution(nn.Module):
       can learn how the fine structure changes with scale.
     enforce_consistency: rescales each coarse footprint of the result so that its
       Stefan-Boltzmann aggregate equals the input exactly.
+    climatology: the guide's last two channels are the location's climatological pattern (K)
+      and its weight (see fusionjax.data.lst_climatology); the pattern is scaled like the
+      temperatures.
   """
   widths: Sequence[int] = (96, 192, 316)
   patch_size: int = 4
   temperature_scale_k: float = 5.0
   scale_conditioning: bool = False
   enforce_consistency: bool = True
+  climatology: bool = False
 
   @nn.compact
   def __call__(self, coarse_k: jnp.ndarray, guide: jnp.ndarray,
@@ -100,7 +104,8 @@ class LstSuperResolution(nn.Module):
     """
     Args:
       coarse_k: (B, h, w, 1) coarse temperatures, K.
-      guide: (B, H, W, G) fine guide images (e.g. NDVI; G = 0 without a guide); H = f h.
+      guide: (B, H, W, G) fine guide images (e.g. NDVI; G = 0 without a guide; with
+        `climatology`, the last two are its pattern, K, and weight); H = f h.
       fine_km: (B,) fine pixel size, km (used with scale_conditioning).
     Returns:
       (B, H, W, 1) fine temperatures, K.
@@ -111,6 +116,9 @@ class LstSuperResolution(nn.Module):
                        f"of the coarse image {coarse_k.shape[1:3]}")
     upsampled = sampling.upsample_bicubic(coarse_k, factor)
     offset = jnp.mean(coarse_k, axis=(1, 2, 3), keepdims=True)
+    if self.climatology:
+      guide = jnp.concatenate([guide[..., :-2], guide[..., -2:-1] / self.temperature_scale_k,
+                               guide[..., -1:]], axis=-1)
     images = [(upsampled - offset) / self.temperature_scale_k, guide]
     patches = space_to_depth(jnp.concatenate(images, -1), self.patch_size)
     if self.scale_conditioning:   # one channel on the patch grid

@@ -11,6 +11,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from fusionjax.physics import sampling
+
 ARCSEC_PER_RADIAN = 180.0 * 3600.0 / math.pi
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -46,6 +48,18 @@ def kernel_radius(sigma_pixels) -> int:
   return max(1, int(math.ceil(4.0 * float(np.max(sigma_pixels)))))
 
 
+def mtf_sigma_pixels(factor: int, mtf_at_nyquist: float) -> float:
+  """Standard deviation, in fine pixels, of the Gaussian PSF whose modulation transfer at the
+  coarse Nyquist frequency, 1 / (2 factor) cycles per fine pixel, equals `mtf_at_nyquist`.
+
+  A Gaussian of standard deviation s has MTF(f) = exp(-2 pi^2 s^2 f^2).
+  """
+  if not 0.0 < mtf_at_nyquist < 1.0:
+    raise ValueError(f"mtf_at_nyquist={mtf_at_nyquist}: expected a value in (0, 1)")
+  nyquist = 1.0 / (2.0 * factor)
+  return math.sqrt(-math.log(mtf_at_nyquist) / 2.0) / (math.pi * nyquist)
+
+
 def _convolve_axis(cube: jnp.ndarray, kernels: jnp.ndarray, axis: int) -> jnp.ndarray:
   """Convolves every plane of `cube` (L, H, W) with its own kernel along `axis` (1 or 2)."""
   radius = (kernels.shape[1] - 1) // 2
@@ -75,3 +89,21 @@ def gaussian_blur(cube: jnp.ndarray, sigma_pixels: jnp.ndarray, radius: int) -> 
   """
   kernels = gaussian_kernels(sigma_pixels, radius)
   return _convolve_axis(_convolve_axis(cube, kernels, axis=1), kernels, axis=2)
+
+
+def degrade_to_mtf(image: jnp.ndarray, factor: int, mtf_at_nyquist) -> jnp.ndarray:
+  """What a sensor with `factor` times coarser pixels sees: each channel blurred by the
+  Gaussian whose MTF at the coarse Nyquist frequency is that channel's `mtf_at_nyquist`, then
+  sampled at the coarse pixel centres (the mean of each factor x factor block).
+
+  Args:
+    image: (H, W, C), H and W multiples of `factor`.
+    factor: integer resolution ratio.
+    mtf_at_nyquist: (C,) values in (0, 1).
+  Returns:
+    (H / factor, W / factor, C), same unit.
+  """
+  sigmas = np.array([mtf_sigma_pixels(factor, m) for m in np.atleast_1d(mtf_at_nyquist)])
+  planes = jnp.moveaxis(jnp.asarray(image, jnp.float32), -1, 0)
+  blurred = gaussian_blur(planes, sigmas, kernel_radius(sigmas))
+  return jnp.moveaxis(sampling.decimate(blurred, factor), 0, -1)

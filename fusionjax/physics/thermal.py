@@ -7,8 +7,6 @@ never below the arithmetic mean of T. Images are channels-last, (..., H, W, C), 
 """
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 
 from fusionjax.physics import psf
@@ -20,18 +18,6 @@ _REFERENCE_K = 300.0  # T / 300 K keeps T^4 near 1 in float32
 def exitance(temperature_k: jnp.ndarray, emissivity: float = 1.0) -> jnp.ndarray:
   """Radiant exitance eps sigma T^4 in W m^-2 of a surface at `temperature_k` (any shape)."""
   return emissivity * STEFAN_BOLTZMANN * temperature_k ** 4
-
-
-def mtf_sigma_pixels(factor: int, mtf_at_nyquist: float) -> float:
-  """Standard deviation, in fine pixels, of the Gaussian PSF whose modulation transfer at the
-  coarse Nyquist frequency, 1 / (2 factor) cycles per fine pixel, equals `mtf_at_nyquist`.
-
-  A Gaussian of standard deviation s has MTF(f) = exp(-2 pi^2 s^2 f^2).
-  """
-  if not 0.0 < mtf_at_nyquist < 1.0:
-    raise ValueError(f"mtf_at_nyquist={mtf_at_nyquist}: expected a value in (0, 1)")
-  nyquist = 1.0 / (2.0 * factor)
-  return math.sqrt(-math.log(mtf_at_nyquist) / 2.0) / (math.pi * nyquist)
 
 
 def _blocks(image: jnp.ndarray, factor: int) -> jnp.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -20,9 +21,9 @@ import numpy as np
 
 from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
-from fusionjax.data import lst_builder, modis, pipeline, procedural_lst
+from fusionjax.data import lst_builder, lst_climatology, modis, pipeline, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
-from fusionjax.physics import sampling, thermal
+from fusionjax.physics import psf, sampling, thermal
 from fusionjax.tasks import lst_predict
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
@@ -57,26 +58,27 @@ class LstObjective:
         widths=tuple(model.widths), patch_size=model.patch_size,
         temperature_scale_k=model.temperature_scale_k,
         scale_conditioning=model.scale_conditioning,
-        enforce_consistency=model.enforce_consistency)
+        enforce_consistency=model.enforce_consistency, climatology=model.climatology)
     self.train_steps = [tuple(step) for step in config.train.scale_steps]
     self.main_step = (config.data.scale_factor, 1)
     if model.guide not in modis.GUIDES:
       raise ValueError(f"model.guide={model.guide!r}: expected one of {tuple(modis.GUIDES)}")
-    self.guide_keys = modis.GUIDES[model.guide]
+    self.guide_keys = modis.GUIDES[model.guide] + (("climatology",) if model.climatology else ())
 
   # Physics of the scale steps -------------------------------------------------------------
 
   def _psf_sigma(self, factor: int) -> float:
     mtf = self.config.physics.mtf_at_nyquist
-    return thermal.mtf_sigma_pixels(factor, mtf) if mtf > 0 else 0.0
+    return psf.mtf_sigma_pixels(factor, mtf) if mtf > 0 else 0.0
 
   def degrade(self, batch: Batch, step: ScaleStep) -> dict:
     """Inputs and truth of one scale step from a batch of tiles: 'lst' (B, T, T, 1) K,
-    'ndvi' (B, T, T, 1) and, for model.guide='reflectances', 'reflectance' (B, T, T, 3).
+    'ndvi' (B, T, T, 1), for model.guide='reflectances' 'reflectance' (B, T, T, 3), and for
+    model.climatology 'climatology' (B, T, T, 2) (pattern K, weight).
 
     Returns a dict: 'fine' (B, T/f, T/f, 1) truth K, 'coarse' (B, T/c, T/c, 1) input K,
-    'fine_ndvi', 'coarse_ndvi', 'guide' (B, T/f, T/f, G) the model.guide images at the fine
-    resolution (G = 0 without guidance), 'fine_km' (B,).
+    'fine_ndvi', 'coarse_ndvi', 'guide' (B, T/f, T/f, G) the guide images (model.guide, then
+    the climatology) at the fine resolution (G = 0 without guidance), 'fine_km' (B,).
     """
     coarse_px, fine_px = step
     factor = coarse_px // fine_px
@@ -100,7 +102,8 @@ class LstObjective:
   def init_params(self, rng: jax.Array):
     t = self.config.data.tile_size
     tile = {"lst": jnp.full((1, t, t, 1), 290.0), "ndvi": jnp.zeros((1, t, t, 1)),
-            "reflectance": jnp.zeros((1, t, t, len(modis.COMPOSITE_BANDS)))}
+            "reflectance": jnp.zeros((1, t, t, len(modis.COMPOSITE_BANDS))),
+            "climatology": jnp.zeros((1, t, t, lst_climatology.CHANNELS))}
     step = self.degrade(tile, self.main_step)
     return self.model.init(rng, step["coarse"], step["guide"], step["fine_km"])
 
@@ -166,6 +169,26 @@ class LstTask(TfdsBatches, LstObjective):
         os.replace(partial, source_dir)
     self.builder = prepared_builder(lambda: self._builder(source_dir, tfds_dir),
                                     write_procedural_archive)
+    self.climatology_dir = os.path.join(workdir, "climatology")
+    if config.model.climatology and jax.process_index() == 0:
+      self._write_climatology(source_dir)
+
+  def _write_climatology(self, source_dir: str) -> None:
+    """<workdir>/climatology/: the training split's climatology of every location, for
+    --mode=predict (written once, whole or not at all)."""
+    if os.path.isdir(self.climatology_dir):
+      return
+    data = self.config.data
+    train = lst_builder.training_samples(source_dir, tile_size=data.tile_size,
+                                         val_fraction=data.val_fraction, seed=data.split_seed,
+                                         split_by=data.split_by)
+    climatology, georefs = lst_climatology.from_samples(train, data.tile_size)
+    partial = self.climatology_dir + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    climatology.write(partial, georefs)
+    os.replace(partial, self.climatology_dir)
+    logging.info("Wrote the climatology of %d locations (%d values) to %s.",
+                 len(georefs), climatology.values, self.climatology_dir)
 
   def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
     data = self.config.data
@@ -229,7 +252,8 @@ class LstTask(TfdsBatches, LstObjective):
   def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
     """Super-resolves the GeoTIFFs of config.predict.input into config.predict.output."""
     multiple = self.model.patch_size * 2 ** (len(self.model.widths) - 1)
-    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size, multiple)
+    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size, multiple,
+                                           climatology_dir=self.climatology_dir)
 
   def write_products(self, prediction: dict, out_dir: str) -> list[str]:
     """A quicklook PNG of validation tiles at the main scale step."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fusionjax import products, tiling
-from fusionjax.data import geotiff, modis
+from fusionjax.data import geotiff, lst_climatology, modis
 
 
 def _files(path: str, field: str) -> list[str]:
@@ -65,7 +65,7 @@ def _at_scale(predict_batch: Callable, fine_km: float) -> Callable:
 
 
 def super_resolve_files(config, predict_batch: Callable, batch_size: int,
-                        network_multiple: int) -> list[str]:
+                        network_multiple: int, climatology_dir: str = "") -> list[str]:
   """Writes <output>/<name>.sr<f>.tif and .png for every GeoTIFF of config.predict.input.
 
   Args:
@@ -74,6 +74,8 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
     predict_batch: (B, h, w, 1) K, (B, H, W, G) guide, (B,) fine km -> (B, H, W, 1) K.
     batch_size: tiles per call.
     network_multiple: fine-grid sizes the network accepts are multiples of this.
+    climatology_dir: for a model with model.climatology, the folder of climatology files on
+      the output grid used when predict.climatology is empty (training writes the 1 km ones).
   Returns:
     The paths written.
   """
@@ -87,6 +89,7 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
                 else "an NDVI (or red, NIR) GeoTIFF")
     raise ValueError(f"predict.guide is empty: this model is guided; expected {expected}, or a "
                      "folder of them, on the output grid")
+  climatology = config.model.climatology and (settings.climatology or climatology_dir)
   written = []
   for path in _files(settings.input, "predict.input"):
     coarse, georef = geotiff.read_geotiff(path)
@@ -99,7 +102,7 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
       guide_path = _companion(path, settings.guide, "predict.guide", composite=True)
       guide = modis.read_guide_images(guide_path, config.model.guide, shape=fine_shape)
     fine_bands, masks = [], []
-    for band in coarse:
+    for band_index, band in enumerate(coarse):
       valid = np.isfinite(band) & (band >= modis.VALID_RANGE_K[0]) & (
           band <= modis.VALID_RANGE_K[1])
       if not valid.any():
@@ -110,7 +113,11 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
                         path, int(np.sum(~valid)))
       filled = np.where(valid, band, band[valid].mean())
       lr = _pad_to(filled[..., None], max(1, network_multiple // factor))
-      hr = _pad_to(guide, max(1, network_multiple // factor) * factor)
+      band_guide = guide
+      if climatology:
+        band_guide = np.concatenate([guide, lst_climatology.read_guide(
+            climatology, path, band_index, fine_shape)], axis=-1)
+      hr = _pad_to(band_guide, max(1, network_multiple // factor) * factor)
       tile = min(settings.tile_size, hr.shape[0], hr.shape[1])
       tile -= tile % max(network_multiple, factor)
       fine = tiling.predict_tiled(

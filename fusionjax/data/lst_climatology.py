@@ -1,0 +1,116 @@
+"""A per-location climatology of fine-scale land-surface temperature, a guide learnt from the
+training archive.
+
+The fine structure of a location's LST (terrain, land cover, water) recurs from date to date, so
+the mean over the training dates of each image's departure from its own mean, T - mean(T) (K),
+day and night apart, is a guide to the fine structure of a new date at that location. Its
+reliability grows with the number of images averaged, given to the network as n / (n + 1) (0 at
+a location never seen). A training image's own guide leaves that image out, as a validation
+image is left out of its guide, so training sees what evaluation sees.
+
+Files (one per location, on the location's 1 km grid): <tile>.<index>.climatology.tif with the
+bands day_pattern_k, night_pattern_k, day_weight, night_weight.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from fusionjax.data import geotiff, modis
+
+CHANNELS = 2          # the pattern (K) and the weight n / (n + 1)
+BAND_NAMES = ("day_pattern_k", "night_pattern_k", "day_weight", "night_weight")
+
+
+def pattern(lst_k: np.ndarray) -> np.ndarray:
+  """(H, W) LST, K -> (H, W) its departure from its mean, K."""
+  return (lst_k - lst_k.mean()).astype(np.float32)
+
+
+def location_of(lst: modis.ModisFile) -> tuple[str, int]:
+  return lst.tile, lst.index
+
+
+@dataclasses.dataclass
+class Climatology:
+  """Sums of the patterns per location and band: sums[loc] (2, H, W) K, counts[loc] (2,)."""
+  sums: dict = dataclasses.field(default_factory=dict)
+  counts: dict = dataclasses.field(default_factory=dict)
+
+  def add(self, sample: modis.LstSample, lst_k: np.ndarray) -> None:
+    location = location_of(sample.lst)
+    if location not in self.sums:
+      self.sums[location] = np.zeros((len(modis.LST_BANDS), *lst_k.shape), np.float64)
+      self.counts[location] = np.zeros(len(modis.LST_BANDS), np.int64)
+    self.sums[location][sample.band] += pattern(lst_k)
+    self.counts[location][sample.band] += 1
+
+  @property
+  def values(self) -> int:
+    """How many numbers the climatology holds (its size as a model's parameters)."""
+    return sum(s.size for s in self.sums.values())
+
+  def guide(self, sample: modis.LstSample, shape: tuple[int, int],
+            leave_out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 2) guide of a sample: the mean pattern (K) of its location and band and the
+    weight n / (n + 1), without the image `leave_out` (the sample's own LST, K, if it is a
+    training image). Zeros at a location without other images."""
+    location = location_of(sample.lst)
+    total = np.zeros(shape, np.float64)
+    count = 0
+    if location in self.sums:
+      total = self.sums[location][sample.band].copy()
+      count = int(self.counts[location][sample.band])
+    if leave_out is not None:
+      total -= pattern(leave_out)
+      count -= 1
+    mean = total / count if count > 0 else np.zeros(shape)
+    weight = np.full(shape, count / (count + 1.0))
+    return np.stack([mean, weight], axis=-1).astype(np.float32)
+
+  def write(self, folder: str, georefs: dict) -> list[str]:
+    """Writes one GeoTIFF per location (`georefs[location]` its grid); returns the paths."""
+    paths = []
+    for location, total in sorted(self.sums.items()):
+      count = self.counts[location]
+      means = total / np.maximum(count, 1)[:, None, None]
+      weights = np.broadcast_to((count / (count + 1.0))[:, None, None], total.shape)
+      path = os.path.join(folder, file_name(location))
+      geotiff.write_geotiff(path, np.concatenate([means, weights]), georefs[location],
+                            band_names=BAND_NAMES)
+      paths.append(path)
+    return paths
+
+
+def file_name(location: tuple[str, int]) -> str:
+  tile, index = location
+  return f"{tile}.{index:04d}.climatology.tif"
+
+
+def from_samples(samples: list[modis.LstSample], tile_size: int) -> tuple[Climatology, dict]:
+  """The climatology of `samples` (the training split) and each location's grid."""
+  climatology, georefs = Climatology(), {}
+  for sample in samples:
+    lst, georef = geotiff.read_geotiff(sample.lst.path, bands=len(modis.LST_BANDS),
+                                       shape=(tile_size, tile_size))
+    climatology.add(sample, lst[sample.band])
+    georefs[location_of(sample.lst)] = georef
+  return climatology, georefs
+
+
+def read_guide(folder: str, lst_path: str, band: int, shape: tuple[int, int]) -> np.ndarray:
+  """(H, W, 2) guide of band `band` of the LST file `lst_path` (a MODIS name) from a folder of
+  climatology files on the output grid (`shape`)."""
+  if band >= len(modis.LST_BANDS):
+    raise ValueError(f"{lst_path}: band {band + 1}; a climatology holds the day and night bands "
+                     "of MOD11A1 (bands 1 and 2) only")
+  location = location_of(modis.parse_name(lst_path))
+  path = os.path.join(folder, file_name(location))
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"predict.climatology={folder!r}: no {file_name(location)} for "
+                            f"{os.path.basename(lst_path)}; the climatology covers the "
+                            "locations of the training archive")
+  data = geotiff.read_geotiff(path, bands=len(BAND_NAMES), shape=shape)[0]
+  return np.stack([data[band], data[len(modis.LST_BANDS) + band]], axis=-1)
