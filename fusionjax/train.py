@@ -139,7 +139,7 @@ def _print_report(report: dict) -> None:
             if isinstance(values, dict) and {"ssim", "rmse"} & set(values)]
     if not rows:
       continue
-    columns = list(rows[0][1])
+    columns = [column for column, value in rows[0][1].items() if isinstance(value, (int, float))]
     lines = [f"{title or 'method':<20}" + "".join(f"{column:>20}" for column in columns)]
     for name, values in rows:
       lines.append(f"{name:<20}" + "".join(f"{values.get(column, float('nan')):>20.4g}"

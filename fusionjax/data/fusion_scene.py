@@ -7,11 +7,17 @@ channels); physical cubes are (wavelength, rows, columns) as in FITS.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 
 import numpy as np
 
 from fusionjax import atomic
 from fusionjax.data.coding import SpectralCoding
+
+# Part of every prepared scene's cache key: bumped when the saved fields change.
+FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +38,8 @@ class FusionScene:
     wavelengths_um: (L,) wavelengths (micrometres).
     msi_bands: names of the M multispectral bands.
     units: unit of the cubes, e.g. "mJy/arcsec2".
-    pixel_scale_arcsec: high-resolution pixel size.
+    pixel_size: high-resolution pixel size, in `pixel_unit` ("arcsec" or "m").
+    pixel_unit: unit of pixel_size.
     name: what the scene is.
   """
   lr_codes: np.ndarray
@@ -48,7 +55,8 @@ class FusionScene:
   wavelengths_um: np.ndarray
   msi_bands: tuple[str, ...]
   units: str
-  pixel_scale_arcsec: float
+  pixel_size: float
+  pixel_unit: str
   name: str
 
   @property
@@ -58,6 +66,10 @@ class FusionScene:
   @property
   def num_msi_bands(self) -> int:
     return int(self.msi.shape[-1])
+
+  @property
+  def num_bands(self) -> int:
+    return int(self.wavelengths_um.shape[0])
 
   def val_inputs(self) -> tuple[np.ndarray, np.ndarray]:
     """Coded LR (h, wv, d) and standardised MSI (H, Wv, M) of the held-out region."""
@@ -89,3 +101,26 @@ class FusionScene:
         else:
           values[field.name] = arrays[field.name]
     return cls(**values)
+
+
+def validation_start(width: int, fraction: float, tile_size: int, factor: int) -> int:
+  """First column of the held-out strip: about `fraction` of the width, at least one tile."""
+  val_width = max(tile_size, int(round(width * fraction / factor)) * factor)
+  if width - val_width < tile_size:
+    raise ValueError(f"scene width {width} leaves no room for a {tile_size}-pixel training tile "
+                     f"beside a {val_width}-pixel validation strip (data.val_fraction={fraction})")
+  return width - val_width
+
+
+def scene_key(config) -> str:
+  """A short hash of every setting that changes a prepared scene: the seed, data (but how it
+  is tiled and fed), the instrument (if the config has one) and model.subspace_dim."""
+  settings = {"format": FORMAT_VERSION, "seed": config.seed, "data": config.data.to_dict(),
+              "instrument": config.instrument.to_dict() if "instrument" in config else None,
+              "subspace_dim": config.model.get("subspace_dim", 0)}
+  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "train_stride"):
+    settings["data"].pop(transient, None)
+  if settings["data"].get("dir"):
+    settings["data"]["dir"] = os.path.abspath(settings["data"]["dir"])
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]

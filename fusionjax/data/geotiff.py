@@ -79,15 +79,18 @@ def read_geotiff(path: str, *, bands: int | tuple[int, ...] | None = None,
   return data, GeoReference(crs.to_wkt(), tuple(transform)[:6])
 
 
-def write_geotiff(path: str, data: np.ndarray, georef: GeoReference, *,
+def write_geotiff(path: str, data: np.ndarray, georef: GeoReference | None, *,
                   nodata: float | None = None, band_names: tuple[str, ...] = (),
                   units: str = "") -> None:
-  """Writes (bands, rows, columns) float32 data as a georeferenced GeoTIFF, atomically."""
+  """Writes (bands, rows, columns) float32 data as a GeoTIFF, atomically: georeferenced by
+  `georef`, or on a bare pixel grid when it is None (a source without georeferencing)."""
   data = np.asarray(data, np.float32)
   profile = {"driver": "GTiff", "dtype": "float32", "count": data.shape[0],
-             "height": data.shape[1], "width": data.shape[2],
-             "crs": rasterio.crs.CRS.from_wkt(georef.crs_wkt),
-             "transform": Affine(*georef.transform), "nodata": nodata, "compress": "deflate"}
+             "height": data.shape[1], "width": data.shape[2], "nodata": nodata,
+             "compress": "deflate"}
+  if georef is not None:
+    profile.update(crs=rasterio.crs.CRS.from_wkt(georef.crs_wkt),
+                   transform=Affine(*georef.transform))
   with atomic.atomic_path(path) as temporary:
     with rasterio.open(temporary, "w", **profile) as sink:
       sink.write(data)

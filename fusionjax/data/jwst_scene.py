@@ -1,16 +1,13 @@
 """Prepares a JWST fusion scene: simulate NIRCam + NIRSpec, calibrate, code, split, cache."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 
 import numpy as np
 
 from fusionjax.data import coding as coding_lib
 from fusionjax.data import orionbar, procedural_jwst
-from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.data.fusion_scene import FusionScene, validation_start
 from fusionjax.physics import jwst
 
 UNITS = "mJy/arcsec2"
@@ -48,15 +45,6 @@ def _crop_to_multiple(scene, factor: int, height: int, width: int):
   return scene.cropped(height - height % factor, width - width % factor)
 
 
-def _validation_start(width: int, fraction: float, tile_size: int, factor: int) -> int:
-  """First column of the held-out strip: about `fraction` of the width, at least one tile."""
-  val_width = max(tile_size, int(round(width * fraction / factor)) * factor)
-  if width - val_width < tile_size:
-    raise ValueError(f"scene width {width} leaves no room for a {tile_size}-pixel training tile "
-                     f"beside a {val_width}-pixel validation strip (data.val_fraction={fraction})")
-  return width - val_width
-
-
 def prepare_jwst_scene(config) -> FusionScene:
   """Builds the FusionScene of a JWST experiment config (see experiments/jwst.py)."""
   scene, instruments = load_mixture(config)
@@ -79,7 +67,7 @@ def prepare_jwst_scene(config) -> FusionScene:
   truth_codes = np.concatenate(
       [coding.encode(np.moveaxis(scene.cube(slice(c, c + 64)), 0, -1)).astype(np.float32)
        for c in range(0, width, 64)], axis=1)
-  val_start = _validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
+  val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
   return FusionScene(
       lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=truth_codes, coding=coding, msi_mean=msi_mean, msi_scale=msi_scale,
@@ -88,17 +76,5 @@ def prepare_jwst_scene(config) -> FusionScene:
       val_lr=nirspec[:, :, val_start // factor:].astype(np.float32),
       wavelengths_um=np.asarray(scene.wavelengths_um, np.float64),
       msi_bands=instruments.nircam_filters, units=UNITS,
-      pixel_scale_arcsec=instruments.pixel_scale_arcsec, name=scene.name)
+      pixel_size=instruments.pixel_scale_arcsec, pixel_unit="arcsec", name=scene.name)
 
-
-def scene_key(config) -> str:
-  """A short hash of every setting that changes the prepared scene."""
-  settings = {"seed": config.seed, "data": config.data.to_dict(),
-              "instrument": config.instrument.to_dict(),
-              "subspace_dim": config.model.subspace_dim}
-  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "train_stride"):
-    settings["data"].pop(transient, None)
-  if settings["data"].get("dir"):
-    settings["data"]["dir"] = os.path.abspath(settings["data"]["dir"])
-  text = json.dumps(settings, sort_keys=True, default=str)
-  return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -16,13 +16,15 @@ def get_task(config, workdir: str):
   if config.task == "jwst_fusion":
     from fusionjax.data import jwst_scene
     from fusionjax.tasks import fusion
-    return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene,
-                             scene_key=jwst_scene.scene_key)
+    return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene)
+  if config.task == "sentinel2_fusion":
+    from fusionjax.tasks import sentinel2
+    return sentinel2.Sentinel2Task(config, workdir)
   if config.task == "modis_lst":
     from fusionjax.tasks import lst
     return lst.LstTask(config, workdir)
   if config.task == "sentinel2_koopman":
     from fusionjax.tasks import koopman
     return koopman.KoopmanTask(config, workdir)
-  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', 'modis_lst', "
-                   "'sentinel2_koopman'")
+  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', "
+                   "'sentinel2_fusion', 'modis_lst', 'sentinel2_koopman'")

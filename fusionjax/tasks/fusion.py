@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fusionjax import metrics, products, tiling
-from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.baselines import pansharpening
+from fusionjax.data.fusion_scene import FusionScene, scene_key
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
@@ -22,10 +23,16 @@ Batch = dict[str, jax.Array]
 
 
 class FusionTask(TfdsBatches):
-  """Fusion of (lr, msi) into the coded high-resolution cube; L1 loss as published."""
+  """Fusion of (lr, msi) into the coded high-resolution cube; L1 loss as published.
 
-  def __init__(self, config, workdir: str, *, prepare_scene: Callable[..., FusionScene],
-               scene_key: Callable[..., str]):
+  Evaluated beside bicubic upsampling and the classical GSA and MTF-GLP fusion, which model
+  each low-resolution band's PSF as a Gaussian with `baseline_mtf` at Nyquist (the generic
+  0.3 of pansharpening toolboxes unless a sensor says otherwise).
+  """
+
+  baseline_mtf = 0.3
+
+  def __init__(self, config, workdir: str, *, prepare_scene: Callable[..., FusionScene]):
     self.config = config
     data_root = config.data.cache_dir or os.path.join(workdir, "data")
     scene_dir = os.path.join(data_root, f"{config.name}-{scene_key(config)}")
@@ -93,16 +100,25 @@ class FusionTask(TfdsBatches):
         batch_size=batch_size)
     return np.moveaxis(np.asarray(self.scene.coding.decode(codes), np.float32), -1, 0)
 
+  def _baselines(self) -> dict[str, np.ndarray]:
+    """(H, Wv, L) estimates of the held-out strip by bicubic upsampling, GSA and MTF-GLP."""
+    scene = self.scene
+    ratio = scene.scale_factor
+    lr = np.moveaxis(scene.val_lr, 0, -1)
+    lr_codes, msi = scene.val_inputs()
+    return {"bicubic": np.asarray(sampling.upsample_bicubic(lr, ratio)),
+            "gsa": pansharpening.gsa(lr, msi, ratio, self.baseline_mtf, lr_codes=lr_codes),
+            "mtf_glp": pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf)}
+
   def evaluate(self, fused: np.ndarray) -> dict:
     """Metrics of the fused (L, H, Wv) cube of the held-out strip (`predict_validation`) and
     of the baselines."""
     scene = self.scene
     truth = np.moveaxis(scene.val_truth, 0, -1)
-    bicubic = np.asarray(sampling.upsample_bicubic(np.moveaxis(scene.val_lr, 0, -1),
-                                                   scene.scale_factor))
     ratio = scene.scale_factor
-    report = {"fusformer": metrics.fusion_report(truth, np.moveaxis(fused, 0, -1), ratio),
-              "bicubic": metrics.fusion_report(truth, bicubic, ratio)}
+    estimates = {"fusformer": np.moveaxis(fused, 0, -1), **self._baselines()}
+    report = {name: metrics.fusion_report(truth, estimate, ratio)
+              for name, estimate in estimates.items()}
     if scene.coding.basis is not None:
       # The same spectral subspace without the multispectral image: the NIRSpec cube denoised
       # (and deconvolved) in the subspace, then upsampled.
@@ -115,7 +131,12 @@ class FusionTask(TfdsBatches):
     report["region"] = {"rows": [0, int(truth.shape[0])],
                         "columns": [scene.val_col_start, scene.val_col_start + truth.shape[1]],
                         "bands": int(truth.shape[2]), "code_dim": scene.code_dim}
+    self.extend_report(report, truth, estimates)
     return report
+
+  def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
+    """Adds sensor-specific figures to `report`, given the (H, Wv, L) truth and each
+    method's estimate; nothing by default."""
 
   def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
     """Writes the fused (L, H, Wv) cube of the held-out strip (FITS) and a quicklook PNG."""
@@ -123,7 +144,7 @@ class FusionTask(TfdsBatches):
     cube_path = os.path.join(out_dir, "fused_cube.fits")
     products.write_fits_cube(
         cube_path, fused, scene.wavelengths_um, units=scene.units,
-        pixel_scale_arcsec=scene.pixel_scale_arcsec, origin_pixel=(0, scene.val_col_start),
+        pixel_scale_arcsec=scene.pixel_size, origin_pixel=(0, scene.val_col_start),
         description=f"Fusformer fusion of {scene.name}, held-out columns from "
                     f"{scene.val_col_start}")
     png_path = os.path.join(out_dir, "quicklook.png")

@@ -1,0 +1,139 @@
+"""Sentinel-2 band sharpening: readers, the MTF degradation, the classical baselines, and the
+command line end to end (training, whole-scene prediction without seams)."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+import rasterio
+
+from fusionjax import tiling
+from fusionjax.baselines import pansharpening
+from fusionjax.data import geotiff, procedural_sentinel2, sentinel2
+from fusionjax.physics import psf, sampling
+from tests.conftest import shared_data_dir
+from tests.test_main import _run
+
+ALL_BANDS = sentinel2.BANDS_10M + sentinel2.BANDS_20M + sentinel2.BANDS_60M
+
+
+def write_mat(path, scene: sentinel2.Scene, datasets=sentinel2.MAT_DATASETS):
+  """Writes a scene as MATLAB v7.3 does: HDF5, each (rows, columns) band stored transposed."""
+  with h5py.File(path, "w") as sink:
+    for dataset, names in datasets.items():
+      stack = np.stack([scene.bands[n].T for n in names])
+      sink.create_dataset(dataset, data=stack).attrs["MATLAB_class"] = np.bytes_(b"single")
+
+
+def _scene(size=48, seed=0):
+  return procedural_sentinel2.make_scene(size, seed)
+
+
+def test_mat_reader_undoes_matlab_column_major_order(tmp_path):
+  scene = _scene()
+  write_mat(tmp_path / "scene.mat", scene)
+  read = sentinel2.read_mat(str(tmp_path / "scene.mat"), ALL_BANDS)
+  for name in ALL_BANDS:
+    np.testing.assert_array_equal(read.bands[name], scene.bands[name])
+  assert read.bands["B5"].shape == (24, 24) and read.bands["B1"].shape == (8, 8)
+
+
+def test_bad_scenes_are_named(tmp_path):
+  scene = _scene()
+  write_mat(tmp_path / "no20.mat", scene, {"im10": sentinel2.BANDS_10M})
+  with pytest.raises(ValueError, match=r"no20.mat: missing band\(s\) \['B5', 'B6'"):
+    sentinel2.read_mat(str(tmp_path / "no20.mat"))
+  bands = dict(scene.bands, B11=scene.bands["B11"][:-2])
+  with pytest.raises(ValueError, match=r"band B11 \(20 m\) is 22 x 24 pixels; expected 24 x 24"):
+    sentinel2.check_scene(bands, "scene", sentinel2.BANDS_10M + sentinel2.BANDS_20M)
+  (tmp_path / "text.mat").write_text("not HDF5")
+  with pytest.raises(ValueError, match="text.mat: not a MATLAB v7.3"):
+    sentinel2.read_mat(str(tmp_path / "text.mat"))
+
+
+def test_band_files_keep_their_georeferencing_and_must_share_a_grid(tmp_path):
+  scene = _scene()
+  crs = rasterio.crs.CRS.from_epsg(32633).to_wkt()
+  origin = (300000.0, 5800020.0)
+  for name in sentinel2.BANDS_10M + sentinel2.BANDS_20M:
+    size = sentinel2.BANDS[name].resolution_m
+    georef = geotiff.GeoReference(crs, (size, 0.0, origin[0], 0.0, -size, origin[1]))
+    geotiff.write_geotiff(str(tmp_path / f"T33UUB_20170527_{name}.tif"),
+                          scene.bands[name][None], georef)
+  read = sentinel2.read_band_files(str(tmp_path))
+  np.testing.assert_array_equal(read.bands["B8A"], scene.bands["B8A"])
+  assert read.georef.pixel_size == 10.0
+  shifted = geotiff.GeoReference(crs, (20.0, 0.0, origin[0] + 40, 0.0, -20.0, origin[1]))
+  geotiff.write_geotiff(str(tmp_path / "T33UUB_20170527_B12.tif"), scene.bands["B12"][None],
+                        shifted)
+  with pytest.raises(ValueError, match="band B12's grid"):
+    sentinel2.read_band_files(str(tmp_path))
+  assert sentinel2.band_of_file("T33UUB_20170527T100031_B8A.jp2") == "B8A"
+  assert sentinel2.band_of_file("x_B05_20m.jp2") == "B5" and sentinel2.band_of_file("TCI.jp2") is None
+
+
+def test_degradation_has_the_bands_mtf_at_the_coarse_nyquist_frequency():
+  size, factor, mtf = 64, 2, 0.33
+  constant = np.full((size, size, 1), 1234.0, np.float32)
+  np.testing.assert_allclose(psf.degrade_to_mtf(constant, factor, [mtf]), 1234.0, rtol=1e-5)
+  # A cosine at the coarse Nyquist frequency, 1 / (2 factor) cycles per fine pixel, keeps the
+  # fraction `mtf` of its amplitude through the blur.
+  columns = np.arange(size)
+  wave = np.cos(2 * np.pi * columns / (2 * factor))[None, :].repeat(size, 0)
+  sigma = psf.mtf_sigma_pixels(factor, mtf)
+  blurred = np.asarray(psf.gaussian_blur(wave[None], np.array([sigma]), psf.kernel_radius(sigma)))
+  amplitude = np.abs(blurred[0, size // 2, 16:48]).max()
+  assert amplitude == pytest.approx(mtf, rel=0.02)
+
+
+def test_baselines_recover_bands_that_are_combinations_of_the_guides():
+  rng = np.random.default_rng(0)
+  hr = np.stack([procedural_sentinel2.fractal_field(rng, 64, 2.0) for _ in range(4)], -1)
+  mixing = rng.uniform(0.2, 1.0, (4, 3))
+  truth = (hr @ mixing + 5.0).astype(np.float32)
+  lr = np.asarray(psf.degrade_to_mtf(truth, 2, [0.3] * 3))
+  bicubic = np.asarray(sampling.upsample_bicubic(lr, 2))
+  error = lambda estimate: np.sqrt(np.mean((estimate - truth)[8:-8, 8:-8] ** 2))
+  for method in (pansharpening.gsa, pansharpening.mtf_glp):
+    estimate = method(lr, hr.astype(np.float32), 2, 0.3)
+    assert estimate.shape == truth.shape
+    assert error(estimate) < 0.25 * error(bicubic), method.__name__
+
+
+def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(tmp_path):
+  workdir = tmp_path / "run"
+  run = _run("--config=experiments/sentinel2.py:smoke", f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  for method in ("fusformer", "bicubic", "gsa", "mtf_glp"):
+    assert {"rmse", "psnr", "ssim", "sam_deg", "ergas"} <= set(report[method])
+    assert set(report[method]["rmse_per_band"]) == set(sentinel2.BANDS_20M)
+    assert method in run.stdout
+  assert report["rmse_ratio_bicubic_to_fusformer"] > 0
+  assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
+
+  # A whole 96 x 96 (10 m) scene, larger than one 32-pixel tile, at full resolution.
+  write_mat(tmp_path / "scene.mat", _scene(96, seed=5))
+  outputs = tmp_path / "outputs"
+  _run("--config=experiments/sentinel2.py:smoke", f"--workdir={workdir}", "--mode=predict",
+       f"--config.predict.input={tmp_path / 'scene.mat'}", f"--config.predict.output={outputs}")
+  with rasterio.open(outputs / "scene_sharpened_10m.tif") as result:
+    sharpened = result.read()
+    assert result.descriptions == sentinel2.BANDS_20M
+  assert sharpened.shape == (6, 96, 96) and np.all(np.isfinite(sharpened))
+  # No seams: the jumps across the tile borders are no larger than elsewhere.
+  jumps = np.abs(np.diff(sharpened, axis=2)).mean(axis=(0, 1))
+  starts = tiling.tile_starts(96, 32, 4, 2)[1:]   # predict.tile_size, .tile_overlap of :smoke
+  borders = [c - 1 for c in starts] + [c + 31 for c in starts[:-1]]
+  assert jumps[borders].max() <= 2.0 * np.median(jumps)
+  assert (outputs / "scene_sharpened_10m.png").stat().st_size > 10_000
+
+
+def test_real_scene_bands_are_read_aligned():
+  path = shared_data_dir("sentinel2") + "/S2A_MSIL1C_20170527_T33UUB.mat"
+  scene = sentinel2.read_mat(path, ALL_BANDS)
+  assert scene.bands["B2"].shape == (600, 600) and scene.bands["B12"].shape == (300, 300)
+  assert scene.bands["B9"].shape == (100, 100)
+  # The 10 m red band averaged to 20 m lines up with the 20 m red-edge band.
+  red = scene.bands["B4"].reshape(300, 2, 300, 2).mean(axis=(1, 3))
+  assert np.corrcoef(red.ravel(), scene.bands["B5"].ravel())[0, 1] > 0.7
+  assert abs(np.corrcoef(red.T.ravel(), scene.bands["B5"].ravel())[0, 1]) < 0.2
