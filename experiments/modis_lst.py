@@ -8,7 +8,8 @@ Variants (comma-separated, e.g. --config=experiments/modis_lst.py:disr,smoke):
                 (implies disr).
   climatology   adds the location's climatology (mean fine pattern over the training dates,
                 day or night) to the guide; the network narrowed so that it and the
-                climatology of the real archive's 173 locations hold under 5M numbers.
+                climatology of the real archive's 173 locations hold under 5M numbers;
+                trained on flipped and rotated tiles, inference averaged over the 8 of them.
   multiscale    trains the scale steps 16->4, 8->2 and 4->1 tile pixels jointly, the network
                 told the fine pixel size (scale conditioning).
   smoke         a tiny end-to-end run, for tests.
@@ -62,6 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.scale_conditioning = False
   config.model.enforce_consistency = True   # exact Stefan-Boltzmann consistency with the input
   config.model.climatology = False     # the location's climatology as a further guide
+  config.model.self_ensemble = False   # inference: mean over the 8 flips and rotations
 
   config.loss = ml_collections.ConfigDict()
   config.loss.consistency_weight = 1.0
@@ -103,6 +105,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.name += "_climatology"
     config.model.climatology = True
     config.model.widths = (80, 160, 264)
+    # The climatology turns with its tile, so flipped and rotated copies stay self-consistent
+    # (sunlit slopes included); inference averages the 8 of them.
+    config.data.augment = True
+    config.model.self_ensemble = True
   if "multiscale" in variants:
     config.model.scale_conditioning = True
     config.train.scale_steps = ((16, 4), (8, 2), (4, 1))

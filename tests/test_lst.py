@@ -1,11 +1,15 @@
 """LST super-resolution: dataset splits and checks, and the command line end to end."""
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.modis_lst import get_config
 from fusionjax.data import geotiff, lst_builder, modis, procedural_lst
 from fusionjax.physics import thermal
+from fusionjax.tasks import lst
 from tests.conftest import shared_data_dir
 from tests.test_main import _run
 
@@ -118,3 +122,25 @@ def test_real_modis_tiles_smoke_run(tmp_path):
   assert report["validation_images"] == dataset["validation_samples"]
   # Bicubic on the real validation split, as published (0.69 K with their interpolation).
   assert 0.4 < report["bicubic"]["rmse_k"] < 0.9
+
+
+def test_self_ensemble_is_equivariant_to_flips_and_rotations_and_stays_consistent():
+  config = get_config("disr,smoke")
+  config.model.self_ensemble = True
+  objective = lst.LstObjective(config)
+  params = objective.init_params(jax.random.key(0))
+  noise = jax.tree.map(lambda x: 0.05 * jax.random.normal(jax.random.key(1), x.shape),
+                       params)
+  params = jax.tree.map(lambda x, n: x + n, params, noise)   # a network with no symmetry
+  rng = np.random.default_rng(0)
+  coarse = jnp.asarray(290.0 + 5.0 * rng.random((2, 8, 8, 1)), jnp.float32)
+  guide = jnp.asarray(rng.random((2, 32, 32, 1)), jnp.float32)
+  fine_km = jnp.ones((2,))
+  turn = lambda x: jnp.rot90(x[:, :, ::-1], 1, axes=(1, 2))
+  ensembled = objective.apply(params, coarse, guide, fine_km)
+  np.testing.assert_allclose(objective.apply(params, turn(coarse), turn(guide), fine_km),
+                             turn(ensembled), atol=2e-4)
+  single = objective._network(params, coarse, guide, fine_km)
+  assert np.abs(objective._network(params, turn(coarse), turn(guide), fine_km)
+                - turn(single)).max() > 1e-2
+  np.testing.assert_allclose(thermal.aggregate(ensembled, 4), coarse, atol=1e-3)

@@ -48,6 +48,9 @@ def test_guides_average_the_training_images_leaving_each_training_image_out(prep
       expected = np.mean(others, axis=0) if others else np.zeros((TILE, TILE))
       np.testing.assert_allclose(example["climatology"][..., 0], expected, atol=1e-4)
       np.testing.assert_allclose(example["climatology"][..., 1], len(others) / (len(others) + 1))
+  covered = sum(float(example["climatology"][0, 0, 1]) > 0
+                for example in builder.as_dataset(split="validation").as_numpy_iterator())
+  assert builder.info.metadata["validation_samples_with_climatology"] == covered
 
 
 def test_files_hold_the_validation_guides_and_bad_requests_are_named(prepared, tmp_path):

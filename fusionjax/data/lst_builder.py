@@ -66,10 +66,11 @@ def training_samples(source_dir: str, *, tile_size: int, val_fraction: float, se
 class LstTiles(sharded_builder.ShardedBuilder):
   """MODIS LST tiles (K) with their guides: the composite's NDVI and reflectances."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.3.0")
   RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
                    "1.1.0": "The composite's red, NIR and MIR reflectances.",
-                   "1.2.0": "The location's LST climatology from the training split; the tile index."}
+                   "1.2.0": "The location's LST climatology from the training split; the tile index.",
+                   "1.3.0": "The count of validation samples the climatology covers."}
 
   def __init__(self, *, source_dir: str, tile_size: int, val_fraction: float, split_seed: int,
                split_by: str, num_shards: int, **kwargs):
@@ -111,6 +112,8 @@ class LstTiles(sharded_builder.ShardedBuilder):
                  "composite.", len(train), len(validation), dropped,
                  counts["lst_files_without_composite"])
     climatology = lst_climatology.from_samples(train, self._tile_size)[0]
+    self._metadata["validation_samples_with_climatology"] = int(sum(
+        climatology.covers(sample) for sample in validation))
     return {"train": self._generate_examples(train, climatology, training=True),
             "validation": self._generate_examples(validation, climatology, training=False)}
 

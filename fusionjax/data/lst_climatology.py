@@ -47,6 +47,11 @@ class Climatology:
     self.sums[location][sample.band] += pattern(lst_k)
     self.counts[location][sample.band] += 1
 
+  def covers(self, sample: modis.LstSample) -> bool:
+    """Whether the sample's location and band have at least one image."""
+    counts = self.counts.get(location_of(sample.lst))
+    return counts is not None and counts[sample.band] > 0
+
   @property
   def values(self) -> int:
     """How many numbers the climatology holds (its size as a model's parameters)."""

@@ -107,9 +107,25 @@ class LstObjective:
     step = self.degrade(tile, self.main_step)
     return self.model.init(rng, step["coarse"], step["guide"], step["fine_km"])
 
-  def apply(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
+  def _network(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
     """(B, h, w, 1) K, (B, H, W, G) guide, (B,) km -> (B, H, W, 1) fine LST, K."""
     return self.model.apply(params, coarse_k, guide, fine_km)
+
+  def apply(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
+    """The network at inference, as `_network`; with model.self_ensemble, the mean of its
+    results on the 8 flips and rotations of the inputs (each turned back), made consistent
+    with the input again."""
+    if not self.config.model.self_ensemble:
+      return self._network(params, coarse_k, guide, fine_km)
+    results = []
+    for flip in (False, True):
+      for turns in range(4):
+        forward = lambda x: jnp.rot90(x[:, :, ::-1] if flip else x, turns, axes=(1, 2))
+        result = jnp.rot90(self._network(params, forward(coarse_k), forward(guide), fine_km),
+                           -turns, axes=(1, 2))
+        results.append(result[:, :, ::-1] if flip else result)
+    mean = jnp.mean(jnp.stack(results), axis=0)
+    return thermal.enforce_aggregate(mean, coarse_k) if self.model.enforce_consistency else mean
 
   def loss_fn(self, params, batch: Batch):
     """Mean over the training scale steps of the physics-regularised loss (K^2)."""
@@ -117,7 +133,7 @@ class LstObjective:
     totals = {"mse_k2": 0.0, "consistency_mse_k2": 0.0, "guide": 0.0}
     for step in self.train_steps:
       s = self.degrade(batch, step)
-      fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
+      fine = self._network(params, s["coarse"], s["guide"], s["fine_km"])
       totals["mse_k2"] += jnp.mean((fine - s["fine"]) ** 2)
       totals["consistency_mse_k2"] += jnp.mean(self.consistency_error(fine, s["coarse"]) ** 2)
       if weights.guide_weight > 0:
