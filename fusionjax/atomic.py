@@ -19,6 +19,10 @@ def atomic_path(path: str):
   os.close(handle)
   try:
     yield temporary
+    # mkstemp makes the file private (0600); give it the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     os.replace(temporary, path)
   except BaseException:
     if os.path.exists(temporary):
