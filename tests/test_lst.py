@@ -144,3 +144,16 @@ def test_self_ensemble_is_equivariant_to_flips_and_rotations_and_stays_consisten
   assert np.abs(objective._network(params, turn(coarse), turn(guide), fine_km)
                 - turn(single)).max() > 1e-2
   np.testing.assert_allclose(thermal.aggregate(ensembled, 4), coarse, atol=1e-3)
+
+
+def test_validation_sums_ignore_padding_examples_with_the_self_ensemble():
+  config = get_config("disr,smoke")
+  config.model.self_ensemble = True
+  objective = lst.LstObjective(config)
+  params = objective.init_params(jax.random.key(0))
+  rng = np.random.default_rng(0)
+  lst_k = np.stack([290.0 + 5.0 * rng.random((32, 32, 1)), np.zeros((32, 32, 1))])
+  batch = {"lst": jnp.asarray(lst_k, jnp.float32), "ndvi": jnp.zeros((2, 32, 32, 1)),
+           "weight": jnp.array([1.0, 0.0])}   # the second example pads the batch
+  sums = objective.eval_fn(params, batch)
+  assert np.isfinite(float(sums["rmse_k"])) and float(sums["weight"]) == 1.0

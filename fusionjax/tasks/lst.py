@@ -146,14 +146,15 @@ class LstObjective:
     return loss, totals
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
-    """Weighted sums of the per-example RMSE (K) of the model and of bicubic, main step."""
+    """Weighted sums of the per-example RMSE (K) of the model and of bicubic, main step.
+    Padding examples (weight 0, all-zero temperatures) count for nothing, NaN included."""
     s = self.degrade(batch, self.main_step)
     fine = self.apply(params, s["coarse"], s["guide"], s["fine_km"])
     bicubic = sampling.upsample_bicubic(s["coarse"], self.config.data.scale_factor)
-    rmse = lambda x: jnp.sqrt(jnp.mean((x - s["fine"]) ** 2, axis=(1, 2, 3)))
     weight = batch["weight"]
-    return {"rmse_k": jnp.sum(weight * rmse(fine)),
-            "bicubic_rmse_k": jnp.sum(weight * rmse(bicubic)), "weight": jnp.sum(weight)}
+    total = lambda x: jnp.sum(jnp.where(weight > 0, weight * jnp.sqrt(
+        jnp.mean((x - s["fine"]) ** 2, axis=(1, 2, 3))), 0.0))
+    return {"rmse_k": total(fine), "bicubic_rmse_k": total(bicubic), "weight": jnp.sum(weight)}
 
 
 class LstTask(TfdsBatches, LstObjective):
