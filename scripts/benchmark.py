@@ -118,7 +118,8 @@ def benchmark_mrunet(args) -> tuple[dict, dict]:
   t = config.data.tile_size
   tiles = {"lst": 290.0 + 10.0 * jax.random.uniform(jax.random.key(0), (args.batch, t, t, 1)),
            "ndvi": jax.random.uniform(jax.random.key(1), (args.batch, t, t, 1)),
-           "reflectance": jax.random.uniform(jax.random.key(3), (args.batch, t, t, 3))}
+           "reflectance": jax.random.uniform(jax.random.key(3), (args.batch, t, t, 3)),
+           "climatology": jax.random.uniform(jax.random.key(4), (args.batch, t, t, 2))}
   described = {"model": "mrunet", "variant": args.variant or "sisr", "batch": args.batch,
                "size": t, "scale": config.data.scale_factor,
                "widths": list(config.model.widths)}
