@@ -9,14 +9,13 @@ Variants (comma-separated, e.g. --config=experiments/jwst.py:orionbar,smoke):
 """
 import ml_collections
 
+from fusionjax.variants import parse_variants
+
 VARIANTS = ("orionbar", "accelerator", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = [v for v in (arg or "").split(",") if v]
-  unknown = sorted(set(variants) - set(VARIANTS))
-  if unknown:
-    raise ValueError(f"experiments/jwst.py: unknown variant(s) {unknown}; expected {VARIANTS}")
+  variants = parse_variants(arg, VARIANTS, "experiments/jwst.py")
 
   config = ml_collections.ConfigDict()
   config.name = "jwst"

@@ -16,15 +16,13 @@ Variants (comma-separated, e.g. --config=experiments/modis_lst.py:disr,smoke):
 """
 import ml_collections
 
+from fusionjax.variants import parse_variants
+
 VARIANTS = ("sisr", "disr", "reflectances", "climatology", "multiscale", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = [v for v in (arg or "").split(",") if v]
-  unknown = sorted(set(variants) - set(VARIANTS))
-  if unknown:
-    raise ValueError(f"experiments/modis_lst.py: unknown variant(s) {unknown}; expected "
-                     f"{VARIANTS}")
+  variants = parse_variants(arg, VARIANTS, "experiments/modis_lst.py")
   if "sisr" in variants and {"disr", "reflectances"} & set(variants):
     raise ValueError("experiments/modis_lst.py: 'sisr' (no guide) excludes the guided variants "
                      "'disr' and 'reflectances'")

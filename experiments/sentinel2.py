@@ -12,15 +12,13 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
 """
 import ml_collections
 
+from fusionjax.variants import parse_variants
+
 VARIANTS = ("smoke",)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = [v for v in (arg or "").split(",") if v]
-  unknown = sorted(set(variants) - set(VARIANTS))
-  if unknown:
-    raise ValueError(f"experiments/sentinel2.py: unknown variant(s) {unknown}; expected "
-                     f"{VARIANTS}")
+  variants = parse_variants(arg, VARIANTS, "experiments/sentinel2.py")
 
   config = ml_collections.ConfigDict()
   config.name = "sentinel2"

@@ -12,15 +12,13 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2_koopman.py:ndvi,s
 """
 import ml_collections
 
+from fusionjax.variants import parse_variants
+
 VARIANTS = ("ndvi", "cayley", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = [v for v in (arg or "").split(",") if v]
-  unknown = sorted(set(variants) - set(VARIANTS))
-  if unknown:
-    raise ValueError(f"experiments/sentinel2_koopman.py: unknown variant(s) {unknown}; "
-                     f"expected {VARIANTS}")
+  variants = parse_variants(arg, VARIANTS, "experiments/sentinel2_koopman.py")
 
   config = ml_collections.ConfigDict()
   config.name = "sentinel2_koopman"
