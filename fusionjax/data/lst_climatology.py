@@ -71,22 +71,25 @@ class Climatology:
     if leave_out is not None:
       total -= pattern(leave_out)
       count -= 1
-    mean = total / count if count > 0 else np.zeros(shape)
-    weight = np.full(shape, count / (count + 1.0))
-    return np.stack([mean, weight], axis=-1).astype(np.float32)
+    mean, weight = _mean_and_weight(total, np.asarray(count))
+    return np.stack([mean, np.broadcast_to(weight, shape)], axis=-1).astype(np.float32)
 
   def write(self, folder: str, georefs: dict) -> list[str]:
     """Writes one GeoTIFF per location (`georefs[location]` its grid); returns the paths."""
     paths = []
     for location, total in sorted(self.sums.items()):
-      count = self.counts[location]
-      means = total / np.maximum(count, 1)[:, None, None]
-      weights = np.broadcast_to((count / (count + 1.0))[:, None, None], total.shape)
+      means, weights = _mean_and_weight(total, self.counts[location][:, None, None])
+      weights = np.broadcast_to(weights, total.shape)
       path = os.path.join(folder, file_name(location))
       geotiff.write_geotiff(path, np.concatenate([means, weights]), georefs[location],
                             band_names=BAND_NAMES)
       paths.append(path)
     return paths
+
+
+def _mean_and_weight(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The mean pattern (0 where no image) and the weight n / (n + 1) of `count` images."""
+  return total / np.maximum(count, 1), count / (count + 1.0)
 
 
 def file_name(location: tuple[str, int]) -> str:
@@ -96,10 +99,12 @@ def file_name(location: tuple[str, int]) -> str:
 
 def from_samples(samples: list[modis.LstSample], tile_size: int) -> tuple[Climatology, dict]:
   """The climatology of `samples` (the training split) and each location's grid."""
-  climatology, georefs = Climatology(), {}
-  for sample in samples:
-    lst, georef = geotiff.read_geotiff(sample.lst.path, bands=len(modis.LST_BANDS),
-                                       shape=(tile_size, tile_size))
+  climatology, georefs, files = Climatology(), {}, {}
+  for sample in samples:   # day and night samples share a file: read it once
+    if sample.lst.path not in files:
+      files[sample.lst.path] = geotiff.read_geotiff(
+          sample.lst.path, bands=len(modis.LST_BANDS), shape=(tile_size, tile_size))
+    lst, georef = files[sample.lst.path]
     climatology.add(sample, lst[sample.band])
     georefs[location_of(sample.lst)] = georef
   return climatology, georefs
