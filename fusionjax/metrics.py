@@ -9,6 +9,8 @@ Images are channels-last, (H, W, C). Conventions (stated because the literature 
   * SSIM: Gaussian window 11 x 11, sigma 1.5, K1 0.01, K2 0.03, sample covariances, valid
     windows only, data range = max - min of each truth band, averaged over bands (as skimage's
     structural_similarity with gaussian_weights=True).
+  * A validity mask (H, W), where given, restricts every metric to the valid pixels (SSIM: to
+    the windows that hold only valid pixels).
 """
 from __future__ import annotations
 
@@ -60,12 +62,21 @@ def _filter_valid(image: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
   return sum(kernel[i] * rows[:, i:rows.shape[1] - size + 1 + i] for i in range(size))
 
 
+def ssim(truth: jnp.ndarray, estimate: jnp.ndarray, valid=None) -> jnp.ndarray:
+  """Mean structural similarity over bands (1 for a perfect estimate); with an (H, W) bool
+  `valid`, over the windows holding only valid pixels, the range from valid pixels."""
+  if valid is None:
+    valid = jnp.ones(truth.shape[:2], bool)
+  return _ssim(truth, estimate, jnp.asarray(valid, bool))
+
+
 @jax.jit
-def ssim(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
-  """Mean structural similarity over bands (1 for a perfect estimate)."""
+def _ssim(truth: jnp.ndarray, estimate: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
   truth = truth.astype(jnp.float32)
   estimate = estimate.astype(jnp.float32)
-  data_range = jnp.max(truth, axis=(0, 1)) - jnp.min(truth, axis=(0, 1))
+  inside = valid[..., None]
+  data_range = (jnp.max(jnp.where(inside, truth, -jnp.inf), axis=(0, 1))
+                - jnp.min(jnp.where(inside, truth, jnp.inf), axis=(0, 1)))
   kernel = _gaussian_window()
   count = kernel.shape[0] ** 2
   cov_norm = count / (count - 1.0)
@@ -76,14 +87,31 @@ def ssim(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
   c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
   index = ((2 * mu_t * mu_e + c1) * (2 * cov + c2)) / (
       (mu_t ** 2 + mu_e ** 2 + c1) * (var_t + var_e + c2))
-  return jnp.mean(index)
+  # Windows with only valid pixels: the (positive) window weights of the mask sum to 1.
+  full = _filter_valid(inside.astype(jnp.float32), kernel) > 1.0 - 1e-4
+  full = jnp.broadcast_to(full, index.shape)
+  return jnp.sum(jnp.where(full, index, 0.0)) / jnp.sum(full)
 
 
-def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> dict[str, float]:
-  """PSNR (dB), SAM (degrees), ERGAS, SSIM and RMSE of an estimate (H, W, C) of `truth`."""
-  return {"psnr": float(psnr(truth, estimate)), "sam_deg": float(sam_degrees(truth, estimate)),
-          "ergas": float(ergas(truth, estimate, ratio)), "ssim": float(ssim(truth, estimate)),
-          "rmse": float(rmse(truth, estimate))}
+def valid_pixels(image: jnp.ndarray, valid) -> jnp.ndarray:
+  """(N, 1, C): the N valid pixels of an (H, W, C) image as a one-column image (every image
+  where `valid` is None)."""
+  image = jnp.asarray(image)
+  if valid is None:
+    return image.reshape(-1, 1, image.shape[-1])
+  return image[jnp.asarray(valid, bool)][:, None, :]
+
+
+def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float,
+                  valid=None) -> dict[str, float]:
+  """PSNR (dB), SAM (degrees), ERGAS, SSIM and RMSE of an estimate (H, W, C) of `truth`, over
+  the pixels where the (H, W) bool `valid` is True (all if None)."""
+  truth_pixels, estimate_pixels = valid_pixels(truth, valid), valid_pixels(estimate, valid)
+  return {"psnr": float(psnr(truth_pixels, estimate_pixels)),
+          "sam_deg": float(sam_degrees(truth_pixels, estimate_pixels)),
+          "ergas": float(ergas(truth_pixels, estimate_pixels, ratio)),
+          "ssim": float(ssim(truth, estimate, valid)),
+          "rmse": float(rmse(truth_pixels, estimate_pixels))}
 
 
 def per_image_report(truth: jnp.ndarray, estimate: jnp.ndarray) -> dict[str, float]:

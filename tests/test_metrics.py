@@ -50,3 +50,16 @@ def test_ssim_matches_skimage():
       for b in range(truth.shape[-1])])
   assert float(metrics.ssim(truth, estimate)) == pytest.approx(expected, abs=2e-3)
   assert float(metrics.ssim(truth, estimate)) < 0.99
+
+
+def test_masked_report_ignores_invalid_pixels_and_equals_the_valid_crop():
+  truth = _cube(3)
+  estimate = truth + np.random.default_rng(4).normal(0, 0.1, truth.shape).astype(np.float32)
+  estimate[:, :12] = 1e4     # wild values where the truth is no-data
+  valid = np.zeros(truth.shape[:2], bool)
+  valid[:, 12:] = True
+  masked = metrics.fusion_report(truth, estimate, 2, valid)
+  crop = metrics.fusion_report(truth[:, 12:], estimate[:, 12:], 2)
+  for name in ("psnr", "sam_deg", "ergas", "rmse", "ssim"):
+    assert masked[name] == pytest.approx(crop[name], rel=1e-5), name
+  assert metrics.fusion_report(truth, estimate, 2)["rmse"] > 100 * masked["rmse"]

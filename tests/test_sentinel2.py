@@ -10,6 +10,9 @@ import rasterio
 from fusionjax import tiling
 from fusionjax.baselines import pansharpening
 from fusionjax.data import geotiff, procedural_sentinel2, sentinel2
+from fusionjax.data.sentinel2_scene import prepare_sentinel2_scene
+from fusionjax.data.tiles_builder import FusionTiles
+from experiments import sentinel2 as sentinel2_experiment
 from fusionjax.physics import psf, sampling
 from tests.conftest import shared_data_dir
 from tests.test_main import _run
@@ -72,6 +75,38 @@ def test_band_files_keep_their_georeferencing_and_must_share_a_grid(tmp_path):
   assert sentinel2.band_of_file("x_B05_20m.jp2") == "B5" and sentinel2.band_of_file("TCI.jp2") is None
 
 
+def _with_nodata(scene: sentinel2.Scene, rows: int, cols: int) -> sentinel2.Scene:
+  """The scene with no-data (0) in the top-left rows x cols 10 m pixels of every band, as at
+  the edge of an L1C granule, and one saturated 20 m pixel of B11."""
+  bands = {}
+  for name, band in scene.bands.items():
+    k = sentinel2.BANDS[name].resolution_m // 10
+    band = band.copy()
+    band[:rows // k, :cols // k] = sentinel2.NODATA
+    bands[name] = band
+  bands["B11"][-1, -1] = sentinel2.SATURATED
+  return sentinel2.Scene(bands, scene.georef, scene.source)
+
+
+def test_nodata_and_saturated_pixels_are_no_truth_and_no_tiles(tmp_path):
+  write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96), rows=40, cols=96))
+  config = sentinel2_experiment.get_config("smoke")
+  config.data.dir = str(tmp_path / "scene.mat")
+  scene = prepare_sentinel2_scene(config)
+  expected = np.ones((48, 48), bool)
+  expected[:20] = False          # 40 rows at 10 m
+  expected[-1, -1] = False       # saturated
+  np.testing.assert_array_equal(scene.truth_valid, expected)
+  assert np.all(np.isfinite(scene.msi)) and np.abs(scene.msi[20:].mean(axis=(0, 1))).max() < 0.2
+  scene.save(str(tmp_path / "scene.npz"))
+  builder = FusionTiles(scene_path=str(tmp_path / "scene.npz"), tile_size=16, train_stride=4,
+                        num_shards=1, data_dir=str(tmp_path / "tfds"))
+  examples = dict(builder._generate_examples(scene, [(0, 0), (4, 0), (16, 0), (32, 0)]))
+  assert sorted(examples) == ["00016_00000", "00032_00000"]   # tiles 0 and 4: all no-data
+  np.testing.assert_array_equal(examples["00016_00000"]["valid"][:, :, 0],
+                                expected[16:32, :16].astype(np.float32))
+
+
 def test_degradation_has_the_bands_mtf_at_the_coarse_nyquist_frequency():
   size, factor, mtf = 64, 2, 0.33
   constant = np.full((size, size, 1), 1234.0, np.float32)
@@ -111,17 +146,23 @@ def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(tmp_p
   assert report["rmse_ratio_bicubic_to_fusformer"] > 0
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
 
-  # A whole 96 x 96 (10 m) scene, larger than one 32-pixel tile, at full resolution.
-  write_mat(tmp_path / "scene.mat", _scene(96, seed=5))
+  # A whole 96 x 96 (10 m) scene, larger than one 32-pixel tile, at full resolution, with
+  # no-data in its top-left corner.
+  write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96, seed=5), rows=10, cols=30))
   outputs = tmp_path / "outputs"
   _run("--config=experiments/sentinel2.py:smoke", f"--workdir={workdir}", "--mode=predict",
        f"--config.predict.input={tmp_path / 'scene.mat'}", f"--config.predict.output={outputs}")
   with rasterio.open(outputs / "scene_sharpened_10m.tif") as result:
     sharpened = result.read()
-    assert result.descriptions == sentinel2.BANDS_20M
+    assert result.descriptions == sentinel2.BANDS_20M and result.nodata == sentinel2.NODATA
   assert sharpened.shape == (6, 96, 96) and np.all(np.isfinite(sharpened))
+  nodata = np.zeros((96, 96), bool)
+  nodata[:10, :30] = True
+  nodata[-2:, -2:] = True     # the saturated 20 m pixel of B11
+  np.testing.assert_array_equal(np.all(sharpened == sentinel2.NODATA, axis=0), nodata)
+  sharpened = sharpened[:, 10:]
   # No seams: the jumps across the tile borders are no larger than elsewhere.
-  jumps = np.abs(np.diff(sharpened, axis=2)).mean(axis=(0, 1))
+  jumps = np.abs(np.diff(sharpened, axis=2)).mean(axis=(0, 1))   # rows below the no-data
   starts = tiling.tile_starts(96, 32, 4, 2)[1:]   # predict.tile_size, .tile_overlap of :smoke
   borders = [c - 1 for c in starts] + [c + 31 for c in starts[:-1]]
   assert jumps[borders].max() <= 2.0 * np.median(jumps)

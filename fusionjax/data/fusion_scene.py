@@ -17,7 +17,7 @@ from fusionjax import atomic
 from fusionjax.data.coding import SpectralCoding
 
 # Part of every prepared scene's cache key: bumped when the saved fields change.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,8 @@ class FusionScene:
     lr_codes: (h, w, d) coded low-resolution hyperspectral image.
     msi: (H, W, M) standardised high-resolution multispectral image (H = scale_factor * h).
     truth_codes: (H, W, d) coded high-resolution truth.
+    truth_valid: (H, W) bool, False where the truth is unknown (no-data or saturated pixels):
+      such pixels count in neither the loss nor the metrics.
     coding: the spectral coding of lr_codes and truth_codes.
     msi_mean, msi_scale: (M,) standardisation of the multispectral bands (their units).
     scale_factor: resolution ratio between the two images.
@@ -45,6 +47,7 @@ class FusionScene:
   lr_codes: np.ndarray
   msi: np.ndarray
   truth_codes: np.ndarray
+  truth_valid: np.ndarray
   coding: SpectralCoding
   msi_mean: np.ndarray
   msi_scale: np.ndarray
@@ -70,6 +73,11 @@ class FusionScene:
   @property
   def num_bands(self) -> int:
     return int(self.wavelengths_um.shape[0])
+
+  @property
+  def val_valid(self) -> np.ndarray:
+    """(H, W - val_col_start) bool validity of the held-out region's truth."""
+    return self.truth_valid[:, self.val_col_start:]
 
   def val_inputs(self) -> tuple[np.ndarray, np.ndarray]:
     """Coded LR (h, wv, d) and standardised MSI (H, Wv, M) of the held-out region."""

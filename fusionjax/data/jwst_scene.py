@@ -70,7 +70,7 @@ def prepare_jwst_scene(config) -> FusionScene:
   val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
   return FusionScene(
       lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
-      truth_codes=truth_codes, coding=coding, msi_mean=msi_mean, msi_scale=msi_scale,
+      truth_codes=truth_codes, truth_valid=np.ones((height, width), bool), coding=coding, msi_mean=msi_mean, msi_scale=msi_scale,
       scale_factor=factor, val_col_start=val_start,
       val_truth=scene.cube(slice(val_start, None)),
       val_lr=nirspec[:, :, val_start // factor:].astype(np.float32),

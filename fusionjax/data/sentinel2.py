@@ -42,6 +42,7 @@ BANDS_20M = ("B5", "B6", "B7", "B8A", "B11", "B12")
 BANDS_60M = ("B1", "B9")
 MAT_DATASETS = {"im10": BANDS_10M, "im20": BANDS_20M, "im60": BANDS_60M}
 NODATA = 0.0
+SATURATED = 65535.0   # L1C's flag for saturated pixels
 UNITS = "TOA reflectance x 10000"
 
 
@@ -56,6 +57,28 @@ class Scene:
   def stack(self, names) -> np.ndarray:
     """(rows, columns, len(names)) of bands of one resolution."""
     return np.stack([self.bands[n] for n in names], axis=-1)
+
+
+def valid_pixels(image: np.ndarray) -> np.ndarray:
+  """(rows, columns) bool of an (rows, columns, bands) L1C stack: True where every band holds a
+  measurement (neither NODATA nor SATURATED)."""
+  return np.all((image != NODATA) & (image < SATURATED), axis=-1)
+
+
+def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """(rows, columns, bands) copy of `image` with the pixels where the (rows, columns) `valid`
+  is False set to each band's mean over the valid ones: neutral input, unlike 0."""
+  if valid.all():
+    return image
+  if not valid.any():
+    raise ValueError("no valid pixel to fill the no-data ones from")
+  return np.where(valid[..., None], image, image[valid].mean(axis=0)).astype(image.dtype)
+
+
+def valid_at_coarser(valid: np.ndarray, factor: int) -> np.ndarray:
+  """(rows / factor, columns / factor) bool: True where all factor x factor pixels are."""
+  rows, cols = valid.shape
+  return valid.reshape(rows // factor, factor, cols // factor, factor).all(axis=(1, 3))
 
 
 def check_scene(bands: dict, source: str, required) -> None:

@@ -5,6 +5,7 @@ MTF (`psf.degrade_to_mtf`): the six 20 m bands to 40 m (the model's low-resoluti
 four 10 m bands to 20 m (its high-resolution guide); the 20 m bands themselves are the truth.
 The model learns 40 m -> 20 m and is applied one scale finer (20 m -> 10 m, `full_resolution`).
 A right-hand strip of the scene is held out for evaluation (no training tile overlaps it).
+No-data (0) and saturated (65535) pixels are marked invalid: left out of the loss and metrics.
 """
 from __future__ import annotations
 
@@ -49,15 +50,24 @@ def prepare_sentinel2_scene(config) -> FusionScene:
     raise ValueError(f"{scene.source}: the 20 m bands are {height} x {width} pixels, smaller "
                      f"than one data.tile_size={config.data.tile_size} tile")
   logging.info("Sentinel-2 scene %s: %d x %d pixels at 20 m.", scene.source, height, width)
-  msi = degrade(hr_guide, guides)           # 20 m
-  lr = degrade(target, targets)             # 40 m
-  coding = coding_lib.fit_coding(lr.reshape(-1, len(targets)), 0)
-  msi_mean, msi_scale = msi.mean(axis=(0, 1)), msi.std(axis=(0, 1))
+  # No-data or saturated pixels are no truth (nor may the 10 m guide be missing there).
+  truth_valid = (sentinel2.valid_pixels(target)
+                 & sentinel2.valid_at_coarser(sentinel2.valid_pixels(hr_guide), FACTOR))
+  if not truth_valid.any():
+    raise ValueError(f"{scene.source}: every pixel is no-data ({sentinel2.NODATA:g}) or "
+                     f"saturated ({sentinel2.SATURATED:g}) in some band")
+  # Degraded from gap-filled bands, so that no-data does not bleed into the inputs as zeros.
+  msi = degrade(sentinel2.fill_invalid(hr_guide, sentinel2.valid_pixels(hr_guide)), guides)
+  lr = degrade(sentinel2.fill_invalid(target, sentinel2.valid_pixels(target)), targets)
+  # Standardisations from measured pixels only.
+  coding = coding_lib.fit_coding(lr[sentinel2.valid_at_coarser(truth_valid, FACTOR)], 0)
+  msi_mean, msi_scale = msi[truth_valid].mean(axis=0), msi[truth_valid].std(axis=0)
   val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, FACTOR)
   return FusionScene(
       lr_codes=coding.encode(lr).astype(np.float32),
       msi=((msi - msi_mean) / msi_scale).astype(np.float32),
-      truth_codes=coding.encode(target).astype(np.float32), coding=coding,
+      truth_codes=coding.encode(target).astype(np.float32), truth_valid=truth_valid,
+      coding=coding,
       msi_mean=msi_mean, msi_scale=msi_scale, scale_factor=FACTOR, val_col_start=val_start,
       val_truth=np.moveaxis(target[:, val_start:], -1, 0),
       val_lr=np.moveaxis(lr[:, val_start // FACTOR:], -1, 0),

@@ -1,7 +1,8 @@
 """TFDS builder writing a prepared FusionScene as sharded TFRecord tiles.
 
 Each example is one co-registered tile: the coded low-resolution cube, the multispectral
-image and the coded truth (float32 bytes + shape), and its origin in the scene. The train split
+image, the coded truth and where it is valid (float32 bytes + shape), and its origin in the
+scene. Tiles without a single valid truth pixel are left out. The train split
 tiles the training columns with `train_stride` (overlapping tiles); the validation split tiles
 the held-out columns without overlap, so no validation pixel is seen in training.
 """
@@ -27,8 +28,9 @@ def tile_origins(height: int, width: int, tile_size: int, stride: int,
 class FusionTiles(sharded_builder.ShardedBuilder):
   """Co-registered low-/high-resolution tiles of one prepared fusion scene."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Coded LR cube, standardised MSI and coded truth per tile."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Coded LR cube, standardised MSI and coded truth per tile.",
+                   "1.1.0": "'valid': 1 where the truth is known, 0 at no-data pixels."}
 
   def __init__(self, *, scene_path: str, tile_size: int, train_stride: int, num_shards: int,
                **kwargs):
@@ -56,6 +58,8 @@ class FusionTiles(sharded_builder.ShardedBuilder):
                                         encoding=bytes_encoding),
             "truth": tfds.features.Tensor(shape=(t, t, self._code_dim), dtype=np.float32,
                                           encoding=bytes_encoding),
+            "valid": tfds.features.Tensor(shape=(t, t, 1), dtype=np.float32,
+                                          encoding=bytes_encoding),
             "origin": tfds.features.Tensor(shape=(2,), dtype=np.int32),
         }),
         description="Co-registered fusion tiles of one prepared scene.")
@@ -81,6 +85,9 @@ class FusionTiles(sharded_builder.ShardedBuilder):
     t, s = self._tile_size, self._scale_factor
     for row, col in origins:
       key = f"{row:05d}_{col:05d}"
+      valid = scene.truth_valid[row:row + t, col:col + t]
+      if not valid.any():
+        continue
       tile = {"lr": scene.lr_codes[row // s:(row + t) // s, col // s:(col + t) // s],
               "msi": scene.msi[row:row + t, col:col + t],
               "truth": scene.truth_codes[row:row + t, col:col + t]}
@@ -88,4 +95,5 @@ class FusionTiles(sharded_builder.ShardedBuilder):
         if not np.all(np.isfinite(values)):
           raise ValueError(f"{self._scene_path}: tile {key} (row {row}, column {col}): '{name}' "
                            f"holds {int(np.sum(~np.isfinite(values)))} non-finite values")
-      yield key, {**tile, "origin": np.array([row, col], np.int32)}
+      yield key, {**tile, "valid": valid[..., None].astype(np.float32),
+                  "origin": np.array([row, col], np.int32)}

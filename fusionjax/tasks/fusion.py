@@ -76,16 +76,22 @@ class FusionTask(TfdsBatches):
     return self.model.apply(params, lr, msi)
 
   def loss_fn(self, params, batch: Batch):
-    """Mean absolute error in the coded space."""
-    l1 = jnp.mean(jnp.abs(self.apply(params, batch["lr"], batch["msi"]) - batch["truth"]))
+    """Mean absolute error in the coded space over the valid truth pixels."""
+    error = jnp.abs(self.apply(params, batch["lr"], batch["msi"]) - batch["truth"])
+    valid = jnp.broadcast_to(batch["valid"], error.shape)
+    l1 = jnp.sum(valid * error) / jnp.maximum(jnp.sum(valid), 1.0)
     return l1, {"l1": l1}
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
-    """Sums over real (weight 1) examples of the per-example L1 and of the bicubic L1."""
+    """Sums over real (weight 1) examples of the per-example L1 (valid pixels) and of the
+    bicubic L1."""
     fused = self.apply(params, batch["lr"], batch["msi"])
     bicubic = sampling.upsample_bicubic(batch["lr"], self.scene.scale_factor)
-    weight = batch["weight"]
-    per_example = lambda x: jnp.mean(jnp.abs(x - batch["truth"]), axis=(1, 2, 3))  # noqa: E731
+    valid = jnp.broadcast_to(batch["valid"], fused.shape)
+    count = jnp.sum(valid, axis=(1, 2, 3))
+    weight = batch["weight"] * (count > 0)
+    per_example = lambda x: (jnp.sum(valid * jnp.abs(x - batch["truth"]), axis=(1, 2, 3))  # noqa: E731
+                             / jnp.maximum(count, 1.0))
     return {"l1": jnp.sum(weight * per_example(fused)),
             "bicubic_l1": jnp.sum(weight * per_example(bicubic)), "weight": jnp.sum(weight)}
 
@@ -116,8 +122,9 @@ class FusionTask(TfdsBatches):
     scene = self.scene
     truth = np.moveaxis(scene.val_truth, 0, -1)
     ratio = scene.scale_factor
+    valid = scene.val_valid
     estimates = {"fusformer": np.moveaxis(fused, 0, -1), **self._baselines()}
-    report = {name: metrics.fusion_report(truth, estimate, ratio)
+    report = {name: metrics.fusion_report(truth, estimate, ratio, valid)
               for name, estimate in estimates.items()}
     if scene.coding.basis is not None:
       # The same spectral subspace without the multispectral image: the NIRSpec cube denoised
@@ -125,12 +132,13 @@ class FusionTask(TfdsBatches):
       lr_codes, _ = scene.val_inputs()
       upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
       report["bicubic_subspace"] = metrics.fusion_report(
-          truth, np.asarray(scene.coding.decode(upsampled)), ratio)
+          truth, np.asarray(scene.coding.decode(upsampled)), ratio, valid)
       projected = scene.coding.decode(scene.coding.encode(truth))
-      report["truth_in_subspace"] = metrics.fusion_report(truth, projected, ratio)
+      report["truth_in_subspace"] = metrics.fusion_report(truth, projected, ratio, valid)
     report["region"] = {"rows": [0, int(truth.shape[0])],
                         "columns": [scene.val_col_start, scene.val_col_start + truth.shape[1]],
-                        "bands": int(truth.shape[2]), "code_dim": scene.code_dim}
+                        "bands": int(truth.shape[2]), "code_dim": scene.code_dim,
+                        "valid_pixels": int(valid.sum()), "pixels": int(valid.size)}
     self.extend_report(report, truth, estimates)
     return report
 

@@ -27,10 +27,12 @@ class Sentinel2Task(FusionTask):
     super().__init__(config, workdir, prepare_scene=prepare_sentinel2_scene)
 
   def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
-    """Each method's RMSE per band (reflectance x 10000) and the ratio of bicubic's RMSE to
-    the model's."""
+    """Each method's RMSE per band (reflectance x 10000, valid pixels) and the ratio of
+    bicubic's RMSE to the model's."""
+    valid = self.scene.val_valid
     for method, estimate in estimates.items():
-      per_band = np.asarray(metrics.rmse_per_band(truth, estimate), float)
+      per_band = np.asarray(metrics.rmse_per_band(metrics.valid_pixels(truth, valid),
+                                                  metrics.valid_pixels(estimate, valid)), float)
       report[method]["rmse_per_band"] = dict(zip(TARGETS, per_band.tolist()))
     report["rmse_ratio_bicubic_to_fusformer"] = (report["bicubic"]["rmse"]
                                                  / report["fusformer"]["rmse"])
@@ -51,7 +53,8 @@ class Sentinel2Task(FusionTask):
   def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
     """Sharpens the whole scene of config.predict.input to 10 m, tile by tile (memory bounded
     by the tile, whatever the scene's size); writes <output>/<name>_sharpened_10m.tif (the
-    scene's georeferencing if it has one) and a quicklook."""
+    scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
+    quicklook."""
     settings = self.config.predict
     if not settings.output:
       raise ValueError("predict.output is empty: expected the folder for the results")
@@ -64,15 +67,19 @@ class Sentinel2Task(FusionTask):
                        f"pixels, smaller than one predict.tile_size={tile} tile")
     logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
                  *hr.shape[:2], tile)
+    lr_valid, hr_valid = sentinel2.valid_pixels(lr), sentinel2.valid_pixels(hr)
+    lr_codes = self.scene.coding.encode(sentinel2.fill_invalid(lr, lr_valid))
+    msi = (sentinel2.fill_invalid(hr, hr_valid) - self.scene.msi_mean) / self.scene.msi_scale
     codes = tiling.predict_tiled(
-        predict_batch, self.scene.coding.encode(lr).astype(np.float32),
-        ((hr - self.scene.msi_mean) / self.scene.msi_scale).astype(np.float32), tile=tile,
-        overlap=settings.tile_overlap, scale=FACTOR, batch_size=batch_size)
+        predict_batch, lr_codes.astype(np.float32), msi.astype(np.float32), tile=tile, overlap=settings.tile_overlap, scale=FACTOR, batch_size=batch_size)
     sharpened = np.asarray(self.scene.coding.decode(codes), np.float32)
+    # No-data (or saturated) in any input band: no-data in the result.
+    measured = hr_valid & np.repeat(np.repeat(lr_valid, FACTOR, axis=0), FACTOR, axis=1)
+    sharpened[~measured] = sentinel2.NODATA
     stem = os.path.splitext(os.path.basename(os.path.normpath(settings.input)))[0]
     tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
     geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
-                          band_names=TARGETS, units=sentinel2.UNITS)
+                          nodata=sentinel2.NODATA, band_names=TARGETS, units=sentinel2.UNITS)
     png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
     products.save_figure(quicklook(hr, lr, sharpened, None), png_path)
     return [tif_path, png_path]
