@@ -78,6 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.predict.tile_overlap = 6
   config.predict.batch_size = 16
   config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)
+  config.predict.input = ""    # --mode=predict: an observation FITS file (NIRSpec cube and
+                               # NIRCam images, data/jwst_observation.py); '' = held-out strip
+  config.predict.output = ""   # folder for <input name>_fused.fits and its quicklook
 
   if "orionbar" in variants:
     config.data.source = "orionbar"

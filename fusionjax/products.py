@@ -1,7 +1,9 @@
 """Products a run writes, each atomically: eval.json, FITS cubes, quicklook PNGs."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 
 import matplotlib
 
@@ -27,19 +29,31 @@ def write_json(path: str, payload: dict) -> None:
       stream.write("\n")
 
 
-def write_fits_cube(path: str, cube: np.ndarray, wavelengths_um: np.ndarray, *, units: str,
-                    pixel_scale_arcsec: float, origin_pixel: tuple[int, int] = (0, 0),
-                    description: str = "") -> None:
-  """Writes a (L, H, W) cube as FITS with its wavelength axis in a WCS-TAB table.
+@dataclasses.dataclass(frozen=True)
+class PlaneSource:
+  """A (L, H, W) cube made plane by plane: `planes(start, stop)` gives planes [start, stop) as
+  (stop - start, H, W), so a cube too large for memory can be written in pieces."""
+  shape: tuple[int, int, int]
+  planes: Callable[[int, int], np.ndarray]
+
+
+def write_fits_cube(path: str, cube: np.ndarray | PlaneSource, wavelengths_um: np.ndarray, *,
+                    units: str, pixel_scale_arcsec: float, origin_pixel: tuple[int, int] = (0, 0),
+                    description: str = "", planes_per_write: int = 64) -> None:
+  """Writes a (L, H, W) cube (an array or a PlaneSource) as float32 FITS, `planes_per_write`
+  wavelengths at a time, with its wavelength axis in a WCS-TAB table.
 
   Spatial axes are offsets in arcsec from the scene's first pixel (the scene has no sky
   position); the wavelength axis (often irregular, e.g. several gratings) is tabulated per the
   FITS -TAB convention (Greisen et al. 2006) in the 'WCS-TAB' binary table, so astropy.wcs
   recovers the exact wavelength of every plane.
   """
+  if isinstance(cube, np.ndarray):
+    cube = PlaneSource(cube.shape, lambda start, stop, array=cube: array[start:stop])
   num_wavelengths = cube.shape[0]
-  primary = fits.PrimaryHDU(np.asarray(cube, np.float32))
-  header = primary.header
+  header = fits.PrimaryHDU(np.zeros((1, 1, 1), np.float32)).header
+  header["NAXIS1"], header["NAXIS2"], header["NAXIS3"] = cube.shape[2], cube.shape[1], \
+      num_wavelengths
   header["BUNIT"] = units
   for axis, offset in ((1, origin_pixel[1]), (2, origin_pixel[0])):
     header[f"CTYPE{axis}"] = ("XOFFSET", "") if axis == 1 else ("YOFFSET", "")
@@ -61,7 +75,18 @@ def write_fits_cube(path: str, cube: np.ndarray, wavelengths_um: np.ndarray, *, 
                        array=np.asarray(wavelengths_um, np.float64).reshape(1, num_wavelengths, 1))
   table = fits.BinTableHDU.from_columns([column], name="WCS-TAB")
   with atomic.atomic_path(path) as temporary:
-    fits.HDUList([primary, table]).writeto(temporary, overwrite=True)
+    stream = fits.StreamingHDU(temporary, header)
+    try:
+      for start in range(0, num_wavelengths, planes_per_write):
+        stop = min(start + planes_per_write, num_wavelengths)
+        planes = np.asarray(cube.planes(start, stop), np.float32)
+        if planes.shape != (stop - start, *cube.shape[1:]):
+          raise ValueError(f"{path}: planes {start}-{stop} have shape {planes.shape}, expected "
+                           f"{(stop - start, *cube.shape[1:])}")
+        stream.write(planes)
+    finally:
+      stream.close()
+    fits.append(temporary, table.data, table.header)
 
 
 def save_figure(figure, path: str) -> None:

@@ -1,4 +1,5 @@
 """The command line, end to end, as a user runs it (4 simulated devices)."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from fusionjax.data import jwst_observation
 from tests.conftest import REPO, shared_data_dir
 
 METRICS = ("psnr", "sam_deg", "ergas", "ssim", "rmse")
@@ -51,6 +53,28 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   os.remove(workdir / "products" / "fused_cube.fits")
   _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict")
   np.testing.assert_allclose(_wavelengths(workdir / "products" / "fused_cube.fits")[0], cube)
+
+  # The whole 48 x 72 scene, from an observation file, as a user would fuse one.
+  observation = tmp_path / "observation.fits"
+  subprocess.run([sys.executable, "scripts/simulate_jwst_observation.py",
+                  "--config=experiments/jwst.py:smoke", f"--output={observation}"],
+                 cwd=REPO, check=True, capture_output=True)
+  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
+       f"--config.predict.input={observation}", f"--config.predict.output={tmp_path / 'out'}")
+  whole, wavelengths = _wavelengths(tmp_path / "out" / "observation_fused.fits")
+  assert whole.shape == (24, 48, 72)
+  np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
+  # Columns 60-71 come from the same last tile as the held-out strip's (columns 48-71).
+  np.testing.assert_allclose(whole[:, :, 60:], cube[:, :, 12:], rtol=1e-4, atol=1e-4)
+  assert (tmp_path / "out" / "observation_fused.png").stat().st_size > 10_000
+  # An observation in other filters than the model's is refused, naming the file.
+  read = jwst_observation.read_observation(str(observation))
+  jwst_observation.write_observation(str(tmp_path / "swapped.fits"), dataclasses.replace(
+      read, filters=read.filters[::-1], nircam=read.nircam[::-1]))
+  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
+                f"--config.predict.input={tmp_path / 'swapped.fits'}",
+                f"--config.predict.output={tmp_path / 'out'}", check=False)
+  assert result.returncode != 0 and "swapped.fits: NIRCam filters" in result.stderr
 
 
 def test_bad_settings_stop_with_the_field_named(tmp_path):

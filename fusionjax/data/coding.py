@@ -64,12 +64,13 @@ class SpectralCoding:
       centred = centred @ analysis
     return centred / self.scale
 
-  def decode(self, codes):
-    """(..., d) codes -> (..., L) scene spectra; numpy or jax arrays."""
+  def decode(self, codes, bands: slice = slice(None)):
+    """(..., d) codes -> (..., L) scene spectra (or the wavelengths `bands` of them); numpy or
+    jax arrays."""
     spectra = codes * self.scale
     if self.basis is not None:
-      spectra = spectra @ self.basis.T
-    return spectra + self.mean
+      return spectra @ self.basis[bands].T + self.mean[bands]
+    return spectra[..., bands] + self.mean[bands]
 
   def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
     return {prefix + name: getattr(self, name) for name in _FIELDS

@@ -8,6 +8,7 @@ import numpy as np
 from fusionjax.data import coding as coding_lib
 from fusionjax.data import orionbar, procedural_jwst
 from fusionjax.data.fusion_scene import FusionScene, validation_start
+from fusionjax.data.jwst_observation import Observation
 from fusionjax.physics import jwst
 
 UNITS = "mJy/arcsec2"
@@ -45,8 +46,14 @@ def _crop_to_multiple(scene, factor: int, height: int, width: int):
   return scene.cropped(height - height % factor, width - width % factor)
 
 
-def prepare_jwst_scene(config) -> FusionScene:
-  """Builds the FusionScene of a JWST experiment config (see experiments/jwst.py)."""
+def simulate_observation(config):
+  """The configured scene (cropped to the decimation) and what JWST observes of it.
+
+  Returns:
+    (scene, instruments, observation): the MixtureScene, the JwstInstruments and the
+    jwst_observation.Observation (NIRSpec calibrated to surface brightness with the known
+    throughput, NIRCam in electrons).
+  """
   scene, instruments = load_mixture(config)
   factor = instruments.decimation
   scene = _crop_to_multiple(scene, factor, config.data.crop_height, config.data.crop_width)
@@ -55,8 +62,21 @@ def prepare_jwst_scene(config) -> FusionScene:
                height, width)
   nircam_e, nirspec_e = jwst.observe(scene.spectra, scene.abundances, instruments,
                                      seed=config.seed + 1, add_noise=config.instrument.noise)
-  # Calibration: electrons -> surface brightness with the known NIRSpec throughput.
-  nirspec = nirspec_e / instruments.nirspec_throughput[:, None, None]
+  observation = Observation(
+      nirspec=(nirspec_e / instruments.nirspec_throughput[:, None, None]).astype(np.float32),
+      nircam=np.asarray(nircam_e, np.float32),
+      wavelengths_um=np.asarray(scene.wavelengths_um, np.float64),
+      filters=tuple(instruments.nircam_filters), units=UNITS,
+      pixel_scale_arcsec=instruments.pixel_scale_arcsec)
+  return scene, instruments, observation
+
+
+def prepare_jwst_scene(config) -> FusionScene:
+  """Builds the FusionScene of a JWST experiment config (see experiments/jwst.py)."""
+  scene, instruments, observation = simulate_observation(config)
+  factor = instruments.decimation
+  num_wavelengths, height, width = scene.shape
+  nirspec, nircam_e = observation.nirspec, observation.nircam
   lr_pixels = nirspec.reshape(num_wavelengths, -1).T
   coding = coding_lib.fit_coding(lr_pixels, config.model.subspace_dim,
                                  line_spread=instruments.nirspec_lsf,
@@ -70,7 +90,8 @@ def prepare_jwst_scene(config) -> FusionScene:
   val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
   return FusionScene(
       lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
-      truth_codes=truth_codes, truth_valid=np.ones((height, width), bool), coding=coding, msi_mean=msi_mean, msi_scale=msi_scale,
+      truth_codes=truth_codes, truth_valid=np.ones((height, width), bool), coding=coding,
+      msi_mean=msi_mean, msi_scale=msi_scale,
       scale_factor=factor, val_col_start=val_start,
       val_truth=scene.cube(slice(val_start, None)),
       val_lr=nirspec[:, :, val_start // factor:].astype(np.float32),

@@ -1,6 +1,7 @@
 """Supervised fusion of a low-resolution hyperspectral and a high-resolution multispectral
 image (Fusformer), trained on tiles of a prepared FusionScene and evaluated on its held-out
-strip against the truth, beside bicubic upsampling."""
+strip against the truth, beside bicubic upsampling and classical fusion; whole JWST
+observations of any size fused with --mode=predict."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ import numpy as np
 
 from fusionjax import metrics, products, tiling
 from fusionjax.baselines import pansharpening
+from fusionjax.data import jwst_observation
 from fusionjax.data.fusion_scene import FusionScene, scene_key
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer
@@ -90,8 +92,11 @@ class FusionTask(TfdsBatches):
     valid = jnp.broadcast_to(batch["valid"], fused.shape)
     count = jnp.sum(valid, axis=(1, 2, 3))
     weight = batch["weight"] * (count > 0)
-    per_example = lambda x: (jnp.sum(valid * jnp.abs(x - batch["truth"]), axis=(1, 2, 3))  # noqa: E731
-                             / jnp.maximum(count, 1.0))
+
+    def per_example(estimate):
+      error = jnp.sum(valid * jnp.abs(estimate - batch["truth"]), axis=(1, 2, 3))
+      return error / jnp.maximum(count, 1.0)
+
     return {"l1": jnp.sum(weight * per_example(fused)),
             "bicubic_l1": jnp.sum(weight * per_example(bicubic)), "weight": jnp.sum(weight)}
 
@@ -160,38 +165,123 @@ class FusionTask(TfdsBatches):
     return [cube_path, png_path]
 
   def quicklook(self, fused: np.ndarray):
-    """Figure: truth, NIRSpec input, fused and error at one wavelength; one spectrum."""
-    import matplotlib.pyplot as plt
+    """Figure of the held-out strip: truth, NIRSpec input, fused and error at one wavelength;
+    the spectra at the pixel where the truth varies most."""
     scene = self.scene
-    band = int(np.argmin(np.abs(scene.wavelengths_um - self.config.predict.quicklook_um)))
-    truth, lr = scene.val_truth[band], scene.val_lr[band]
-    low, high = np.percentile(truth, [1, 99])
-    aspect = truth.shape[1] / truth.shape[0]
-    figure, axes = plt.subplots(1, 5, figsize=(4 * (4 * aspect + 2.2), 4.6),
-                                gridspec_kw={"width_ratios": [aspect] * 4 + [2.2]})
-    wavelength = scene.wavelengths_um[band]
-    # The input has its own stretch: its line-spread function can lower narrow-line peaks.
-    panels = ((truth, f"truth {wavelength:.4f} um", (low, high)),
-              (lr, "low-resolution input", tuple(np.percentile(lr, [1, 99]))),
-              (fused[band], "fused", (low, high)))
-    for ax, (image, title, (vmin, vmax)) in zip(axes, panels):
-      ax.imshow(image, vmin=vmin, vmax=vmax, cmap="inferno")
-      ax.set_title(title, fontsize=9)
-    difference = fused[band] - truth
-    limit = float(np.percentile(np.abs(difference), 99.5)) or 1.0
-    error = axes[3].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
-    axes[3].set_title(f"fused - truth ({scene.units})", fontsize=9)
-    figure.colorbar(error, ax=axes[3], fraction=0.08)
-    row, col = np.unravel_index(np.argmax(np.std(scene.val_truth, axis=0)), truth.shape)
+    band = self._quicklook_band()
+    row, col = np.unravel_index(np.argmax(np.std(scene.val_truth, axis=0)), fused.shape[1:])
     s = scene.scale_factor
-    axes[4].plot(scene.wavelengths_um, scene.val_truth[:, row, col], label="truth", lw=1)
-    axes[4].plot(scene.wavelengths_um, scene.val_lr[:, row // s, col // s],
-                 label="low-resolution input", lw=0.8, alpha=0.7)
-    axes[4].plot(scene.wavelengths_um, fused[:, row, col], label="fused", lw=1)
-    axes[4].set_xlabel("wavelength (um)")
-    axes[4].set_ylabel(scene.units)
-    axes[4].set_title(f"spectrum at pixel ({row}, {col})")
-    axes[4].legend(fontsize=8)
-    for ax in axes[:4]:
-      ax.set_axis_off()
-    return figure
+    spectra = {"truth": scene.val_truth[:, row, col],
+               "low-resolution input": scene.val_lr[:, row // s, col // s],
+               "fused": fused[:, row, col]}
+    return fusion_quicklook(scene.wavelengths_um, band, scene.val_lr[band], fused[band],
+                            scene.val_truth[band], spectra, (row, col), scene.units)
+
+  def _quicklook_band(self) -> int:
+    return int(np.argmin(np.abs(self.scene.wavelengths_um - self.config.predict.quicklook_um)))
+
+  # A user's observation -------------------------------------------------------------------
+
+  def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
+    """Fuses the whole observation in config.predict.input (a FITS file as
+    data/jwst_observation.py describes) tile by tile, memory bounded by the tile and by
+    `planes_per_write` output planes whatever its size; writes <output>/<name>_fused.fits
+    (L, H, W) and a quicklook PNG."""
+    settings = self.config.predict
+    if not settings.output:
+      raise ValueError("predict.output is empty: expected the folder for the results")
+    observation = jwst_observation.read_observation(settings.input)
+    lr, msi = self._observation_inputs(observation, settings.input)
+    scene = self.scene
+    logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", settings.input,
+                 scene.num_bands, *msi.shape[:2])
+    codes = tiling.predict_tiled(
+        predict_batch, lr, msi, tile=self.config.data.tile_size,
+        overlap=settings.tile_overlap, scale=scene.scale_factor, batch_size=batch_size)
+    fused = products.PlaneSource(
+        (scene.num_bands, *codes.shape[:2]),
+        lambda start, stop: np.moveaxis(scene.coding.decode(codes, slice(start, stop)), -1, 0))
+    stem = os.path.splitext(os.path.basename(settings.input))[0]
+    cube_path = os.path.join(settings.output, f"{stem}_fused.fits")
+    products.write_fits_cube(cube_path, fused, scene.wavelengths_um, units=scene.units,
+                             pixel_scale_arcsec=observation.pixel_scale_arcsec,
+                             description=f"Fusformer fusion of {settings.input}")
+    band = self._quicklook_band()
+    fused_plane = fused.planes(band, band + 1)[0]
+    row, col = np.unravel_index(np.argmax(fused_plane), fused_plane.shape)
+    s = scene.scale_factor
+    spectra = {"low-resolution input": observation.nirspec[:, row // s, col // s],
+               "fused": scene.coding.decode(codes[row, col])}
+    png_path = os.path.join(settings.output, f"{stem}_fused.png")
+    products.save_figure(fusion_quicklook(scene.wavelengths_um, band, observation.nirspec[band],
+                                          fused_plane, None, spectra, (row, col), scene.units),
+                         png_path)
+    return [cube_path, png_path]
+
+  def _observation_inputs(self, observation, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The coded (h, w, d) NIRSpec cube and standardised (H, W, M) NIRCam images of an
+    observation, after checking that it matches what the model was trained on."""
+    scene = self.scene
+    if observation.filters != scene.msi_bands:
+      raise ValueError(f"{path}: NIRCam filters {list(observation.filters)}, expected "
+                       f"{list(scene.msi_bands)} (the model's, in that order)")
+    if (observation.wavelengths_um.shape != scene.wavelengths_um.shape
+        or not np.allclose(observation.wavelengths_um, scene.wavelengths_um, rtol=1e-6)):
+      raise ValueError(f"{path}: WAVELENGTH holds {observation.wavelengths_um.shape[0]} "
+                       f"wavelengths, expected the model's {scene.num_bands} "
+                       f"({scene.wavelengths_um[0]:.4f}-{scene.wavelengths_um[-1]:.4f} um)")
+    if observation.units != scene.units:
+      raise ValueError(f"{path}: NIRSPEC BUNIT is {observation.units!r}, expected "
+                       f"{scene.units!r}")
+    _, h, w = observation.nirspec.shape
+    s, tile = scene.scale_factor, self.config.data.tile_size
+    if observation.nircam.shape[1:] != (s * h, s * w):
+      raise ValueError(f"{path}: NIRCAM is {observation.nircam.shape[1]} x "
+                       f"{observation.nircam.shape[2]} pixels, expected {s * h} x {s * w} "
+                       f"({s} x the NIRSPEC grid of {h} x {w})")
+    if min(s * h, s * w) < tile:
+      raise ValueError(f"{path}: the scene is {s * h} x {s * w} NIRCam pixels, smaller than "
+                       f"one data.tile_size={tile} tile")
+    lr = scene.coding.encode_observed(np.moveaxis(observation.nirspec, 0, -1))
+    msi = (np.moveaxis(observation.nircam, 0, -1) - scene.msi_mean) / scene.msi_scale
+    return lr.astype(np.float32), msi.astype(np.float32)
+
+
+def fusion_quicklook(wavelengths_um: np.ndarray, band: int, lr: np.ndarray, fused: np.ndarray,
+                     truth: np.ndarray | None, spectra: dict, pixel: tuple[int, int],
+                     units: str):
+  """Figure: the (h, w) input, (H, W) fused and, when known, the truth and the error at the
+  wavelength `band`; and the (L,) `spectra` (label -> spectrum) at `pixel`."""
+  import matplotlib.pyplot as plt
+  wavelength = wavelengths_um[band]
+  reference = fused if truth is None else truth
+  low, high = np.percentile(reference, [1, 99])
+  # The input has its own stretch: its line-spread function can lower narrow-line peaks.
+  panels = [(lr, "low-resolution input", tuple(np.percentile(lr, [1, 99]))),
+            (fused, "fused", (low, high))]
+  if truth is not None:
+    panels.insert(0, (truth, f"truth {wavelength:.4f} um", (low, high)))
+  else:
+    panels[1] = (fused, f"fused {wavelength:.4f} um", (low, high))
+  images = len(panels) + (truth is not None)
+  aspect = fused.shape[1] / fused.shape[0]
+  figure, axes = plt.subplots(1, images + 1, figsize=(4 * (images * aspect + 2.2), 4.6),
+                              gridspec_kw={"width_ratios": [aspect] * images + [2.2]})
+  for ax, (image, title, (vmin, vmax)) in zip(axes, panels):
+    ax.imshow(image, vmin=vmin, vmax=vmax, cmap="inferno")
+    ax.set_title(title, fontsize=9)
+  if truth is not None:
+    difference = fused - truth
+    limit = float(np.percentile(np.abs(difference), 99.5)) or 1.0
+    error = axes[images - 1].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
+    axes[images - 1].set_title(f"fused - truth ({units})", fontsize=9)
+    figure.colorbar(error, ax=axes[images - 1], fraction=0.08)
+  for label, spectrum in spectra.items():
+    axes[-1].plot(wavelengths_um, spectrum, label=label, lw=1)
+  axes[-1].set_xlabel("wavelength (um)")
+  axes[-1].set_ylabel(units)
+  axes[-1].set_title(f"spectrum at pixel {tuple(int(p) for p in pixel)}")
+  axes[-1].legend(fontsize=8)
+  for ax in axes[:-1]:
+    ax.set_axis_off()
+  return figure

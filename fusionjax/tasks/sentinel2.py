@@ -71,7 +71,8 @@ class Sentinel2Task(FusionTask):
     lr_codes = self.scene.coding.encode(sentinel2.fill_invalid(lr, lr_valid))
     msi = (sentinel2.fill_invalid(hr, hr_valid) - self.scene.msi_mean) / self.scene.msi_scale
     codes = tiling.predict_tiled(
-        predict_batch, lr_codes.astype(np.float32), msi.astype(np.float32), tile=tile, overlap=settings.tile_overlap, scale=FACTOR, batch_size=batch_size)
+        predict_batch, lr_codes.astype(np.float32), msi.astype(np.float32), tile=tile,
+        overlap=settings.tile_overlap, scale=FACTOR, batch_size=batch_size)
     sharpened = np.asarray(self.scene.coding.decode(codes), np.float32)
     # No-data (or saturated) in any input band: no-data in the result.
     measured = hr_valid & np.repeat(np.repeat(lr_valid, FACTOR, axis=0), FACTOR, axis=1)
