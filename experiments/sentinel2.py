@@ -8,13 +8,15 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
   (none)   a procedural scene (240 x 240 pixels at 10 m), or the scene of --config.data.dir:
            a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat,
            or a folder of band files (JP2 or GeoTIFF, one per band).
+  60m      the two 60 m bands (B1 B9) sharpened to 10 m by the 10 m and 20 m bands (factor 6;
+           trained 360 m -> 60 m; a procedural scene of 600 x 600 pixels).
   smoke    a tiny end-to-end run, for tests.
 """
 import ml_collections
 
 from fusionjax.variants import parse_variants
 
-VARIANTS = ("smoke",)
+VARIANTS = ("60m", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -27,10 +29,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.dir = ""                # a .mat scene or a folder of band files; '' = procedural
+  config.data.bands = "20m"           # the bands sharpened: '20m' or '60m' 
   config.data.cache_dir = ""          # prepared scenes and TFRecord tiles; '' = <workdir>/data
   config.data.procedural_size = 240   # pixels at 10 m (a multiple of 6)
   config.data.val_fraction = 0.25     # right-hand strip held out for evaluation
-  config.data.tile_size = 32          # pixels of the reduced-resolution (20 m) grid
+  config.data.tile_size = 32          # pixels of the target bands' grid (20 m)
   config.data.train_stride = 8
   config.data.num_shards = 4
   config.data.shuffle_buffer = 1024
@@ -68,6 +71,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.predict.output = ""     # folder for the 10 m GeoTIFF and its quicklook
   config.predict.tile_size = 64  # output (10 m) pixels per tile
 
+  if "60m" in variants:
+    config.name = "sentinel2_60m"
+    config.data.bands = "60m"
+    config.data.procedural_size = 600
+    config.data.tile_size = 24          # 60 m pixels: 4 x 4 of the 360 m input
+    config.data.train_stride = 6
+    config.predict.tile_size = 72       # 10 m pixels
+    config.predict.tile_overlap = 12
   if "smoke" in variants:
     config.data.procedural_size = 96
     config.data.val_fraction = 0.34
@@ -86,4 +97,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.predict.tile_overlap = 4
     config.predict.batch_size = 4
     config.predict.tile_size = 32
+    if "60m" in variants:
+      config.data.procedural_size = 216   # 36 x 36 pixels at 60 m
+      config.data.tile_size = 12
+      config.data.train_stride = 6
+      config.predict.tile_size = 36
+      config.predict.tile_overlap = 6
   return config

@@ -178,3 +178,20 @@ def test_real_scene_bands_are_read_aligned():
   red = scene.bands["B4"].reshape(300, 2, 300, 2).mean(axis=(1, 3))
   assert np.corrcoef(red.ravel(), scene.bands["B5"].ravel())[0, 1] > 0.7
   assert abs(np.corrcoef(red.T.ravel(), scene.bands["B5"].ravel())[0, 1]) < 0.2
+
+
+def test_60m_variant_sharpens_b1_and_b9_to_10m(tmp_path):
+  workdir = tmp_path / "run"
+  _run("--config=experiments/sentinel2.py:60m,smoke", f"--workdir={workdir}")
+  report = json.loads((workdir / "eval.json").read_text())
+  for method in ("fusformer", "bicubic", "gsa", "mtf_glp"):
+    assert set(report[method]["rmse_per_band"]) == set(sentinel2.BANDS_60M)
+  assert report["region"]["bands"] == 2
+  write_mat(tmp_path / "scene.mat", _scene(216, seed=3))
+  _run("--config=experiments/sentinel2.py:60m,smoke", f"--workdir={workdir}", "--mode=predict",
+       f"--config.predict.input={tmp_path / 'scene.mat'}",
+       f"--config.predict.output={tmp_path / 'out'}")
+  with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as result:
+    assert result.descriptions == sentinel2.BANDS_60M
+    sharpened = result.read()
+  assert sharpened.shape == (2, 216, 216) and np.all(np.isfinite(sharpened))

@@ -1,76 +1,175 @@
-"""Prepares a Sentinel-2 band-sharpening scene (20 m -> 10 m) under the Wald protocol.
+"""Prepares a Sentinel-2 band-sharpening scene under the Wald protocol.
 
-As DSen2 (Lanaras et al. 2018): every band is degraded by 2 with the Gaussian PSF of its own
-MTF (`psf.degrade_to_mtf`): the six 20 m bands to 40 m (the model's low-resolution input), the
-four 10 m bands to 20 m (its high-resolution guide); the 20 m bands themselves are the truth.
-The model learns 40 m -> 20 m and is applied one scale finer (20 m -> 10 m, `full_resolution`).
-A right-hand strip of the scene is held out for evaluation (no training tile overlaps it).
-No-data (0) and saturated (65535) pixels are marked invalid: left out of the loss and metrics.
+Two sharpenings (`SHARPENINGS`, chosen by data.bands):
+  20m  the six 20 m bands (B5 B6 B7 B8A B11 B12), guided by the four 10 m bands; factor 2.
+  60m  the two 60 m bands (B1 B9), guided by the 10 m and the 20 m bands; factor 6.
+As DSen2 (Lanaras et al. 2018): every band is degraded by the factor with the Gaussian PSF of
+its own MTF (`psf.degrade_to_mtf`); the model learns to recover the target bands at their own
+resolution from the degraded ones, and is applied one scale finer (`full_resolution_inputs`).
+Guides coarser than the finest guide grid (the 20 m bands for 60m) are upsampled to it
+(bicubic). A right-hand strip of the scene is held out for evaluation (no training tile
+overlaps it). No-data (0) and saturated (65535) pixels are marked invalid, left out of the
+loss and metrics, and gap-filled before any filtering so that they do not bleed into inputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 
+import jax.numpy as jnp
 import numpy as np
 
 from fusionjax.data import coding as coding_lib
 from fusionjax.data import procedural_sentinel2, sentinel2
 from fusionjax.data.fusion_scene import FusionScene, validation_start
-from fusionjax.physics import psf
+from fusionjax.physics import psf, sampling
 
-FACTOR = 2   # 20 m / 10 m
+
+@dataclasses.dataclass(frozen=True)
+class Sharpening:
+  """Which bands are sharpened by which, and by how much.
+
+  targets: the bands sharpened (one resolution, `resolution_m`); guides: the finer bands that
+  guide them; factor: resolution_m / the finest guide's resolution; composite: three targets
+  shown as a false-colour image (a band may repeat); error_band: the target whose error the
+  quicklook maps."""
+  name: str
+  targets: tuple[str, ...]
+  guides: tuple[str, ...]
+  factor: int
+  composite: tuple[str, str, str]
+  error_band: str
+
+  @property
+  def resolution_m(self) -> int:
+    return sentinel2.BANDS[self.targets[0]].resolution_m
+
+
+SHARPENINGS = {s.name: s for s in (
+    Sharpening("20m", sentinel2.BANDS_20M, sentinel2.BANDS_10M, 2, ("B12", "B8A", "B5"), "B8A"),
+    Sharpening("60m", sentinel2.BANDS_60M, sentinel2.BANDS_10M + sentinel2.BANDS_20M, 6,
+               ("B9", "B1", "B1"), "B1"))}
+
+
+def sharpening_of(config) -> Sharpening:
+  if config.data.bands not in SHARPENINGS:
+    raise ValueError(f"data.bands={config.data.bands!r}: expected one of {tuple(SHARPENINGS)}")
+  return SHARPENINGS[config.data.bands]
 
 
 def load_scene(config) -> sentinel2.Scene:
   """The configured scene: data.dir (a .mat file or a folder of band files) or procedural."""
   data = config.data
+  sharpening = sharpening_of(config)
   if not data.dir:
     return procedural_sentinel2.make_scene(data.procedural_size, config.seed)
-  return sentinel2.read_scene(data.dir, sentinel2.BANDS_10M + sentinel2.BANDS_20M)
+  return sentinel2.read_scene(data.dir, sharpening.guides + sharpening.targets)
 
 
-def degrade(image: np.ndarray, names) -> np.ndarray:
-  """(H, W, C) bands `names` -> (H / 2, W / 2, C), each through its own MTF."""
-  mtfs = [sentinel2.BANDS[n].mtf_at_nyquist for n in names]
-  return np.asarray(psf.degrade_to_mtf(image, FACTOR, mtfs), np.float32)
+def _native_valid(band: np.ndarray) -> np.ndarray:
+  return sentinel2.valid_pixels(band[..., None])
+
+
+def _filled(band: np.ndarray) -> np.ndarray:
+  """The (rows, columns) band with its invalid pixels set to its valid mean."""
+  return sentinel2.fill_invalid(band[..., None], _native_valid(band))[..., 0]
+
+
+def _on_grid(bands: dict, names, resolutions: dict, grid_m: int) -> np.ndarray:
+  """(rows, columns, len(names)) of `bands` (name -> image at resolutions[name] metres) on a
+  grid of grid_m metres, coarser bands upsampled (bicubic)."""
+  images = []
+  for name in names:
+    ratio = resolutions[name] // grid_m
+    image = bands[name][..., None]
+    if ratio > 1:
+      image = np.asarray(sampling.upsample_bicubic(jnp.asarray(image), ratio))
+    images.append(image[..., 0])
+  return np.stack(images, axis=-1).astype(np.float32)
+
+
+def _valid_on_grid(bands: dict, names, grid_m: int) -> np.ndarray:
+  """(rows, columns) bool on a grid of grid_m metres: every band of `names` (native
+  resolution) measured in the pixel; a grid finer than a band repeats its validity, a coarser
+  grid needs all of the band's pixels inside."""
+  valid = None
+  for name in names:
+    band_valid = _native_valid(bands[name])
+    resolution = sentinel2.BANDS[name].resolution_m
+    if resolution > grid_m:
+      k = resolution // grid_m
+      band_valid = np.repeat(np.repeat(band_valid, k, axis=0), k, axis=1)
+    elif resolution < grid_m:
+      band_valid = sentinel2.valid_at_coarser(band_valid, grid_m // resolution)
+    valid = band_valid if valid is None else valid & band_valid
+  return valid
+
+
+def full_resolution_inputs(scene: sentinel2.Scene, sharpening: Sharpening):
+  """What a trained model sharpens: (h, w, T) targets at their resolution, (f h, f w, G)
+  guides on the finest guide grid, and the (f h, f w) bool pixels measured in every band (the
+  rest is gap-filled here and no-data in a product)."""
+  grid = sharpening.resolution_m // sharpening.factor
+  names = sharpening.guides + sharpening.targets
+  filled = {name: _filled(scene.bands[name]) for name in names}
+  resolutions = {name: sentinel2.BANDS[name].resolution_m for name in names}
+  targets = np.stack([filled[n] for n in sharpening.targets], axis=-1)
+  guides = _on_grid(filled, sharpening.guides, resolutions, grid)
+  return targets, guides, _valid_on_grid(scene.bands, names, grid)
+
+
+def _crop(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.Scene:
+  """The scene's targets and guides, cropped so that the targets' grid is a multiple of the
+  factor."""
+  f, resolution = sharpening.factor, sharpening.resolution_m
+  height, width = scene.bands[sharpening.targets[0]].shape
+  height, width = height - height % f, width - width % f
+  bands = {}
+  for name in sharpening.guides + sharpening.targets:
+    k = resolution // sentinel2.BANDS[name].resolution_m
+    bands[name] = scene.bands[name][:height * k, :width * k]
+  return sentinel2.Scene(bands, scene.georef, scene.source)
 
 
 def prepare_sentinel2_scene(config) -> FusionScene:
   """Builds the reduced-resolution FusionScene of a Sentinel-2 config (experiments/sentinel2.py)."""
-  scene = load_scene(config)
-  guides, targets = sentinel2.BANDS_10M, sentinel2.BANDS_20M
-  hr_guide = scene.stack(guides)            # 10 m
-  target = scene.stack(targets)             # 20 m: the truth of the reduced problem
+  sharpening = sharpening_of(config)
+  f = sharpening.factor
+  scene = _crop(load_scene(config), sharpening)
+  names = sharpening.guides + sharpening.targets
+  target = np.stack([scene.bands[n] for n in sharpening.targets], axis=-1)  # the truth
   height, width = target.shape[:2]
-  if height % FACTOR or width % FACTOR:
-    target = target[:height - height % FACTOR, :width - width % FACTOR]
-    hr_guide = hr_guide[:2 * target.shape[0], :2 * target.shape[1]]
-    height, width = target.shape[:2]
   if min(height, width) < config.data.tile_size:
-    raise ValueError(f"{scene.source}: the 20 m bands are {height} x {width} pixels, smaller "
-                     f"than one data.tile_size={config.data.tile_size} tile")
-  logging.info("Sentinel-2 scene %s: %d x %d pixels at 20 m.", scene.source, height, width)
-  # No-data or saturated pixels are no truth (nor may the 10 m guide be missing there).
-  truth_valid = (sentinel2.valid_pixels(target)
-                 & sentinel2.valid_at_coarser(sentinel2.valid_pixels(hr_guide), FACTOR))
+    raise ValueError(f"{scene.source}: the {sharpening.resolution_m} m bands are {height} x "
+                     f"{width} pixels, smaller than one data.tile_size={config.data.tile_size} "
+                     "tile")
+  logging.info("Sentinel-2 scene %s: %d x %d pixels at %d m.", scene.source, height, width,
+               sharpening.resolution_m)
+  # No-data or saturated pixels are no truth (nor may a guide be missing there).
+  truth_valid = _valid_on_grid(scene.bands, names, sharpening.resolution_m)
   if not truth_valid.any():
     raise ValueError(f"{scene.source}: every pixel is no-data ({sentinel2.NODATA:g}) or "
                      f"saturated ({sentinel2.SATURATED:g}) in some band")
-  # Degraded from gap-filled bands, so that no-data does not bleed into the inputs as zeros.
-  msi = degrade(sentinel2.fill_invalid(hr_guide, sentinel2.valid_pixels(hr_guide)), guides)
-  lr = degrade(sentinel2.fill_invalid(target, sentinel2.valid_pixels(target)), targets)
+  # Every band degraded by the factor through its own MTF, from the gap-filled band.
+  degraded = {n: np.asarray(psf.degrade_to_mtf(_filled(scene.bands[n])[..., None], f,
+                                               [sentinel2.BANDS[n].mtf_at_nyquist]))[..., 0]
+              for n in names}
+  resolutions = {n: sentinel2.BANDS[n].resolution_m * f for n in names}
+  msi = _on_grid(degraded, sharpening.guides, resolutions, sharpening.resolution_m)
+  lr = np.stack([degraded[n] for n in sharpening.targets], axis=-1).astype(np.float32)
   # Standardisations from measured pixels only.
-  coding = coding_lib.fit_coding(lr[sentinel2.valid_at_coarser(truth_valid, FACTOR)], 0)
+  coding = coding_lib.fit_coding(lr[sentinel2.valid_at_coarser(truth_valid, f)], 0)
   msi_mean, msi_scale = msi[truth_valid].mean(axis=0), msi[truth_valid].std(axis=0)
-  val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, FACTOR)
+  val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, f)
   return FusionScene(
       lr_codes=coding.encode(lr).astype(np.float32),
       msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=coding.encode(target).astype(np.float32), truth_valid=truth_valid,
-      coding=coding,
-      msi_mean=msi_mean, msi_scale=msi_scale, scale_factor=FACTOR, val_col_start=val_start,
-      val_truth=np.moveaxis(target[:, val_start:], -1, 0),
-      val_lr=np.moveaxis(lr[:, val_start // FACTOR:], -1, 0),
-      wavelengths_um=np.array([sentinel2.BANDS[n].wavelength_nm / 1000.0 for n in targets]),
-      msi_bands=guides, units=sentinel2.UNITS, pixel_size=20.0, pixel_unit="m",
+      coding=coding, msi_mean=msi_mean, msi_scale=msi_scale, scale_factor=f,
+      val_col_start=val_start, val_truth=np.moveaxis(target[:, val_start:], -1, 0),
+      val_lr=np.moveaxis(lr[:, val_start // f:], -1, 0),
+      wavelengths_um=np.array([sentinel2.BANDS[n].wavelength_nm / 1000.0
+                               for n in sharpening.targets]),
+      msi_bands=sharpening.guides, units=sentinel2.UNITS,
+      pixel_size=float(sharpening.resolution_m), pixel_unit="m",
       name=f"Sentinel-2 {scene.source}")

@@ -1,5 +1,6 @@
-"""Sentinel-2 band sharpening (20 m -> 10 m) with Fusformer: the fusion task with Sentinel-2's
-per-band metrics and MTFs, GeoTIFF products, and whole scenes at full resolution."""
+"""Sentinel-2 band sharpening (20 m or 60 m -> 10 m) with Fusformer: the fusion task with
+Sentinel-2's per-band metrics and MTFs, GeoTIFF products, and whole scenes at full
+resolution."""
 from __future__ import annotations
 
 import logging
@@ -10,21 +11,20 @@ import numpy as np
 
 from fusionjax import metrics, products, tiling
 from fusionjax.data import geotiff, sentinel2
-from fusionjax.data.sentinel2_scene import FACTOR, prepare_sentinel2_scene
+from fusionjax.data import sentinel2_scene
 from fusionjax.tasks.fusion import FusionTask
 
-TARGETS, GUIDES = sentinel2.BANDS_20M, sentinel2.BANDS_10M
 RGB_GUIDES = ("B4", "B3", "B2")            # true colour from the 10 m bands
-FALSE_COLOUR = ("B12", "B8A", "B5")        # the sharpened bands as a false-colour composite
 
 
 class Sentinel2Task(FusionTask):
-  """The six 20 m bands sharpened by the four 10 m bands."""
-
-  baseline_mtf = tuple(sentinel2.BANDS[n].mtf_at_nyquist for n in TARGETS)
+  """The 20 m (or 60 m) bands sharpened by the finer ones (data.bands)."""
 
   def __init__(self, config, workdir: str):
-    super().__init__(config, workdir, prepare_scene=prepare_sentinel2_scene)
+    self.sharpening = sentinel2_scene.sharpening_of(config)
+    self.baseline_mtf = tuple(sentinel2.BANDS[n].mtf_at_nyquist
+                              for n in self.sharpening.targets)
+    super().__init__(config, workdir, prepare_scene=sentinel2_scene.prepare_sentinel2_scene)
 
   def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
     """Each method's RMSE per band (reflectance x 10000, valid pixels) and the ratio of
@@ -33,19 +33,20 @@ class Sentinel2Task(FusionTask):
     for method, estimate in estimates.items():
       per_band = np.asarray(metrics.rmse_per_band(metrics.valid_pixels(truth, valid),
                                                   metrics.valid_pixels(estimate, valid)), float)
-      report[method]["rmse_per_band"] = dict(zip(TARGETS, per_band.tolist()))
+      report[method]["rmse_per_band"] = dict(zip(self.sharpening.targets, per_band.tolist()))
     report["rmse_ratio_bicubic_to_fusformer"] = (report["bicubic"]["rmse"]
                                                  / report["fusformer"]["rmse"])
 
   def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
-    """The fused held-out strip (reduced resolution, 20 m) as a GeoTIFF without
-    georeferencing (the evaluation grid is a degraded copy), and a quicklook PNG."""
-    tif_path = os.path.join(out_dir, "fused_strip_20m.tif")
-    geotiff.write_geotiff(tif_path, fused, None, band_names=TARGETS, units=sentinel2.UNITS)
+    """The fused held-out strip (reduced resolution) as a GeoTIFF without georeferencing (the
+    evaluation grid is a degraded copy), and a quicklook PNG."""
+    sharpening, scene = self.sharpening, self.scene
+    tif_path = os.path.join(out_dir, f"fused_strip_{sharpening.resolution_m}m.tif")
+    geotiff.write_geotiff(tif_path, fused, None, band_names=sharpening.targets,
+                          units=sentinel2.UNITS)
     png_path = os.path.join(out_dir, "quicklook.png")
-    scene = self.scene
     msi = scene.msi[:, scene.val_col_start:] * scene.msi_scale + scene.msi_mean
-    products.save_figure(quicklook(msi, np.moveaxis(scene.val_lr, 0, -1),
+    products.save_figure(quicklook(sharpening, msi, np.moveaxis(scene.val_lr, 0, -1),
                                    np.moveaxis(fused, 0, -1),
                                    np.moveaxis(scene.val_truth, 0, -1)), png_path)
     return [tif_path, png_path]
@@ -55,34 +56,31 @@ class Sentinel2Task(FusionTask):
     by the tile, whatever the scene's size); writes <output>/<name>_sharpened_10m.tif (the
     scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
     quicklook."""
-    settings = self.config.predict
+    settings, sharpening = self.config.predict, self.sharpening
     if not settings.output:
       raise ValueError("predict.output is empty: expected the folder for the results")
-    scene = sentinel2.read_scene(settings.input, GUIDES + TARGETS)
-    lr = scene.stack(TARGETS)
-    hr = scene.stack(GUIDES)
+    scene = sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets)
+    lr, hr, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
     tile = settings.tile_size
     if min(hr.shape[:2]) < tile:
       raise ValueError(f"{settings.input}: the 10 m bands are {hr.shape[0]} x {hr.shape[1]} "
                        f"pixels, smaller than one predict.tile_size={tile} tile")
     logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
                  *hr.shape[:2], tile)
-    lr_valid, hr_valid = sentinel2.valid_pixels(lr), sentinel2.valid_pixels(hr)
-    lr_codes = self.scene.coding.encode(sentinel2.fill_invalid(lr, lr_valid))
-    msi = (sentinel2.fill_invalid(hr, hr_valid) - self.scene.msi_mean) / self.scene.msi_scale
+    lr_codes = self.scene.coding.encode(lr)
+    msi = (hr - self.scene.msi_mean) / self.scene.msi_scale
     codes = tiling.predict_tiled(
         predict_batch, lr_codes.astype(np.float32), msi.astype(np.float32), tile=tile,
-        overlap=settings.tile_overlap, scale=FACTOR, batch_size=batch_size)
+        overlap=settings.tile_overlap, scale=sharpening.factor, batch_size=batch_size)
     sharpened = np.asarray(self.scene.coding.decode(codes), np.float32)
-    # No-data (or saturated) in any input band: no-data in the result.
-    measured = hr_valid & np.repeat(np.repeat(lr_valid, FACTOR, axis=0), FACTOR, axis=1)
     sharpened[~measured] = sentinel2.NODATA
     stem = os.path.splitext(os.path.basename(os.path.normpath(settings.input)))[0]
     tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
     geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
-                          nodata=sentinel2.NODATA, band_names=TARGETS, units=sentinel2.UNITS)
+                          nodata=sentinel2.NODATA, band_names=sharpening.targets,
+                          units=sentinel2.UNITS)
     png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
-    products.save_figure(quicklook(hr, lr, sharpened, None), png_path)
+    products.save_figure(quicklook(sharpening, hr, lr, sharpened, None), png_path)
     return [tif_path, png_path]
 
 
@@ -92,28 +90,31 @@ def _stretch(image: np.ndarray) -> np.ndarray:
   return np.clip((image - low) / np.maximum(high - low, 1e-6), 0.0, 1.0)
 
 
-def quicklook(guides: np.ndarray, lr: np.ndarray, fused: np.ndarray,
-              truth: np.ndarray | None):
-  """Figure: the 10 m bands in true colour, the 20 m input and the result in false colour
-  (B12, B8A, B5), and where the truth is known, the truth and the error of B8A."""
+def quicklook(sharpening: sentinel2_scene.Sharpening, guides: np.ndarray, lr: np.ndarray,
+              fused: np.ndarray, truth: np.ndarray | None):
+  """Figure: the 10 m bands in true colour (on the guides' grid), the input and the result as
+  a false-colour composite of the targets, and where the truth is known, the truth and the
+  error of one band."""
   import matplotlib.pyplot as plt
-  pick = lambda image, names, order: image[..., [order.index(n) for n in names]]
-  panels = [(_stretch(pick(guides, RGB_GUIDES, GUIDES)), "10 m guide (B4 B3 B2)"),
-            (_stretch(pick(lr, FALSE_COLOUR, TARGETS)), "input (B12 B8A B5)"),
-            (_stretch(pick(fused, FALSE_COLOUR, TARGETS)), "sharpened (B12 B8A B5)")]
+  targets = sharpening.targets
+  pick = lambda image, names, order: image[..., [order.index(n) for n in names]]  # noqa: E731
+  composite = " ".join(sharpening.composite)
+  panels = [(_stretch(pick(guides, RGB_GUIDES, sharpening.guides)), "guide (B4 B3 B2)"),
+            (_stretch(pick(lr, sharpening.composite, targets)), f"input ({composite})"),
+            (_stretch(pick(fused, sharpening.composite, targets)), f"sharpened ({composite})")]
   if truth is not None:
-    panels.append((_stretch(pick(truth, FALSE_COLOUR, TARGETS)), "truth (B12 B8A B5)"))
+    panels.append((_stretch(pick(truth, sharpening.composite, targets)), f"truth ({composite})"))
   figure, axes = plt.subplots(1, len(panels) + (truth is not None),
                               figsize=(4.2 * (len(panels) + (truth is not None)), 4.4))
   for ax, (image, title) in zip(axes, panels):
     ax.imshow(image, interpolation="nearest")
     ax.set_title(title, fontsize=9)
   if truth is not None:
-    band = TARGETS.index("B8A")
+    band = targets.index(sharpening.error_band)
     error = fused[..., band] - truth[..., band]
     limit = float(np.percentile(np.abs(error), 99.5)) or 1.0
     shown = axes[-1].imshow(error, cmap="coolwarm", vmin=-limit, vmax=limit)
-    axes[-1].set_title(f"B8A error ({sentinel2.UNITS})", fontsize=9)
+    axes[-1].set_title(f"{sharpening.error_band} error ({sentinel2.UNITS})", fontsize=9)
     figure.colorbar(shown, ax=axes[-1], fraction=0.046)
   for ax in axes:
     ax.set_axis_off()
