@@ -73,6 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.eval_every = 100
   config.train.checkpoint_every = 100
   config.train.keep_checkpoints = 3
+  config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
 
   config.predict = ml_collections.ConfigDict()
   config.predict.tile_overlap = 6

@@ -80,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.eval_every = 200
   config.train.checkpoint_every = 200
   config.train.keep_checkpoints = 3
+  config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
 
   config.eval = ml_collections.ConfigDict()
   config.eval.scale_steps = ((16, 4), (8, 2), (4, 1))   # the scale study

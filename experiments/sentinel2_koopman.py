@@ -65,6 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.eval_every = 500
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 3
+  config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
 
   # Assimilation: Adam on every pixel at once. The observed period is filled with the
   # gap_filling settings, the dates after a pixel's last observation with the forecast ones.

@@ -8,6 +8,8 @@ import functools
 import json
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 import flax
@@ -48,10 +50,18 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
 
 
 def _train_step(loss_fn, optimizer, state: TrainState, batch):
+  """One optimizer step. A step whose loss or gradient is not finite changes nothing but the
+  step count, and says so in its metrics ('nonfinite' = 1), so that the host can stop or go
+  on (train.skip_nonfinite) with every saved state good."""
   (loss, step_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+  grad_norm = optax.global_norm(grads)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  step_metrics = {**step_metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                   (params, opt_state), (state.params, state.opt_state))
+  step_metrics = {**step_metrics, "loss": loss, "grad_norm": grad_norm,
+                  "nonfinite": 1.0 - finite.astype(jnp.float32)}
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
 
 
@@ -96,26 +106,80 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
     logging.info("Training steps %d to %d on %d device(s).", first_step + 1, num_steps,
                  jax.device_count())
   pending = []
-  for step in range(first_step + 1, num_steps + 1):
-    # Step ---------------------------------------------------------------------------------
-    with jax.profiler.StepTraceAnnotation("train", step_num=step):
-      state, step_metrics = train_step(state, parallel.global_batch(next(batches), mesh))
-    pending.append(step_metrics)
-    progress(step)
-    # Logging (the only host-device synchronisation) -----------------------------------------
-    if step % train_config.log_every == 0 or step == num_steps:
-      summary = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(pending))
-      summary["learning_rate"] = float(schedule(step - 1))
-      writer.write_scalars(step, summary)
-      pending = []
-    # Evaluation and checkpoints -----------------------------------------------------------
-    if step % train_config.eval_every == 0 or step == num_steps:
-      writer.write_scalars(step, _evaluate_split(task, eval_step, state.params, mesh,
-                                                 train_config.batch_size))
-    checkpointer.save(step, state, force=step == num_steps)
+  skipped = 0
+  with _TerminationNotice() as termination:
+    for step in range(first_step + 1, num_steps + 1):
+      # Step -------------------------------------------------------------------------------
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        state, step_metrics = train_step(state, parallel.global_batch(next(batches), mesh))
+      pending.append(step_metrics)
+      progress(step)
+      # Logging and checks (the only host-device synchronisations) ---------------------------
+      last = step == num_steps or termination.received
+      checkpoint_due = step % train_config.checkpoint_every == 0 or last
+      if step % train_config.log_every == 0 or checkpoint_due:
+        summary = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(pending))
+        skipped += _check_finite(summary.pop("nonfinite"), step - len(pending) + 1, pending,
+                                 skip=train_config.skip_nonfinite, checkpointer=checkpointer)
+        summary["nonfinite_steps"] = float(skipped)
+        summary["learning_rate"] = float(schedule(step - 1))
+        writer.write_scalars(step, summary)
+        pending = []
+      # Evaluation and checkpoints ---------------------------------------------------------
+      if step % train_config.eval_every == 0 or step == num_steps:
+        writer.write_scalars(step, _evaluate_split(task, eval_step, state.params, mesh,
+                                                   train_config.batch_size))
+      checkpointer.save(step, state, force=last)
+      if termination.received:
+        checkpointer.wait()
+        writer.flush()
+        logging.warning("SIGTERM: saved the checkpoint of step %d; rerun the same command to "
+                        "resume.", step)
+        raise SystemExit(128 + signal.SIGTERM)
   writer.flush()
   checkpointer.wait()
   return state
+
+
+def _check_finite(nonfinite_fraction: float, first_step: int, pending: list, *, skip: bool,
+                  checkpointer: checkpoint.Checkpointer) -> int:
+  """The number of non-finite steps among `pending` (the metrics of steps first_step, ...);
+  with skip False, a FloatingPointError naming the first of them instead."""
+  if not nonfinite_fraction:
+    return 0
+  flags = [float(m["nonfinite"]) for m in jax.device_get(pending)]
+  bad = [first_step + i for i, flag in enumerate(flags) if flag]
+  if skip:
+    logging.warning("Skipped %d step(s) with a non-finite loss or gradient: %s.", len(bad), bad)
+    return len(bad)
+  raise FloatingPointError(
+      f"step {bad[0]}: the loss or the gradient is not finite; the step was not applied and "
+      f"the last checkpoint (step {checkpointer.latest_step()}) is good. Lower "
+      "train.learning_rate, or set train.skip_nonfinite=True to skip such steps.")
+
+
+class _TerminationNotice:
+  """While active, SIGTERM (the usual preemption notice) sets `received` instead of killing
+  the process, so that the loop can save a checkpoint and exit."""
+
+  def __init__(self):
+    self.received = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._notice)
+    return self
+
+  def _notice(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint after this step.")
+    self.received = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+    return False
 
 
 def make_predict_fn(task, params, mesh):
@@ -170,10 +234,12 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
     state = checkpointer.restore(state)
   elif mode != "train":
     raise FileNotFoundError(f"--mode={mode}: no checkpoint in {workdir}/checkpoints; train first")
-  if mode == "train":
-    state = train_loop(task, state, config=config, workdir=workdir, mesh=mesh,
-                       optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
-  checkpointer.close()
+  try:
+    if mode == "train":
+      state = train_loop(task, state, config=config, workdir=workdir, mesh=mesh,
+                         optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
+  finally:
+    checkpointer.close()   # waits for saves in flight, also when training stops on an error
   predict = make_predict_fn(task, state.params, mesh)
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   if mode == "predict" and config.predict.get("input"):  # the user's own scenes

@@ -2,8 +2,11 @@
 import dataclasses
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 from astropy.io import fits
@@ -98,3 +101,29 @@ def test_orionbar_smoke_run(tmp_path):
   cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
   assert cube.shape[0] == 4974
   assert 0.99 < wavelengths[0] < wavelengths[-1] < 2.36
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path):
+  args = ["--config=experiments/jwst.py:smoke", f"--workdir={tmp_path}",
+          "--config.train.checkpoint_every=1000", "--config.train.log_every=1000",
+          "--config.train.eval_every=1000"]
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen([sys.executable, "-m", "fusionjax.main", *args,
+                              "--config.train.num_steps=5000"], cwd=REPO, env=env,
+                             stderr=subprocess.PIPE, text=True)
+  lines = []
+  for line in process.stderr:
+    lines.append(line)
+    if "Training steps" in line:
+      break
+  time.sleep(4)   # some steps into training
+  process.send_signal(signal.SIGTERM)
+  rest = process.communicate(timeout=300)[1]
+  assert process.returncode == 128 + signal.SIGTERM, "".join(lines) + rest
+  match = re.search(r"SIGTERM: saved the checkpoint of step (\d+)", rest)
+  assert match, rest
+  step = int(match.group(1))
+  assert 0 < step < 5000 and (tmp_path / "checkpoints" / str(step)).is_dir()
+  rerun = _run(*args, f"--config.train.num_steps={step + 2}")
+  assert f"Restoring checkpoint of step {step}" in rerun.stderr
+  assert f"Training steps {step + 1} to {step + 2}" in rerun.stderr

@@ -108,3 +108,41 @@ def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
   whole, resumed = _final_params(tmp_path / "whole", 6), _final_params(tmp_path / "resumed", 6)
   for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_nonfinite_step_changes_nothing_but_the_step_count():
+  mesh = parallel.make_mesh()
+  batch = dict(_fixed_batch(mesh))
+  model, loss_fn = _model_and_loss()
+  optimizer = train.make_optimizer(jwst_experiment.get_config("smoke").train)[0]
+  params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
+  state = train.TrainState(step=jnp.array(4, jnp.int32), params=params,
+                           opt_state=optimizer.init(params))
+  step = jax.jit(functools.partial(train._train_step, loss_fn, optimizer))
+  good, metrics = step(state, batch)
+  assert float(metrics["nonfinite"]) == 0.0
+  assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(good.params),
+                                                     jax.tree.leaves(state.params)))
+  batch["truth"] = batch["truth"].at[0, 0, 0, 0].set(jnp.nan)
+  bad, metrics = step(state, batch)
+  assert float(metrics["nonfinite"]) == 1.0 and int(bad.step) == 5
+  for a, b in zip(jax.tree.leaves((state.params, state.opt_state)),
+                  jax.tree.leaves((bad.params, bad.opt_state))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_divergence_stops_naming_the_step_or_is_skipped_and_counted(tmp_path, caplog):
+  config = jwst_experiment.get_config("smoke")
+  config.data.cache_dir = str(tmp_path / "data")
+  config.train.schedule, config.train.learning_rate = "constant", 1e30   # diverges at once
+  with pytest.raises(FloatingPointError, match=r"step 2: the loss or the gradient is not "
+                                               r"finite.*last checkpoint \(step 1\) is good"):
+    train.run(config, str(tmp_path / "stop"))
+  assert checkpoint.Checkpointer(str(tmp_path / "stop" / "checkpoints"), save_every=3,
+                                 keep=3).latest_step() == 1
+  config.train.skip_nonfinite = True
+  with caplog.at_level("WARNING"):
+    train.run(config, str(tmp_path / "skip"))
+  skipped = [step for record in caplog.records if "non-finite" in record.getMessage()
+             for step in record.args[1]]
+  assert skipped == [2, 3, 4, 5, 6]
