@@ -265,8 +265,16 @@ def fusion_quicklook(wavelengths_um: np.ndarray, band: int, lr: np.ndarray, fuse
     panels[1] = (fused, f"fused {wavelength:.4f} um", (low, high))
   images = len(panels) + (truth is not None)
   aspect = fused.shape[1] / fused.shape[0]
-  figure, axes = plt.subplots(1, images + 1, figsize=(4 * (images * aspect + 2.2), 4.6),
-                              gridspec_kw={"width_ratios": [aspect] * images + [2.2]})
+  if aspect <= 2:   # side by side
+    figure, axes = plt.subplots(1, images + 1, figsize=(4 * (images * aspect + 2.2), 4.6),
+                                gridspec_kw={"width_ratios": [aspect] * images + [2.2],
+                                             "wspace": 0.3})
+  else:             # a wide scene: one image per row, the spectra below
+    width = 12.0
+    figure, axes = plt.subplots(images + 1, 1, figsize=(width, images * (width / aspect + 0.5)
+                                                        + 3.5),
+                                gridspec_kw={"height_ratios": [width / aspect + 0.5] * images
+                                             + [3.5]})
   for ax, (image, title, (vmin, vmax)) in zip(axes, panels):
     ax.imshow(image, vmin=vmin, vmax=vmax, cmap="inferno")
     ax.set_title(title, fontsize=9)
