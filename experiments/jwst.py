@@ -38,6 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.train_stride = 6
   config.data.num_shards = 4
   config.data.shuffle_buffer = 512
+  config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = True
 
   config.instrument = ml_collections.ConfigDict()

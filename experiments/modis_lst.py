@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.split_by = "random"      # 'random' or 'date' (the last dates held out)
   config.data.num_shards = 4
   config.data.shuffle_buffer = 1024
+  config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit
   # slopes) and each location's own pattern, which augmented copies would contradict.
   config.data.augment = False

@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.train_stride = 8
   config.data.num_shards = 4
   config.data.shuffle_buffer = 1024
+  config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = True          # flips and rotations of whole tiles
 
   config.model = ml_collections.ConfigDict()

@@ -38,6 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.windows_per_pixel = 8
   config.data.num_shards = 4
   config.data.shuffle_buffer = 8192
+  config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = False           # (no augmentation of series)
   config.data.procedural_size = 32      # pixels per side of the procedural scene
   config.data.procedural_years = 3

@@ -254,6 +254,9 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   if mode in ("train", "eval"):
     report = task.evaluate(prediction)
     report["step"] = int(jax.device_get(state.step))
+    skipped = task.skipped_records()
+    if skipped:
+      report["skipped_records"] = skipped
     if jax.process_index() == 0:
       products.write_json(os.path.join(workdir, "eval.json"), report)
       _print_report(report)

@@ -1,5 +1,7 @@
 """Scene preparation, the TFDS tile builder and the tf.data pipeline."""
 import dataclasses
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -128,3 +130,48 @@ def test_eval_batches_pad_and_weight(prepared):
                                        process_index=0, process_count=1))
   assert sum(b["weight"].sum() for b in batches) == count
   assert all(len(b["weight"]) == 4 for b in batches)
+
+
+def _damaged_copy(builder, tmp_path):
+  """A copy of the builder's tiles with the second record of a training shard corrupted (one
+  payload byte flipped) and a validation shard truncated inside its last record."""
+  shutil.copytree(builder.data_dir.split("/fusion_tiles/")[0], tmp_path / "tfds")
+  copy = FusionTiles(scene_path=builder._scene_path, tile_size=24, train_stride=12,
+                     num_shards=2, data_dir=str(tmp_path / "tfds"))
+  train_shard = sorted(str(p) for p in copy.info.splits["train"].filepaths)[0]
+  data = bytearray(open(train_shard, "rb").read())
+  record = len(data) // copy.info.splits["train"].shard_lengths[0]
+  data[record + record // 2] ^= 0xFF
+  open(train_shard, "wb").write(bytes(data))
+  val_shard = sorted(str(p) for p in copy.info.splits["validation"].filepaths)[-1]
+  data = open(val_shard, "rb").read()
+  open(val_shard, "wb").write(data[:-100])
+  return copy, train_shard, val_shard
+
+
+def test_corrupt_shards_are_named_or_skipped_and_counted(prepared, tmp_path):
+  _, builder = prepared
+  copy, train_shard, val_shard = _damaged_copy(builder, tmp_path)
+  pipeline.readable_records.cache_clear()
+  batches = pipeline.train_batches(copy, batch_size=2, seed=3, start_step=0, process_index=0,
+                                   process_count=1, shuffle_buffer=4, augment=False)
+  with pytest.raises(ValueError, match=re.escape(train_shard) + r": record 1 is unreadable "
+                                       r"\(corrupted record at \d+\); set data.skip_corrupt"):
+    for _ in range(50):
+      next(batches)
+  with pytest.raises(ValueError, match=re.escape(val_shard) + r": record \d+ is unreadable "
+                                       r"\(truncated record"):
+    list(pipeline.eval_batches(copy, "validation", global_batch_size=4, process_index=0,
+                               process_count=1))
+
+  train_lengths = copy.info.splits["train"].shard_lengths
+  assert pipeline.skipped_records(copy, "train") == train_lengths[0] - 1
+  assert pipeline.skipped_records(copy, "validation") == 1
+  batches = pipeline.train_batches(copy, batch_size=2, seed=3, start_step=0, process_index=0,
+                                   process_count=1, shuffle_buffer=4, augment=False,
+                                   skip_corrupt=True)
+  origins = {tuple(o) for _ in range(40) for o in next(batches)["origin"]}
+  assert len(origins) == sum(train_lengths) - (train_lengths[0] - 1)
+  val = list(pipeline.eval_batches(copy, "validation", global_batch_size=4, process_index=0,
+                                   process_count=1, skip_corrupt=True))
+  assert sum(b["weight"].sum() for b in val) == copy.info.splits["validation"].num_examples - 1

@@ -21,7 +21,7 @@ import numpy as np
 
 from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
-from fusionjax.data import lst_builder, lst_climatology, modis, pipeline, procedural_lst
+from fusionjax.data import lst_builder, lst_climatology, modis, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.physics import psf, sampling, thermal
 from fusionjax.tasks import lst_predict
@@ -224,9 +224,8 @@ class LstTask(TfdsBatches, LstObjective):
     """Every validation tile at every evaluated scale step: {step: dict of (N, ...) arrays
     'fine', 'coarse', 'coarse_ndvi', 'fine_ndvi', 'model'}."""
     results = {step: {} for step in self._steps_to_evaluate()}
-    for batch in pipeline.eval_batches(self.builder, "validation",
-                                       global_batch_size=batch_size, process_index=0,
-                                       process_count=1):
+    for batch in self.eval_batches(global_batch_size=batch_size, process_index=0,
+                                   process_count=1):
       real = batch["weight"] > 0
       for step, collected in results.items():
         s = jax.tree.map(np.asarray, self.degrade(batch, step))

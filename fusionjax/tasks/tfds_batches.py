@@ -25,16 +25,30 @@ def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
 
 class TfdsBatches:
   """Gives a task with `self.builder` (train and validation splits) and `self.config` (seed,
-  data.shuffle_buffer, data.augment) the trainer's `train_batches` and `eval_batches`."""
+  data.shuffle_buffer, data.augment, data.skip_corrupt) the trainer's `train_batches`,
+  `eval_batches` and `skipped_records`."""
 
   def train_batches(self, *, start_step: int, batch_size: int):
     data = self.config.data
     return pipeline.train_batches(
         self.builder, batch_size=batch_size, seed=self.config.seed, start_step=start_step,
         process_index=jax.process_index(), process_count=jax.process_count(),
-        shuffle_buffer=data.shuffle_buffer, augment=data.augment)
+        shuffle_buffer=data.shuffle_buffer, augment=data.augment,
+        skip_corrupt=data.skip_corrupt)
 
-  def eval_batches(self, *, global_batch_size: int):
-    return pipeline.eval_batches(self.builder, "validation", global_batch_size=global_batch_size,
-                                 process_index=jax.process_index(),
-                                 process_count=jax.process_count())
+  def eval_batches(self, *, global_batch_size: int, process_index: int | None = None,
+                   process_count: int | None = None):
+    """The validation split in global batches; this process's slice of each unless
+    process_index and process_count say otherwise (0 and 1: all of it)."""
+    return pipeline.eval_batches(
+        self.builder, "validation", global_batch_size=global_batch_size,
+        process_index=jax.process_index() if process_index is None else process_index,
+        process_count=jax.process_count() if process_count is None else process_count,
+        skip_corrupt=self.config.data.skip_corrupt)
+
+  def skipped_records(self) -> dict[str, int]:
+    """Records left out as unreadable, per split (data.skip_corrupt; empty otherwise)."""
+    if not self.config.data.skip_corrupt:
+      return {}
+    return {split: pipeline.skipped_records(self.builder, split)
+            for split in self.builder.info.splits}
