@@ -74,6 +74,15 @@ def validate_config(config, mode: str) -> None:
     value = config.train[field]
     if value < (0 if field == "num_steps" else 1):
       raise ValueError(f"train.{field}={value}: expected a positive integer")
+  data_dir = config.data.get("dir", "")
+  if data_dir and not os.path.exists(data_dir):
+    raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
+  factors = {"data.scale_factor": config.data.get("scale_factor"),
+             "instrument.decimation": config.get("instrument", {}).get("decimation")}
+  tile_size = config.data.get("tile_size")
+  for field, factor in factors.items():
+    if factor and tile_size and tile_size % factor:
+      raise ValueError(f"data.tile_size={tile_size} is not a multiple of {field}={factor}")
 
 
 def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:

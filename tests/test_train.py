@@ -8,6 +8,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from experiments import jwst as jwst_experiment
+from experiments import modis_lst as modis_experiment
 from fusionjax import checkpoint, parallel, train
 from fusionjax.models.fusformer import Fusformer
 
@@ -146,3 +147,20 @@ def test_divergence_stops_naming_the_step_or_is_skipped_and_counted(tmp_path, ca
   skipped = [step for record in caplog.records if "non-finite" in record.getMessage()
              for step in record.args[1]]
   assert skipped == [2, 3, 4, 5, 6]
+
+
+def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
+  config = jwst_experiment.get_config("orionbar,smoke")
+  config.data.dir = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match=r"data.dir='.*nowhere': no such file"):
+    train.validate_config(config, "train")
+  config = jwst_experiment.get_config("smoke")
+  config.data.tile_size = 25
+  with pytest.raises(ValueError, match=r"data.tile_size=25 is not a multiple of "
+                                       r"instrument.decimation=3"):
+    train.validate_config(config, "train")
+  config = modis_experiment.get_config("smoke")
+  config.data.tile_size = 30
+  with pytest.raises(ValueError, match=r"data.tile_size=30 is not a multiple of "
+                                       r"data.scale_factor=4"):
+    train.validate_config(config, "train")
