@@ -1,5 +1,10 @@
 """The generic trainer on 4 simulated devices: steps, checkpoints, config checks, resume."""
 import functools
+import os
+import re
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +16,7 @@ from experiments import jwst as jwst_experiment
 from experiments import modis_lst as modis_experiment
 from fusionjax import checkpoint, parallel, train
 from fusionjax.models.fusformer import Fusformer
+from tests import test_main
 
 
 def _fixed_batch(mesh):
@@ -164,3 +170,32 @@ def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
   with pytest.raises(ValueError, match=r"data.tile_size=30 is not a multiple of "
                                        r"data.scale_factor=4"):
     train.validate_config(config, "train")
+
+
+def _kill_after_checkpoint(process, directory, step: int) -> None:
+  """SIGKILLs `process` as soon as the checkpoint of `step` (or a later one) is complete in
+  `directory`: with a checkpoint at every step, while the next one is being written."""
+  while not (os.path.isdir(directory) and any(
+      name.isdigit() and int(name) >= step for name in os.listdir(directory))):
+    assert process.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.02)
+  process.kill()
+  process.wait()
+
+
+def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path):
+  args = ["--config=experiments/jwst.py:smoke", f"--config.data.cache_dir={tmp_path / 'data'}",
+          "--config.train.num_steps=10", "--config.train.checkpoint_every=1",
+          "--config.train.keep_checkpoints=2"]
+  test_main._run(*args, f"--workdir={tmp_path / 'whole'}")
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", TF_CPP_MIN_LOG_LEVEL="2")
+  for step in (3, 7):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fusionjax.main", *args, f"--workdir={tmp_path / 'killed'}"],
+        cwd=test_main.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_after_checkpoint(process, tmp_path / "killed" / "checkpoints", step)
+  rerun = test_main._run(*args, f"--workdir={tmp_path / 'killed'}")
+  assert re.search(r"Restoring checkpoint of step ([7-9])", rerun.stderr), rerun.stderr[-2000:]
+  whole, resumed = _final_params(tmp_path / "whole", 10), _final_params(tmp_path / "killed", 10)
+  for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
