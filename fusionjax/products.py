@@ -89,6 +89,12 @@ def write_fits_cube(path: str, cube: np.ndarray | PlaneSource, wavelengths_um: n
     fits.append(temporary, table.data, table.header)
 
 
+def stretch(image: np.ndarray) -> np.ndarray:
+  """(H, W, 3) -> 0-1 with a 2-98 % stretch per channel, for display."""
+  low, high = np.percentile(image, [2, 98], axis=(0, 1))
+  return np.clip((image - low) / np.maximum(high - low, 1e-6), 0.0, 1.0)
+
+
 def save_figure(figure, path: str) -> None:
   """Saves a matplotlib figure as PNG atomically and closes it."""
   with atomic.atomic_path(path) as temporary:

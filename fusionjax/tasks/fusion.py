@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Callable
 
 import jax
@@ -212,10 +213,20 @@ class FusionTask(TfdsBatches):
     s = scene.scale_factor
     spectra = {"low-resolution input": observation.nirspec[:, row // s, col // s],
                "fused": scene.coding.decode(codes[row, col])}
+    # Colour composites: three NIRCam filters (longest wavelength red) and the fused cube at
+    # their pivot wavelengths.
+    filters = sorted(scene.msi_bands, key=_filter_um)
+    filters = [filters[-1], filters[len(filters) // 2], filters[0]]
+    nircam_rgb = np.stack([observation.nircam[scene.msi_bands.index(f)] for f in filters], -1)
+    planes = [int(np.argmin(np.abs(scene.wavelengths_um - _filter_um(f)))) for f in filters]
+    fused_rgb = np.stack([fused.planes(p, p + 1)[0] for p in planes], -1)
+    composites = [(nircam_rgb, "NIRCam " + " ".join(filters)),
+                  (fused_rgb, "fused at " + " ".join(f"{scene.wavelengths_um[p]:.2f}"
+                                                     for p in planes) + " um")]
     png_path = os.path.join(settings.output, f"{stem}_fused.png")
     products.save_figure(fusion_quicklook(scene.wavelengths_um, band, observation.nirspec[band],
-                                          fused_plane, None, spectra, (row, col), scene.units),
-                         png_path)
+                                          fused_plane, None, spectra, (row, col), scene.units,
+                                          composites=composites), png_path)
     return [cube_path, png_path]
 
   def _observation_inputs(self, observation, path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -247,11 +258,20 @@ class FusionTask(TfdsBatches):
     return lr.astype(np.float32), msi.astype(np.float32)
 
 
+def _filter_um(name: str) -> float:
+  """A NIRCam filter's nominal wavelength from its name (F150W -> 1.50 um)."""
+  match = re.match(r"F(\d{3})", name)
+  if not match:
+    raise ValueError(f"NIRCam filter {name!r}: expected a name like F150W")
+  return int(match.group(1)) / 100.0
+
+
 def fusion_quicklook(wavelengths_um: np.ndarray, band: int, lr: np.ndarray, fused: np.ndarray,
                      truth: np.ndarray | None, spectra: dict, pixel: tuple[int, int],
-                     units: str):
-  """Figure: the (h, w) input, (H, W) fused and, when known, the truth and the error at the
-  wavelength `band`; and the (L,) `spectra` (label -> spectrum) at `pixel`."""
+                     units: str, composites=()):
+  """Figure: the (H, W, 3) colour `composites` ((image, title) pairs) if any; the (h, w) input,
+  (H, W) fused and, when known, the truth and the error at the wavelength `band`; and the
+  (L,) `spectra` (label -> spectrum) at `pixel`."""
   import matplotlib.pyplot as plt
   wavelength = wavelengths_um[band]
   reference = fused if truth is None else truth
@@ -263,6 +283,8 @@ def fusion_quicklook(wavelengths_um: np.ndarray, band: int, lr: np.ndarray, fuse
     panels.insert(0, (truth, f"truth {wavelength:.4f} um", (low, high)))
   else:
     panels[1] = (fused, f"fused {wavelength:.4f} um", (low, high))
+  panels = [(products.stretch(image), title, (None, None)) for image, title in composites] \
+      + panels
   images = len(panels) + (truth is not None)
   aspect = fused.shape[1] / fused.shape[0]
   if aspect <= 2:   # side by side

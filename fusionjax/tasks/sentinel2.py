@@ -27,13 +27,16 @@ class Sentinel2Task(FusionTask):
     super().__init__(config, workdir, prepare_scene=sentinel2_scene.prepare_sentinel2_scene)
 
   def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
-    """Each method's RMSE per band (reflectance x 10000, valid pixels) and the ratio of
-    bicubic's RMSE to the model's."""
-    valid = self.scene.val_valid
+    """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels),
+    and the ratio of bicubic's RMSE to the model's."""
+    valid, ratio = self.scene.val_valid, self.scene.scale_factor
     for method, estimate in estimates.items():
-      per_band = np.asarray(metrics.rmse_per_band(metrics.valid_pixels(truth, valid),
-                                                  metrics.valid_pixels(estimate, valid)), float)
-      report[method]["rmse_per_band"] = dict(zip(self.sharpening.targets, per_band.tolist()))
+      per_band = {}
+      for index, band in enumerate(self.sharpening.targets):
+        band_report = metrics.fusion_report(truth[..., index:index + 1],
+                                            estimate[..., index:index + 1], ratio, valid)
+        per_band[band] = {k: band_report[k] for k in ("rmse", "psnr", "ssim", "ergas")}
+      report[method]["per_band"] = per_band
     report["rmse_ratio_bicubic_to_fusformer"] = (report["bicubic"]["rmse"]
                                                  / report["fusformer"]["rmse"])
 
@@ -84,12 +87,6 @@ class Sentinel2Task(FusionTask):
     return [tif_path, png_path]
 
 
-def _stretch(image: np.ndarray) -> np.ndarray:
-  """(H, W, 3) -> 0-1 with a 2-98 % stretch per channel."""
-  low, high = np.percentile(image, [2, 98], axis=(0, 1))
-  return np.clip((image - low) / np.maximum(high - low, 1e-6), 0.0, 1.0)
-
-
 def quicklook(sharpening: sentinel2_scene.Sharpening, guides: np.ndarray, lr: np.ndarray,
               fused: np.ndarray, truth: np.ndarray | None):
   """Figure: the 10 m bands in true colour (on the guides' grid), the input and the result as
@@ -99,11 +96,11 @@ def quicklook(sharpening: sentinel2_scene.Sharpening, guides: np.ndarray, lr: np
   targets = sharpening.targets
   pick = lambda image, names, order: image[..., [order.index(n) for n in names]]  # noqa: E731
   composite = " ".join(sharpening.composite)
-  panels = [(_stretch(pick(guides, RGB_GUIDES, sharpening.guides)), "guide (B4 B3 B2)"),
-            (_stretch(pick(lr, sharpening.composite, targets)), f"input ({composite})"),
-            (_stretch(pick(fused, sharpening.composite, targets)), f"sharpened ({composite})")]
+  panels = [(products.stretch(pick(guides, RGB_GUIDES, sharpening.guides)), "guide (B4 B3 B2)"),
+            (products.stretch(pick(lr, sharpening.composite, targets)), f"input ({composite})"),
+            (products.stretch(pick(fused, sharpening.composite, targets)), f"sharpened ({composite})")]
   if truth is not None:
-    panels.append((_stretch(pick(truth, sharpening.composite, targets)), f"truth ({composite})"))
+    panels.append((products.stretch(pick(truth, sharpening.composite, targets)), f"truth ({composite})"))
   figure, axes = plt.subplots(1, len(panels) + (truth is not None),
                               figsize=(4.2 * (len(panels) + (truth is not None)), 4.4))
   for ax, (image, title) in zip(axes, panels):
