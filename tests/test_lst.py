@@ -107,7 +107,7 @@ def test_missing_data_directory_is_named(tmp_path):
   result = _run("--config=experiments/modis_lst.py:smoke", f"--workdir={tmp_path}",
                 "--config.data.dir=/no/such/folder", check=False)
   assert result.returncode != 0
-  assert "data.dir='/no/such/folder' is not a directory" in result.stderr
+  assert "data.dir='/no/such/folder': no such file or directory" in result.stderr
 
 
 def test_real_modis_tiles_smoke_run(tmp_path):
