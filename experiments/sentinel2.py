@@ -6,8 +6,8 @@ band degraded by its own MTF), applied at full resolution with --mode=predict.
 
 Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
   (none)   a procedural scene (240 x 240 pixels at 10 m), or the scene of --config.data.dir:
-           a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat,
-           or a folder of band files (JP2 or GeoTIFF, one per band).
+           a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat
+           (or the folder holding it), or a folder of band files (JP2 or GeoTIFF, one per band).
   60m      the two 60 m bands (B1 B9) sharpened to 10 m by the 10 m and 20 m bands (factor 6;
            trained 360 m -> 60 m; a procedural scene of 600 x 600 pixels).
   smoke    a tiny end-to-end run, for tests.

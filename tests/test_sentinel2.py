@@ -39,6 +39,12 @@ def test_mat_reader_undoes_matlab_column_major_order(tmp_path):
   for name in ALL_BANDS:
     np.testing.assert_array_equal(read.bands[name], scene.bands[name])
   assert read.bands["B5"].shape == (24, 24) and read.bands["B1"].shape == (8, 8)
+  # A folder holding one MATLAB scene (as ../shared/data/sentinel2) reads as that scene.
+  np.testing.assert_array_equal(sentinel2.read_scene(str(tmp_path)).bands["B8A"],
+                                scene.bands["B8A"])
+  write_mat(tmp_path / "other.mat", scene)
+  with pytest.raises(ValueError, match=r"holds 2 MATLAB scenes \['other.mat', 'scene.mat'\]"):
+    sentinel2.read_scene(str(tmp_path))
 
 
 def test_bad_scenes_are_named(tmp_path):

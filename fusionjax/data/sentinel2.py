@@ -162,8 +162,17 @@ def read_band_files(folder: str, required=BANDS_10M + BANDS_20M) -> Scene:
 
 
 def read_scene(path: str, required=BANDS_10M + BANDS_20M) -> Scene:
-  """A .mat file (read_mat) or a folder of band files (read_band_files)."""
+  """A .mat file (read_mat), a folder holding one .mat file and no band files (such as
+  ../shared/data/sentinel2), or a folder of band files (read_band_files)."""
   if os.path.isdir(path):
+    mat_files = sorted(glob.glob(os.path.join(path, "*.mat")))
+    band_files = [p for pattern in ("*.jp2", "*.tif", "*.tiff")
+                  for p in glob.glob(os.path.join(path, pattern)) if band_of_file(p)]
+    if mat_files and not band_files:
+      if len(mat_files) > 1:
+        raise ValueError(f"{path}: holds {len(mat_files)} MATLAB scenes "
+                         f"{[os.path.basename(p) for p in mat_files]}; name one of them")
+      return read_mat(mat_files[0], required)
     return read_band_files(path, required)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: no such file or folder; expected a MATLAB v7.3 scene or a "
