@@ -74,6 +74,8 @@ def validate_config(config, mode: str) -> None:
     value = config.train[field]
     if value < (0 if field == "num_steps" else 1):
       raise ValueError(f"train.{field}={value}: expected a positive integer")
+  if mode == "predict" and config.predict.get("input") and not config.predict.get("output"):
+    raise ValueError("predict.output is empty: expected the folder for the results")
   data_dir = config.data.get("dir", "")
   if data_dir and not os.path.exists(data_dir):
     raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")

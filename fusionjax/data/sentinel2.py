@@ -59,20 +59,21 @@ class Scene:
     return np.stack([self.bands[n] for n in names], axis=-1)
 
 
-def valid_pixels(image: np.ndarray) -> np.ndarray:
-  """(rows, columns) bool of an (rows, columns, bands) L1C stack: True where every band holds a
-  measurement (neither NODATA nor SATURATED)."""
-  return np.all((image != NODATA) & (image < SATURATED), axis=-1)
+def measured(band: np.ndarray) -> np.ndarray:
+  """(rows, columns) bool of a (rows, columns) L1C band: True where it holds a measurement
+  (neither NODATA nor SATURATED)."""
+  return (band != NODATA) & (band < SATURATED)
 
 
-def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-  """(rows, columns, bands) copy of `image` with the pixels where the (rows, columns) `valid`
-  is False set to each band's mean over the valid ones: neutral input, unlike 0."""
+def filled(band: np.ndarray) -> np.ndarray:
+  """The (rows, columns) band with its pixels that hold no measurement set to the mean of
+  those that do: neutral input for filters and models, unlike 0."""
+  valid = measured(band)
   if valid.all():
-    return image
+    return band
   if not valid.any():
-    raise ValueError("no valid pixel to fill the no-data ones from")
-  return np.where(valid[..., None], image, image[valid].mean(axis=0)).astype(image.dtype)
+    raise ValueError("no measured pixel to fill the no-data ones from")
+  return np.where(valid, band, band[valid].mean()).astype(band.dtype)
 
 
 def valid_at_coarser(valid: np.ndarray, factor: int) -> np.ndarray:
@@ -136,21 +137,25 @@ def band_of_file(path: str) -> str | None:
   return name if name == "B8A" else f"B{int(name[1:])}"
 
 
-def read_band_files(folder: str, required=BANDS_10M + BANDS_20M) -> Scene:
-  """A scene from one JP2 or GeoTIFF per band in `folder` (see the module)."""
+def band_files(folder: str) -> list[tuple[str, str]]:
+  """(path, band name) of the JP2 and GeoTIFF files in `folder` whose names name a band."""
   files = sorted(p for pattern in ("*.jp2", "*.tif", "*.tiff")
                  for p in glob.glob(os.path.join(folder, pattern)))
+  return [(path, band_of_file(path)) for path in files if band_of_file(path) in BANDS]
+
+
+def read_band_files(folder: str, required=BANDS_10M + BANDS_20M) -> Scene:
+  """A scene from one JP2 or GeoTIFF per band in `folder` (see the module)."""
+  files = band_files(folder)
   bands, georefs = {}, {}
-  for path in files:
-    name = band_of_file(path)
-    if name is None or name not in BANDS:
-      continue
+  for path, name in files:
     if name in bands:
       raise ValueError(f"{path}: a second file for band {name}; expected one file per band")
     data, georef = geotiff.read_geotiff(path, bands=1)
     bands[name], georefs[name] = data[0], georef
   if not files:
-    raise FileNotFoundError(f"{folder}: no .jp2 or .tif band files")
+    raise FileNotFoundError(f"{folder}: no .jp2 or .tif band files (named by band, e.g. "
+                            "..._B05.jp2)")
   check_scene(bands, folder, required)
   reference = next(n for n in BANDS_10M if n in bands)
   for name, georef in georefs.items():
@@ -166,9 +171,7 @@ def read_scene(path: str, required=BANDS_10M + BANDS_20M) -> Scene:
   ../shared/data/sentinel2), or a folder of band files (read_band_files)."""
   if os.path.isdir(path):
     mat_files = sorted(glob.glob(os.path.join(path, "*.mat")))
-    band_files = [p for pattern in ("*.jp2", "*.tif", "*.tiff")
-                  for p in glob.glob(os.path.join(path, pattern)) if band_of_file(p)]
-    if mat_files and not band_files:
+    if mat_files and not band_files(path):
       if len(mat_files) > 1:
         raise ValueError(f"{path}: holds {len(mat_files)} MATLAB scenes "
                          f"{[os.path.basename(p) for p in mat_files]}; name one of them")

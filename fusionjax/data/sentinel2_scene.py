@@ -66,15 +66,6 @@ def load_scene(config) -> sentinel2.Scene:
   return sentinel2.read_scene(data.dir, sharpening.guides + sharpening.targets)
 
 
-def _native_valid(band: np.ndarray) -> np.ndarray:
-  return sentinel2.valid_pixels(band[..., None])
-
-
-def _filled(band: np.ndarray) -> np.ndarray:
-  """The (rows, columns) band with its invalid pixels set to its valid mean."""
-  return sentinel2.fill_invalid(band[..., None], _native_valid(band))[..., 0]
-
-
 def _on_grid(bands: dict, names, resolutions: dict, grid_m: int) -> np.ndarray:
   """(rows, columns, len(names)) of `bands` (name -> image at resolutions[name] metres) on a
   grid of grid_m metres, coarser bands upsampled (bicubic)."""
@@ -94,7 +85,7 @@ def _valid_on_grid(bands: dict, names, grid_m: int) -> np.ndarray:
   grid needs all of the band's pixels inside."""
   valid = None
   for name in names:
-    band_valid = _native_valid(bands[name])
+    band_valid = sentinel2.measured(bands[name])
     resolution = sentinel2.BANDS[name].resolution_m
     if resolution > grid_m:
       k = resolution // grid_m
@@ -111,7 +102,7 @@ def full_resolution_inputs(scene: sentinel2.Scene, sharpening: Sharpening):
   rest is gap-filled here and no-data in a product)."""
   grid = sharpening.resolution_m // sharpening.factor
   names = sharpening.guides + sharpening.targets
-  filled = {name: _filled(scene.bands[name]) for name in names}
+  filled = {name: sentinel2.filled(scene.bands[name]) for name in names}
   resolutions = {name: sentinel2.BANDS[name].resolution_m for name in names}
   targets = np.stack([filled[n] for n in sharpening.targets], axis=-1)
   guides = _on_grid(filled, sharpening.guides, resolutions, grid)
@@ -137,7 +128,7 @@ def prepare_sentinel2_scene(config) -> FusionScene:
   f = sharpening.factor
   scene = _crop(load_scene(config), sharpening)
   names = sharpening.guides + sharpening.targets
-  target = np.stack([scene.bands[n] for n in sharpening.targets], axis=-1)  # the truth
+  target = scene.stack(sharpening.targets)  # the truth
   height, width = target.shape[:2]
   if min(height, width) < config.data.tile_size:
     raise ValueError(f"{scene.source}: the {sharpening.resolution_m} m bands are {height} x "
@@ -151,7 +142,7 @@ def prepare_sentinel2_scene(config) -> FusionScene:
     raise ValueError(f"{scene.source}: every pixel is no-data ({sentinel2.NODATA:g}) or "
                      f"saturated ({sentinel2.SATURATED:g}) in some band")
   # Every band degraded by the factor through its own MTF, from the gap-filled band.
-  degraded = {n: np.asarray(psf.degrade_to_mtf(_filled(scene.bands[n])[..., None], f,
+  degraded = {n: np.asarray(psf.degrade_to_mtf(sentinel2.filled(scene.bands[n])[..., None], f,
                                                [sentinel2.BANDS[n].mtf_at_nyquist]))[..., 0]
               for n in names}
   resolutions = {n: sentinel2.BANDS[n].resolution_m * f for n in names}

@@ -80,9 +80,8 @@ class FusionTask(TfdsBatches):
 
   def loss_fn(self, params, batch: Batch):
     """Mean absolute error in the coded space over the valid truth pixels."""
-    error = jnp.abs(self.apply(params, batch["lr"], batch["msi"]) - batch["truth"])
-    valid = jnp.broadcast_to(batch["valid"], error.shape)
-    l1 = jnp.sum(valid * error) / jnp.maximum(jnp.sum(valid), 1.0)
+    error, count = _masked_abs_error(self.apply(params, batch["lr"], batch["msi"]), batch)
+    l1 = error / jnp.maximum(count, 1.0)
     return l1, {"l1": l1}
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
@@ -90,16 +89,14 @@ class FusionTask(TfdsBatches):
     bicubic L1."""
     fused = self.apply(params, batch["lr"], batch["msi"])
     bicubic = sampling.upsample_bicubic(batch["lr"], self.scene.scale_factor)
-    valid = jnp.broadcast_to(batch["valid"], fused.shape)
-    count = jnp.sum(valid, axis=(1, 2, 3))
-    weight = batch["weight"] * (count > 0)
-
-    def per_example(estimate):
-      error = jnp.sum(valid * jnp.abs(estimate - batch["truth"]), axis=(1, 2, 3))
-      return error / jnp.maximum(count, 1.0)
-
-    return {"l1": jnp.sum(weight * per_example(fused)),
-            "bicubic_l1": jnp.sum(weight * per_example(bicubic)), "weight": jnp.sum(weight)}
+    examples = (1, 2, 3)
+    fused_error, count = _masked_abs_error(fused, batch, axis=examples)
+    bicubic_error, _ = _masked_abs_error(bicubic, batch, axis=examples)
+    weight = batch["weight"] * (count > 0)   # padding, or a tile without valid pixels: 0
+    per_example = lambda error: error / jnp.maximum(count, 1.0)  # noqa: E731
+    return {"l1": jnp.sum(weight * per_example(fused_error)),
+            "bicubic_l1": jnp.sum(weight * per_example(bicubic_error)),
+            "weight": jnp.sum(weight)}
 
   # Whole held-out strip -------------------------------------------------------------------
 
@@ -189,8 +186,6 @@ class FusionTask(TfdsBatches):
     `planes_per_write` output planes whatever its size; writes <output>/<name>_fused.fits
     (L, H, W) and a quicklook PNG."""
     settings = self.config.predict
-    if not settings.output:
-      raise ValueError("predict.output is empty: expected the folder for the results")
     observation = jwst_observation.read_observation(settings.input)
     lr, msi = self._observation_inputs(observation, settings.input)
     scene = self.scene
@@ -256,6 +251,14 @@ class FusionTask(TfdsBatches):
     lr = scene.coding.encode_observed(np.moveaxis(observation.nirspec, 0, -1))
     msi = (np.moveaxis(observation.nircam, 0, -1) - scene.msi_mean) / scene.msi_scale
     return lr.astype(np.float32), msi.astype(np.float32)
+
+
+def _masked_abs_error(estimate: jax.Array, batch: Batch, axis=None):
+  """Sum of |estimate - truth| over the valid pixels of (B, H, W, d) arrays, and the count
+  of valid values summed, over `axis` (all axes if None)."""
+  valid = jnp.broadcast_to(batch["valid"], estimate.shape)
+  return (jnp.sum(valid * jnp.abs(estimate - batch["truth"]), axis=axis),
+          jnp.sum(valid, axis=axis))
 
 
 def _filter_um(name: str) -> float:

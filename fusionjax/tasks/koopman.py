@@ -342,8 +342,6 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
     """Assimilates the series of config.predict.input (an NDVI series folder) and writes its
     gap-filled and forecast series to config.predict.output."""
     path, out_dir = self.config.predict.input, self.config.predict.output
-    if not out_dir:
-      raise ValueError("predict.output is empty: expected the folder for the results")
     if not os.path.isdir(path):
       raise FileNotFoundError(f"predict.input={path!r}: expected a series folder with "
                               f"{', '.join(series.NDVI_FILES)}")

@@ -81,8 +81,6 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
   """
   settings = config.predict
   factor = config.data.scale_factor
-  if not settings.output:
-    raise ValueError("predict.output is empty: expected the folder for the results")
   guided = config.model.guide != "none"
   if guided and not settings.guide:
     expected = ("a red, NIR, MIR composite GeoTIFF" if config.model.guide == "reflectances"

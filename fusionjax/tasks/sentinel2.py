@@ -60,8 +60,6 @@ class Sentinel2Task(FusionTask):
     scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
     quicklook."""
     settings, sharpening = self.config.predict, self.sharpening
-    if not settings.output:
-      raise ValueError("predict.output is empty: expected the folder for the results")
     scene = sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets)
     lr, hr, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
     tile = settings.tile_size
