@@ -42,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.split_seed = 1
   config.data.split_by = "random"      # 'random' or 'date' (the last dates held out)
   config.data.num_shards = 4
+  config.data.num_streams = 4         # read streams: the batches depend on them, not on processes
   config.data.shuffle_buffer = 1024
   config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit

@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.window_steps = 101        # published: prediction over t = 0 ... 100
   config.data.windows_per_pixel = 8
   config.data.num_shards = 4
+  config.data.num_streams = 4         # read streams: the batches depend on them, not on processes
   config.data.shuffle_buffer = 8192
   config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = False           # (no augmentation of series)

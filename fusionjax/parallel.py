@@ -43,13 +43,12 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def check_global_batch(global_batch_size: int, *, field: str = "train.batch_size") -> int:
-  """Returns the per-process batch size; errors if the batch does not split over devices."""
+def check_global_batch(global_batch_size: int, *, field: str = "train.batch_size") -> None:
+  """Errors, naming `field`, if the global batch does not split evenly over the devices."""
   devices = jax.device_count()
   if global_batch_size % devices:
     raise ValueError(f"{field}={global_batch_size} is not divisible by the {devices} devices "
                      f"({jax.process_count()} process(es)); choose a multiple of {devices}")
-  return global_batch_size // jax.process_count()
 
 
 def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from clu import metric_writers, periodic_actions
+from jax.experimental import multihost_utils
 
 from fusionjax import checkpoint, parallel, products, tasks
+from fusionjax.data import pipeline
 
 MODES = ("train", "eval", "predict")
 
@@ -79,12 +81,26 @@ def validate_config(config, mode: str) -> None:
   data_dir = config.data.get("dir", "")
   if data_dir and not os.path.exists(data_dir):
     raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
+  _validate_streams(config)
   factors = {"data.scale_factor": config.data.get("scale_factor"),
              "instrument.decimation": config.get("instrument", {}).get("decimation")}
   tile_size = config.data.get("tile_size")
   for field, factor in factors.items():
     if factor and tile_size and tile_size % factor:
       raise ValueError(f"data.tile_size={tile_size} is not a multiple of {field}={factor}")
+
+
+def _validate_streams(config) -> None:
+  """data.num_streams must split the global batch, be shared evenly by the processes and have
+  a shard to read each (see fusionjax.data.pipeline)."""
+  streams, batch_size = config.data.num_streams, config.train.batch_size
+  if streams < 1 or batch_size % streams:
+    raise ValueError(f"data.num_streams={streams}: expected a positive divisor of "
+                     f"train.batch_size={batch_size}")
+  pipeline.process_streams(streams, jax.process_index(), jax.process_count())
+  if config.data.num_shards < streams:
+    raise ValueError(f"data.num_shards={config.data.num_shards} is fewer than "
+                     f"data.num_streams={streams}: every read stream needs a shard")
 
 
 def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
@@ -112,7 +128,7 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
   progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
                                              every_steps=train_config.log_every)
   batches = task.train_batches(start_step=first_step,
-                               batch_size=parallel.check_global_batch(train_config.batch_size))
+                               global_batch_size=train_config.batch_size)
   if first_step < num_steps:
     logging.info("Training steps %d to %d on %d device(s).", first_step + 1, num_steps,
                  jax.device_count())
@@ -126,7 +142,8 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
       pending.append(step_metrics)
       progress(step)
       # Logging and checks (the only host-device synchronisations) ---------------------------
-      last = step == num_steps or termination.received
+      terminating = termination.reached(step)
+      last = step == num_steps or terminating
       checkpoint_due = step % train_config.checkpoint_every == 0 or last
       if step % train_config.log_every == 0 or checkpoint_due:
         summary = jax.tree.map(lambda *xs: float(np.mean(xs)), *jax.device_get(pending))
@@ -141,7 +158,7 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
         writer.write_scalars(step, _evaluate_split(task, eval_step, state.params, mesh,
                                                    train_config.batch_size))
       checkpointer.save(step, state, force=last)
-      if termination.received:
+      if terminating:
         checkpointer.wait()
         writer.flush()
         logging.warning("SIGTERM: saved the checkpoint of step %d; rerun the same command to "
@@ -170,22 +187,33 @@ def _check_finite(nonfinite_fraction: float, first_step: int, pending: list, *, 
 
 
 class _TerminationNotice:
-  """While active, SIGTERM (the usual preemption notice) sets `received` instead of killing
-  the process, so that the loop can save a checkpoint and exit."""
+  """SIGTERM (the usual preemption notice) as a step at which to save and exit.
+
+  In one process a Python handler notes the signal, and `reached(step)` is true from the next
+  step on. With several processes, the notice may reach them at different steps (or only
+  some of them): JAX's preemption service (started by jax.distributed.initialize) catches
+  SIGTERM and agrees on a step, the same in every process, at which `reached` is true.
+  """
 
   def __init__(self):
-    self.received = False
+    self._received = False
     self._previous = None
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._notice)
     return self
 
   def _notice(self, signum, frame):
     del signum, frame
     logging.warning("SIGTERM received: saving a checkpoint after this step.")
-    self.received = True
+    self._received = True
+
+  def reached(self, step: int) -> bool:
+    """Whether to save and exit after `step`; called once for every step, in order."""
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._received
 
   def __exit__(self, *exc):
     if self._previous is not None:

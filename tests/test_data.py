@@ -78,21 +78,43 @@ def test_non_finite_tile_is_reported_with_its_id(prepared, tmp_path):
     builder.download_and_prepare()
 
 
-def test_each_process_reads_disjoint_shards(prepared):
+def test_streams_read_disjoint_shards_and_processes_share_them(prepared):
   _, builder = prepared
   files = [str(p) for p in builder.info.splits["train"].filepaths]
   assert len(files) == 2
-  shares = [pipeline.process_shards(files, i, 2) for i in range(2)]
+  shares = pipeline.stream_shards(files, 2)
   assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
   assert sorted(shares[0] + shares[1]) == sorted(files)
-  with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
-    pipeline.process_shards(files, 0, 3)
+  with pytest.raises(ValueError, match="2 shard files cannot feed data.num_streams=3"):
+    pipeline.stream_shards(files, 3)
+  assert [list(pipeline.process_streams(4, i, 2)) for i in range(2)] == [[0, 1], [2, 3]]
+  with pytest.raises(ValueError, match="data.num_streams=2 read streams cannot be shared "
+                                       "evenly by 4 processes"):
+    pipeline.process_streams(2, 0, 4)
+
+
+def test_global_batches_do_not_depend_on_the_process_count(prepared):
+  _, builder = prepared
+
+  def batches(process_index, process_count):
+    stream = pipeline.train_batches(builder, global_batch_size=4, num_streams=2, seed=3,
+                                    start_step=0, process_index=process_index,
+                                    process_count=process_count, shuffle_buffer=16,
+                                    augment=True)
+    return [next(stream) for _ in range(6)]
+
+  whole = batches(0, 1)
+  halves = [batches(i, 2) for i in range(2)]
+  for step, batch in enumerate(whole):
+    for key in ("lr", "msi", "truth", "origin"):
+      joined = np.concatenate([halves[0][step][key], halves[1][step][key]])
+      np.testing.assert_array_equal(batch[key], joined)
 
 
 def _batches(builder, start_step, count):
-  batches = pipeline.train_batches(builder, batch_size=2, seed=3, start_step=start_step,
-                                   process_index=0, process_count=1, shuffle_buffer=16,
-                                   augment=True)
+  batches = pipeline.train_batches(builder, global_batch_size=2, num_streams=2, seed=3,
+                                   start_step=start_step, process_index=0, process_count=1,
+                                   shuffle_buffer=16, augment=True)
   return [next(batches) for _ in range(count)]
 
 
@@ -153,8 +175,9 @@ def test_corrupt_shards_are_named_or_skipped_and_counted(prepared, tmp_path):
   _, builder = prepared
   copy, train_shard, val_shard = _damaged_copy(builder, tmp_path)
   pipeline.readable_records.cache_clear()
-  batches = pipeline.train_batches(copy, batch_size=2, seed=3, start_step=0, process_index=0,
-                                   process_count=1, shuffle_buffer=4, augment=False)
+  batches = pipeline.train_batches(copy, global_batch_size=2, num_streams=1, seed=3,
+                                   start_step=0, process_index=0, process_count=1,
+                                   shuffle_buffer=4, augment=False)
   with pytest.raises(ValueError, match=re.escape(train_shard) + r": record 1 is unreadable "
                                        r"\(corrupted record at \d+\); set data.skip_corrupt"):
     for _ in range(50):
@@ -167,8 +190,9 @@ def test_corrupt_shards_are_named_or_skipped_and_counted(prepared, tmp_path):
   train_lengths = copy.info.splits["train"].shard_lengths
   assert pipeline.skipped_records(copy, "train") == train_lengths[0] - 1
   assert pipeline.skipped_records(copy, "validation") == 1
-  batches = pipeline.train_batches(copy, batch_size=2, seed=3, start_step=0, process_index=0,
-                                   process_count=1, shuffle_buffer=4, augment=False,
+  batches = pipeline.train_batches(copy, global_batch_size=2, num_streams=1, seed=3,
+                                   start_step=0, process_index=0, process_count=1,
+                                   shuffle_buffer=4, augment=False,
                                    skip_corrupt=True)
   origins = {tuple(o) for _ in range(40) for o in next(batches)["origin"]}
   assert len(origins) == sum(train_lengths) - (train_lengths[0] - 1)

@@ -95,8 +95,14 @@ def test_eval_without_checkpoint_is_an_error(tmp_path):
 
 
 def _final_params(workdir, step):
-  restored = ocp.StandardCheckpointer().restore(f"{workdir}/checkpoints/{step}/default")
-  return restored["params"]
+  """The parameters of a checkpoint, on this process's first device (whichever devices and
+  processes wrote it)."""
+  path = f"{workdir}/checkpoints/{step}/default"
+  checkpointer = ocp.StandardCheckpointer()
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        checkpointer.metadata(path).item_metadata.tree)
+  return checkpointer.restore(path, target)["params"]
 
 
 def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
@@ -169,6 +175,14 @@ def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
   config.data.tile_size = 30
   with pytest.raises(ValueError, match=r"data.tile_size=30 is not a multiple of "
                                        r"data.scale_factor=4"):
+    train.validate_config(config, "train")
+  config = jwst_experiment.get_config("smoke")   # batch 4, 2 shards
+  config.data.num_streams = 3
+  with pytest.raises(ValueError, match=r"data.num_streams=3: expected a positive divisor of "
+                                       r"train.batch_size=4"):
+    train.validate_config(config, "train")
+  config.data.num_streams = 4
+  with pytest.raises(ValueError, match=r"data.num_shards=2 is fewer than data.num_streams=4"):
     train.validate_config(config, "train")
 
 

@@ -126,7 +126,8 @@ def scene_key(config) -> str:
   settings = {"format": FORMAT_VERSION, "seed": config.seed, "data": config.data.to_dict(),
               "instrument": config.instrument.to_dict() if "instrument" in config else None,
               "subspace_dim": config.model.get("subspace_dim", 0)}
-  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "train_stride"):
+  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "num_streams",
+                    "skip_corrupt", "train_stride"):
     settings["data"].pop(transient, None)
   if settings["data"].get("dir"):
     settings["data"]["dir"] = os.path.abspath(settings["data"]["dir"])

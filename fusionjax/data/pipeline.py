@@ -1,7 +1,13 @@
-"""The tf.data input pipeline: this process's shards -> shuffled, augmented, batched tiles.
+"""The tf.data input pipeline: read streams of shards -> shuffled, augmented, batched tiles.
 
-The order of examples is a pure function of the seed and the step, so a resumed run sees
-exactly the examples an uninterrupted run would have seen from that step on. A corrupt or
+The training data is read as `num_streams` independent streams, stream s reading every
+num_streams-th shard file from the s-th; each global batch is the concatenation of one
+sub-batch of every stream, in stream order. Processes share the streams (process p reads a
+contiguous range of them and feeds its slice of the global batch), so the global batches
+depend on the seed, the shards and the number of streams, never on the number of processes:
+1 process of 4 devices and 2 processes of 2 train on the same batches. The order is a pure
+function of the seed and the step, so a resumed run sees exactly the examples an
+uninterrupted run would have seen from that step on. A corrupt or
 truncated record stops the run with an error naming its shard file and index, or with
 skip_corrupt, is left out with the rest of its shard (TFRecord readers cannot resynchronise).
 """
@@ -22,12 +28,23 @@ tf.config.set_visible_devices([], "GPU")
 Batch = dict[str, np.ndarray]
 
 
-def process_shards(files: list[str], process_index: int, process_count: int) -> list[str]:
-  """The shard files this process reads: every process_count-th, starting at its index."""
-  if len(files) < process_count:
-    raise ValueError(f"{len(files)} shard files cannot be shared by {process_count} processes; "
-                     "raise data.num_shards to at least the process count")
-  return sorted(files)[process_index::process_count]
+def stream_shards(files: list[str], num_streams: int) -> list[list[str]]:
+  """The shard files of each read stream: stream s reads every num_streams-th file (sorted)
+  from the s-th."""
+  if len(files) < num_streams:
+    raise ValueError(f"{len(files)} shard files cannot feed data.num_streams={num_streams} "
+                     "read streams; raise data.num_shards to at least data.num_streams")
+  files = sorted(files)
+  return [files[stream::num_streams] for stream in range(num_streams)]
+
+
+def process_streams(num_streams: int, process_index: int, process_count: int) -> range:
+  """The streams this process reads: its contiguous share, in stream order."""
+  if num_streams % process_count:
+    raise ValueError(f"data.num_streams={num_streams} read streams cannot be shared evenly by "
+                     f"{process_count} processes; choose a multiple of the process count")
+  share = num_streams // process_count
+  return range(process_index * share, (process_index + 1) * share)
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,46 +121,66 @@ def _augment(example: dict, index: tf.Tensor, seed: int) -> dict:
   return out
 
 
-def train_batches(builder: tfds.core.DatasetBuilder, *, batch_size: int, seed: int,
-                  start_step: int, process_index: int, process_count: int,
-                  shuffle_buffer: int, augment: bool,
-                  skip_corrupt: bool = False) -> Iterator[Batch]:
-  """Endless training batches for this process, starting at `start_step`.
-
-  Args:
-    builder: a prepared TFDS builder with a 'train' split.
-    batch_size: examples per batch on this process (the global batch / process count).
-    seed: data-order seed.
-    start_step: the number of batches an uninterrupted run has already consumed.
-    process_index, process_count: this process and how many share the shards.
-    shuffle_buffer: examples in the shuffle buffer.
-    augment: random flips and right-angle rotations.
-    skip_corrupt: skip unreadable records (and the rest of their shard) instead of stopping
-      with an error naming the shard and record.
-  Yields:
-    dicts of numpy arrays with a leading batch axis.
-  """
-  files = process_shards([str(p) for p in builder.info.splits["train"].filepaths],
-                         process_index, process_count)
-  features = builder.info.features
+def _stream_examples(builder: tfds.core.DatasetBuilder, files: list[str], *, stream: int,
+                     num_streams: int, seed: int, first: int, shuffle_buffer: int,
+                     augment: bool, skip_corrupt: bool) -> tf.data.Dataset:
+  """One read stream: its shards interleaved, repeated and shuffled, from its `first`-th
+  example on."""
   counts = shard_records(files, skip_corrupt)
+  if not any(counts):
+    raise ValueError(f"read stream {stream} has no readable record left in {files}")
   records = tf.data.Dataset.from_tensor_slices(
       (files, tf.constant(counts, tf.int64))).repeat().interleave(
       lambda path, count: tf.data.TFRecordDataset(path).take(count), cycle_length=len(files),
       block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  records = records.shuffle(shuffle_buffer, seed=seed + process_index,
+  records = records.shuffle(shuffle_buffer, seed=seed * num_streams + stream,
                             reshuffle_each_iteration=True)
-  first = start_step * batch_size
+  features = builder.info.features
   examples = records.skip(first).enumerate(start=first).map(
-      lambda index, record: (index, features.deserialize_example(record)),
+      lambda index, record: (index * num_streams + stream, features.deserialize_example(record)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if augment:
-    examples = examples.map(lambda index, ex: _augment(ex, index, seed),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  else:
-    examples = examples.map(lambda index, ex: ex)
-  batches = examples.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-  return _named_data_loss(tfds.as_numpy(batches), files)
+    return examples.map(lambda key, ex: _augment(ex, key, seed),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return examples.map(lambda key, ex: ex)
+
+
+def train_batches(builder: tfds.core.DatasetBuilder, *, global_batch_size: int,
+                  num_streams: int, seed: int, start_step: int, process_index: int,
+                  process_count: int, shuffle_buffer: int, augment: bool,
+                  skip_corrupt: bool = False) -> Iterator[Batch]:
+  """Endless training batches: this process's slice of each global batch, from `start_step`.
+
+  Args:
+    builder: a prepared TFDS builder with a 'train' split.
+    global_batch_size: examples per step over all processes; a multiple of num_streams.
+    num_streams: read streams (see the module docstring); a multiple of process_count.
+    seed: data-order seed.
+    start_step: the number of batches an uninterrupted run has already consumed.
+    process_index, process_count: this process and how many share the streams.
+    shuffle_buffer: examples in the shuffle buffers of all streams together.
+    augment: random flips and right-angle rotations.
+    skip_corrupt: skip unreadable records (and the rest of their shard) instead of stopping
+      with an error naming the shard and record.
+  Yields:
+    dicts of numpy arrays with a leading batch axis of global_batch_size / process_count.
+  """
+  if global_batch_size % num_streams:
+    raise ValueError(f"train.batch_size={global_batch_size} is not divisible by "
+                     f"data.num_streams={num_streams}")
+  per_stream = global_batch_size // num_streams
+  shards = stream_shards([str(p) for p in builder.info.splits["train"].filepaths], num_streams)
+  streams = process_streams(num_streams, process_index, process_count)
+  sub_batches = tuple(
+      _stream_examples(builder, shards[stream], stream=stream, num_streams=num_streams,
+                       seed=seed, first=start_step * per_stream,
+                       shuffle_buffer=max(shuffle_buffer // num_streams, 1), augment=augment,
+                       skip_corrupt=skip_corrupt).batch(per_stream, drop_remainder=True)
+      for stream in streams)
+  batches = tf.data.Dataset.zip(sub_batches).map(
+      lambda *parts: {key: tf.concat([part[key] for part in parts], axis=0)
+                      for key in parts[0]}).prefetch(tf.data.AUTOTUNE)
+  return _named_data_loss(tfds.as_numpy(batches), [f for s in streams for f in shards[s]])
 
 
 def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *, global_batch_size: int,

@@ -25,13 +25,15 @@ def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
 
 class TfdsBatches:
   """Gives a task with `self.builder` (train and validation splits) and `self.config` (seed,
-  data.shuffle_buffer, data.augment, data.skip_corrupt) the trainer's `train_batches`,
-  `eval_batches` and `skipped_records`."""
+  data.num_streams, data.shuffle_buffer, data.augment, data.skip_corrupt) the trainer's
+  `train_batches`, `eval_batches` and `skipped_records`."""
 
-  def train_batches(self, *, start_step: int, batch_size: int):
+  def train_batches(self, *, start_step: int, global_batch_size: int):
+    """This process's slices of the global training batches from `start_step` on."""
     data = self.config.data
     return pipeline.train_batches(
-        self.builder, batch_size=batch_size, seed=self.config.seed, start_step=start_step,
+        self.builder, global_batch_size=global_batch_size, num_streams=data.num_streams,
+        seed=self.config.seed, start_step=start_step,
         process_index=jax.process_index(), process_count=jax.process_count(),
         shuffle_buffer=data.shuffle_buffer, augment=data.augment,
         skip_corrupt=data.skip_corrupt)
