@@ -4,7 +4,8 @@ Variants (comma-separated, e.g. --config=experiments/jwst.py:orionbar,smoke):
   (none)       procedural JWST-like scene, about 10 minutes on a 2-core CPU.
   orionbar     the published Orion Bar simulation; needs --config.data.dir=<folder of FITS>;
                4974 wavelengths coded in an 8-dimensional PCA subspace of the NIRSpec cube.
-  accelerator  longer training and bigger batches, for GPUs/TPUs.
+  accelerator  longer training, bigger batches and bfloat16 compute (mixed precision), for
+               GPUs/TPUs.
   smoke        a tiny end-to-end run (well under two minutes on a CPU), for tests.
 """
 import ml_collections
@@ -61,8 +62,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.subspace_dim = 8        # k PCA components of the NIRSpec cube; 0: every band
   config.model.clip_output = False
   config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
-  config.model.attention = "chunked"   # 'chunked' (fast on CPU), 'xla' or 'cudnn' (NVIDIA)
-  config.model.query_chunk = 256
+  config.model.attention = "chunked"   # 'chunked' (fast on CPU), 'xla', 'cudnn' (NVIDIA) or
+                                      # 'windowed' (local, for very large scenes)
+  config.model.query_chunk = 64
+  config.model.window = 16             # pixels per window side of attention='windowed'
+  config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16
@@ -89,6 +93,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.source = "orionbar"
     config.model.subspace_dim = 8
   if "accelerator" in variants:
+    config.model.dtype = "bfloat16"
     config.train.batch_size = 32
     config.train.num_steps = 20000
     config.train.eval_every = 1000

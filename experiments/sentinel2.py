@@ -52,7 +52,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.clip_output = False
   config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
   config.model.attention = "chunked"
-  config.model.query_chunk = 256
+  config.model.query_chunk = 64
+  config.model.window = 16             # pixels per window side of attention='windowed'
+  config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16

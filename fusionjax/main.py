@@ -5,7 +5,9 @@
 Settings are overridden with --config.<field>=<value>, e.g. --config.train.num_steps=100.
 """
 import logging as std_logging
+import os
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -21,6 +23,11 @@ flags.DEFINE_enum("mode", "train", train.MODES,
 flags.DEFINE_string("coordinator_address", "", "host:port of process 0 for multi-process runs.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes in a multi-process run.")
 flags.DEFINE_integer("process_id", 0, "Index of this process in a multi-process run.")
+flags.DEFINE_string("compilation_cache_dir",
+                    os.environ.get("FUSIONJAX_COMPILATION_CACHE", "~/.cache/fusionjax/xla"),
+                    "Persistent XLA compilation cache, shared by runs (a rerun loads its "
+                    "compiled steps instead of compiling them); '' disables it. Default: "
+                    "$FUSIONJAX_COMPILATION_CACHE or ~/.cache/fusionjax/xla.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,6 +44,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  if FLAGS.compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(FLAGS.compilation_cache_dir))
   parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("Config:\n%s", FLAGS.config)
   train.run(FLAGS.config, FLAGS.workdir, FLAGS.mode)

@@ -5,7 +5,9 @@ which is what `pmap` data parallelism does, written with `jax.jit` and shardings
 """
 from __future__ import annotations
 
+import collections
 import logging
+from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -56,3 +58,14 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
   sharding = batch_sharded(mesh)
   return {key: jax.make_array_from_process_local_data(sharding, value)
           for key, value in local_batch.items()}
+
+
+def prefetch_to_devices(local_batches: Iterator[dict[str, np.ndarray]], mesh: Mesh,
+                        size: int = 2) -> Iterator[dict[str, jax.Array]]:
+  """Global batches (see `global_batch`), `size` of them already on their way to the devices
+  while the step before computes."""
+  queue = collections.deque()
+  for local in local_batches:
+    queue.append(global_batch(local, mesh))
+    if len(queue) > size:
+      yield queue.popleft()

@@ -83,7 +83,9 @@ def validate_config(config, mode: str) -> None:
     raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
   _validate_streams(config)
   factors = {"data.scale_factor": config.data.get("scale_factor"),
-             "instrument.decimation": config.get("instrument", {}).get("decimation")}
+             "instrument.decimation": config.get("instrument", {}).get("decimation"),
+             "model.window": (config.model.get("window")
+                              if config.model.get("attention") == "windowed" else None)}
   tile_size = config.data.get("tile_size")
   for field, factor in factors.items():
     if factor and tile_size and tile_size % factor:
@@ -127,8 +129,9 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
   num_steps = train_config.num_steps
   progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
                                              every_steps=train_config.log_every)
-  batches = task.train_batches(start_step=first_step,
-                               global_batch_size=train_config.batch_size)
+  batches = parallel.prefetch_to_devices(
+      task.train_batches(start_step=first_step, global_batch_size=train_config.batch_size),
+      mesh)
   if first_step < num_steps:
     logging.info("Training steps %d to %d on %d device(s).", first_step + 1, num_steps,
                  jax.device_count())
@@ -138,7 +141,7 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
     for step in range(first_step + 1, num_steps + 1):
       # Step -------------------------------------------------------------------------------
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        state, step_metrics = train_step(state, parallel.global_batch(next(batches), mesh))
+        state, step_metrics = train_step(state, next(batches))
       pending.append(step_metrics)
       progress(step)
       # Logging and checks (the only host-device synchronisations) ---------------------------

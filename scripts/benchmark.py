@@ -1,4 +1,5 @@
-"""Training-step benchmark: compile time, step time, samples/s, GFLOP/s, peak ratio.
+"""Training-step benchmark: compile time (cold and from the persistent cache), step time,
+samples/s, GFLOP/s, peak ratio.
 
   python scripts/benchmark.py                       # Fusformer, published size: batch 3, 64x64,
                                                     # 31 bands, x4
@@ -8,6 +9,11 @@
                                                     # steps of 10 bands, every step observed
   python scripts/benchmark.py --model=assimilation  # one assimilation iteration, 100x100
                                                     # pixels x 243 dates (--observed_fraction)
+  python scripts/benchmark.py --model=pipeline --config=experiments/sentinel2.py \
+      --workdir=runs/s2 [--data_dir=...]            # an experiment's input pipeline against
+                                                    # its trainer's consumption
+  python scripts/benchmark.py --model=fusformer_memory [--attention=xla]
+                                                    # peak memory at 32, 64, 128 pixels a side
   python scripts/benchmark.py --json=bench.json     # also save the figures
 
 FLOPs come from XLA's cost analysis (for Fusformer, of the same step with dense ('xla')
@@ -18,20 +24,23 @@ The matrix-multiply peak is measured in the same run on the same device.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.experimental.compilation_cache import compilation_cache
 
+from fusionjax import assimilation, parallel, tasks, train
 from fusionjax.models.fusformer import Fusformer
-from fusionjax import assimilation
 from fusionjax.data import procedural_phenology
 from fusionjax.tasks.koopman import KoopmanObjective
 from fusionjax.tasks.lst import LstObjective
@@ -74,6 +83,26 @@ def make_step(model: Fusformer, optimizer):
   return jax.jit(step, donate_argnums=(0, 1))
 
 
+def _compile(jitted, *args) -> tuple[object, float, float]:
+  """(compiled, seconds to compile cold, seconds to compile again from the persistent
+  compilation cache, with JAX's in-memory caches cleared)."""
+  start = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  cold_s = time.perf_counter() - start
+  jax.clear_caches()
+  start = time.perf_counter()
+  jitted.lower(*args).compile()
+  return compiled, cold_s, time.perf_counter() - start
+
+
+def _memory_mb(compiled) -> float:
+  """Device memory a compiled program needs at its peak, by XLA's memory analysis: its
+  arguments, outputs (less those written in place of donated arguments) and temporaries, MB."""
+  m = compiled.memory_analysis()
+  return (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+          + m.temp_size_in_bytes) / 1e6
+
+
 def _cost_gflop(compiled) -> float:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -102,11 +131,11 @@ def _objective_figures(objective, batch: dict, learning_rate: float, args) -> di
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  start = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, batch).compile()
-  compile_s = time.perf_counter() - start
+  compiled, compile_s, cached_s = _compile(jax.jit(step, donate_argnums=(0, 1)), params,
+                                           opt_state, batch)
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
-  return {"parameters": parameters, "compile_s": compile_s,
+  return {"parameters": parameters, "compile_s": compile_s, "compile_cached_s": cached_s,
+          "memory_mb": _memory_mb(compiled),
           "step_s_all": _time_steps(compiled, params, opt_state, (batch,), args),
           "gflop_per_step": _cost_gflop(compiled)}
 
@@ -166,9 +195,7 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
                                                   else 2 * channels)),
             jnp.asarray(assimilation.grid_neighbours(args.size, args.size)))
   run = jax.jit(lambda *a: assimilation.assimilate(objective.model, params, *a, settings)[1])
-  start = time.perf_counter()
-  compiled = run.lower(*inputs).compile()
-  compile_s = time.perf_counter() - start
+  compiled, compile_s, cached_s = _compile(run, *inputs)
   # An iteration's arithmetic: the cost's gradient (the loop body; Adam's update is negligible).
   gradient = jax.jit(jax.grad(lambda z0, *a: assimilation.cost(objective.model, params, z0, *a,
                                                               settings)[0]))
@@ -184,7 +211,8 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
                "observed_fraction": args.observed_fraction, "iterations_timed": args.steps,
                "settings": args.settings, "control": settings.control}
   return described, {"parameters": int(sum(x.size for x in jax.tree.leaves(params))),
-                     "compile_s": compile_s, "step_s_all": times,
+                     "compile_s": compile_s, "compile_cached_s": cached_s,
+                     "memory_mb": _memory_mb(compiled), "step_s_all": times,
                      "gflop_per_step": _cost_gflop(one)}
 
 
@@ -202,9 +230,7 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
   opt_state = optimizer.init(params)
   step = make_step(model, optimizer)
 
-  start = time.perf_counter()
-  compiled = step.lower(params, opt_state, lr, msi, truth).compile()
-  compile_s = time.perf_counter() - start
+  compiled, compile_s, cached_s = _compile(step, params, opt_state, lr, msi, truth)
   dense_step = make_step(Fusformer(**model_kwargs, attention="xla"), optimizer)
   gflop = _cost_gflop(dense_step.lower(params, opt_state, lr, msi, truth).compile())
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
@@ -212,13 +238,84 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
   described = {"model": "fusformer",
                **{k: getattr(args, k) for k in ("batch", "size", "bands", "msi_bands", "scale",
                                                 "attention", "query_chunk")}}
-  return described, {"parameters": parameters, "compile_s": compile_s, "step_s_all": times,
-                     "gflop_per_step": gflop}
+  return described, {"parameters": parameters, "compile_s": compile_s,
+                     "compile_cached_s": cached_s, "memory_mb": _memory_mb(compiled),
+                     "step_s_all": times, "gflop_per_step": gflop}
+
+
+def benchmark_pipeline(args) -> dict:
+  """An experiment's input pipeline alone against its trainer's consumption: the examples/s
+  that `task.train_batches` delivers on this process, and those the experiment's own
+  training step (the trainer's `_train_step`, on every local device) consumes."""
+  path, _, variant = args.config.partition(":")
+  config = experiment_config(path, variant)
+  with config.unlocked():
+    config.data.dir = args.data_dir or config.data.dir
+  task = tasks.get_task(config, args.workdir)   # prepares the data once, under args.workdir
+  global_batch = config.train.batch_size
+  batches = task.train_batches(start_step=0, global_batch_size=global_batch)
+  for _ in range(args.warmup):
+    next(batches)
+  start = time.perf_counter()
+  held = [next(batches) for _ in range(args.pipeline_batches)]
+  pipeline_s = (time.perf_counter() - start) / args.pipeline_batches
+
+  mesh = parallel.make_mesh()
+  optimizer, _ = train.make_optimizer(config.train)
+  params = task.init_params(jax.random.key(config.seed))
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                           opt_state=optimizer.init(params))
+  step = jax.jit(functools.partial(train._train_step, task.loss_fn, optimizer),  # pylint: disable=protected-access
+                 donate_argnums=(0,))
+  times = []
+  for i in range(args.warmup + args.steps):
+    batch = parallel.global_batch(held[i % len(held)], mesh)
+    start = time.perf_counter()
+    state, metrics = step(state, batch)
+    metrics["loss"].block_until_ready()
+    if i >= args.warmup:
+      times.append(time.perf_counter() - start)
+  step_s = statistics.median(times)
+  local_batch = len(next(iter(held[0].values())))
+  return {"device": f"{jax.devices()[0].device_kind} x{jax.device_count()} "
+                    f"({platform.machine()})",
+          "config": {"experiment": args.config, "data_dir": config.data.dir or "procedural",
+                     "global_batch": global_batch},
+          "pipeline_examples_per_s": local_batch / pipeline_s,
+          "trainer_examples_per_s": global_batch / step_s, "step_s_median": step_s,
+          "ratio": (local_batch / pipeline_s) / (global_batch / step_s)}
+
+
+def fusformer_memory(args) -> dict:
+  """Peak temporary memory (XLA's memory analysis of the compiled programs, nothing run) of
+  Fusformer's training step and inference at each tile size of args.memory_sizes."""
+  rows = []
+  for size in (int(x) for x in args.memory_sizes.split(",")):
+    s = args.scale
+    lr = jax.ShapeDtypeStruct((args.batch, size // s, size // s, args.bands), jnp.float32)
+    msi = jax.ShapeDtypeStruct((args.batch, size, size, args.msi_bands), jnp.float32)
+    truth = jax.ShapeDtypeStruct((args.batch, size, size, args.bands), jnp.float32)
+    model = Fusformer(out_bands=args.bands, scale_factor=s, attention=args.attention,
+                      query_chunk=args.query_chunk)
+    optimizer = optax.adam(1e-3)
+    params = jax.eval_shape(model.init, jax.random.key(0), lr, msi)
+    opt_state = jax.eval_shape(optimizer.init, params)
+    train_mb = make_step(model, optimizer).lower(
+        params, opt_state, lr, msi, truth).compile().memory_analysis().temp_size_in_bytes / 1e6
+    predict_mb = jax.jit(model.apply).lower(
+        params, lr, msi).compile().memory_analysis().temp_size_in_bytes / 1e6
+    rows.append({"size": size, "pixels": args.batch * size * size, "train_mb": train_mb,
+                 "predict_mb": predict_mb})
+  return {"device": f"{jax.devices()[0].device_kind} ({platform.machine()})",
+          "config": {"model": "fusformer", "attention": args.attention, "batch": args.batch,
+                     "bands": args.bands, "msi_bands": args.msi_bands, "scale": args.scale},
+          "sizes": rows}
 
 
 BENCHMARKS = {"fusformer": benchmark_fusformer, "mrunet": benchmark_mrunet,
               "koopman": benchmark_koopman, "assimilation": benchmark_assimilation}
-BATCH = {"fusformer": 3, "mrunet": 24, "koopman": 512, "assimilation": 1}
+BATCH = {"fusformer": 3, "fusformer_memory": 3, "mrunet": 24, "koopman": 512,
+         "assimilation": 1}
 
 
 def benchmark(args) -> dict:
@@ -235,9 +332,39 @@ def benchmark(args) -> dict:
   }
 
 
+def _with_empty_compilation_cache(directory: str, benchmark_fn, args) -> dict:
+  """benchmark_fn(args) with the persistent compilation cache in the empty `directory` (so
+  that the first compilation is cold) and caching every program; the settings are restored
+  afterwards."""
+  settings = {"jax_compilation_cache_dir": directory,
+              "jax_persistent_cache_min_compile_time_secs": 0.0}
+  previous = {name: getattr(jax.config, name) for name in settings}
+  try:
+    for name, value in settings.items():
+      jax.config.update(name, value)
+    return benchmark_fn(args)
+  finally:
+    for name, value in previous.items():
+      jax.config.update(name, value)
+    compilation_cache.reset_cache()   # forget the (soon deleted) directory
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", choices=tuple(BENCHMARKS), default="fusformer")
+  parser.add_argument("--model", choices=(*BENCHMARKS, "pipeline", "fusformer_memory"),
+                      default="fusformer",
+                      help="pipeline: an experiment's input pipeline against its trainer "
+                           "(--config, --workdir, --data_dir); fusformer_memory: peak memory "
+                           "at each of --memory_sizes")
+  parser.add_argument("--memory_sizes", default="32,64,128",
+                      help="fusformer_memory: MSI tile sizes")
+  parser.add_argument("--config", default="experiments/jwst.py",
+                      help="pipeline: experiment file[:variants]")
+  parser.add_argument("--workdir", default="",
+                      help="pipeline: where the experiment's data is (or will be) prepared")
+  parser.add_argument("--data_dir", default="", help="pipeline: the experiment's data.dir")
+  parser.add_argument("--pipeline_batches", type=int, default=20,
+                      help="pipeline: batches timed")
   parser.add_argument("--variant", default="",
                       help="experiment variant (modis_lst.py for mrunet, sentinel2_koopman.py "
                            "for koopman and assimilation)")
@@ -256,29 +383,53 @@ def main(argv=None) -> int:
   parser.add_argument("--msi_bands", type=int, default=3)
   parser.add_argument("--scale", type=int, default=4)
   parser.add_argument("--attention", default="chunked")
-  parser.add_argument("--query_chunk", type=int, default=256)
+  parser.add_argument("--query_chunk", type=int, default=64)
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--json", default="", help="also write the figures to this JSON file")
   args = parser.parse_args(argv)
-  if args.batch is None:
+  if args.model == "pipeline" and not args.workdir:
+    parser.error("--model=pipeline needs --workdir (where the experiment's data is prepared)")
+  if args.batch is None and args.model in BATCH:
     args.batch = BATCH[args.model]
   if args.size is None:
     args.size = 100 if args.model == "assimilation" else 64
-  result = benchmark(args)
-  rows = [("device", result["device"]), ("parameters", f"{result['parameters']:,}"),
-          ("compile (s)", f"{result['compile_s']:.2f}"),
-          ("assimilation iteration, median (s)" if args.model == "assimilation"
-           else "train step, median (s)", f"{result['step_s_median']:.3f}"),
-          ("iterations/s" if args.model == "assimilation" else "samples/s",
-           f"{result['samples_per_s']:.3f}"),
-          ("GFLOP per step (XLA)", f"{result['gflop_per_step']:.1f}"),
-          ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
-          ("matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),
-          ("fraction of peak", f"{result['fraction_of_peak']:.3f}")]
-  print(("Assimilation: " if args.model == "assimilation" else "Train step: ") + ", ".join(f"{k}={v}" for k, v in result["config"].items()))
+  benchmark_fn = {"pipeline": benchmark_pipeline,
+                  "fusformer_memory": fusformer_memory}.get(args.model, benchmark)
+  with tempfile.TemporaryDirectory(prefix="fusionjax-benchmark-cache-") as cache:
+    result = _with_empty_compilation_cache(cache, benchmark_fn, args)
+  if args.model == "fusformer_memory":
+    title = "Peak temporary memory (XLA memory analysis), MB: "
+    rows = [(f"{row['size']} x {row['size']} ({row['pixels']:,} pixels): train, predict",
+             f"{row['train_mb']:.1f}, {row['predict_mb']:.1f}  "
+             f"({1e3 * row['train_mb'] / row['pixels']:.2f}, "
+             f"{1e3 * row['predict_mb'] / row['pixels']:.2f} per 1000 pixels)")
+            for row in result["sizes"]]
+  elif args.model == "pipeline":
+    title = "Input pipeline against the trainer: "
+    rows = [("device", result["device"]),
+            ("pipeline, examples/s (this process)", f"{result['pipeline_examples_per_s']:.1f}"),
+            ("trainer, examples/s", f"{result['trainer_examples_per_s']:.1f}"),
+            ("train step, median (s)", f"{result['step_s_median']:.3f}"),
+            ("pipeline / trainer", f"{result['ratio']:.1f}")]
+  else:
+    title = "Assimilation: " if args.model == "assimilation" else "Train step: "
+    rows = [("device", result["device"]), ("parameters", f"{result['parameters']:,}"),
+            ("compile, cold (s)", f"{result['compile_s']:.2f}"),
+            ("compile, from the cache (s)", f"{result['compile_cached_s']:.2f}"),
+            ("assimilation iteration, median (s)" if args.model == "assimilation"
+             else "train step, median (s)", f"{result['step_s_median']:.3f}"),
+            ("iterations/s" if args.model == "assimilation" else "samples/s",
+             f"{result['samples_per_s']:.3f}"),
+            ("peak memory, XLA analysis (MB)", f"{result['memory_mb']:.1f}"),
+            ("GFLOP per step (XLA)", f"{result['gflop_per_step']:.1f}"),
+            ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
+            ("matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),
+            ("fraction of peak", f"{result['fraction_of_peak']:.3f}")]
+  print(title + ", ".join(f"{k}={v}" for k, v in result["config"].items()))
+  width = max(len(name) for name, _ in rows) + 2
   for name, value in rows:
-    print(f"  {name:<36}{value}")
+    print(f"  {name:<{width}}{value}")
   if args.json:
     with open(args.json, "w") as stream:
       json.dump(result, stream, indent=2)

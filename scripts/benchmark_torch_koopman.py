@@ -14,9 +14,9 @@ decoding the whole trajectory. Run it beside `python scripts/benchmark.py --mode
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
+
+from timing import median_seconds
 
 try:
   import torch
@@ -64,16 +64,6 @@ def assimilation_iteration(model, z0, optimizer, observations, mask) -> float:
   return float(loss)
 
 
-def _median_time(fn, warmup: int, repeats: int) -> float:
-  times = []
-  for i in range(warmup + repeats):
-    start = time.perf_counter()
-    fn()
-    if i >= warmup:
-      times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=512)
@@ -89,7 +79,7 @@ def main(argv=None) -> int:
   model = KoopmanAutoencoder(state_dim=args.state_dim)
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
   windows = 0.1 * torch.randn(args.batch, args.window_steps, args.state_dim)
-  step_s = _median_time(lambda: training_step(model, optimizer, windows), args.warmup,
+  step_s = median_seconds(lambda: training_step(model, optimizer, windows), args.warmup,
                         args.steps)
   for parameter in model.parameters():
     parameter.requires_grad_(False)
@@ -97,7 +87,7 @@ def main(argv=None) -> int:
   z_optimizer = torch.optim.Adam([z0], lr=1e-2)
   observations = 0.1 * torch.randn(args.pixels, args.dates, args.state_dim)
   mask = torch.ones(args.pixels, args.dates)
-  iteration_s = _median_time(
+  iteration_s = median_seconds(
       lambda: assimilation_iteration(model, z0, z_optimizer, observations, mask), args.warmup,
       args.steps)
   print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")

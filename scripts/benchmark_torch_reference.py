@@ -13,9 +13,9 @@ samples/s on the same machine in the same session.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
+
+from timing import median_seconds
 
 try:
   import torch
@@ -87,16 +87,13 @@ def main(argv=None) -> int:
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
   inputs = 290.0 + 10.0 * torch.rand(args.batch, 1, args.size, args.size)
   truth = inputs + torch.randn_like(inputs)
-  times = []
-  for i in range(args.warmup + args.steps):
-    start = time.perf_counter()
+
+  def step():
     optimizer.zero_grad(set_to_none=True)
     loss = torch.mean((model(inputs) - truth) ** 2)
     loss.backward()
     optimizer.step()
-    if i >= args.warmup:
-      times.append(time.perf_counter() - start)
-  step_s = statistics.median(times)
+  step_s = median_seconds(step, args.warmup, args.steps)
   parameters = sum(p.numel() for p in model.parameters())
   print(f"PyTorch {torch.__version__} reference U-Net, batch {args.batch} of "
         f"{args.size}x{args.size}, {torch.get_num_threads()} threads")

@@ -26,3 +26,22 @@ def test_unknown_implementation_is_named():
   x = jnp.ones((1, 4, 1, 2))
   with pytest.raises(ValueError, match="model.attention='flash'"):
     attention.dot_product_attention(x, x, x, implementation="flash")
+
+
+def test_windowed_attention_is_dense_attention_within_each_window():
+  height, width, window = 8, 12, 4
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, height * width, 2, 8)) for i in range(3))
+  out = attention.dot_product_attention(q, k, v, implementation="windowed",
+                                        image_shape=(height, width), window=window)
+  grid = lambda x: x.reshape(2, height, width, 2, 8)  # noqa: E731
+  for r in range(0, height, window):
+    for c in range(0, width, window):
+      local = [grid(x)[:, r:r + window, c:c + window].reshape(2, window * window, 2, 8)
+               for x in (q, k, v)]
+      np.testing.assert_allclose(grid(out)[:, r:r + window, c:c + window].reshape(
+          2, window * window, 2, 8), jax.nn.dot_product_attention(*local), rtol=1e-5,
+          atol=1e-6)
+  assert not np.allclose(out, jax.nn.dot_product_attention(q, k, v), atol=1e-3)
+  with pytest.raises(ValueError, match=r"model.window=5 does not divide the 8 x 12 image"):
+    attention.dot_product_attention(q, k, v, implementation="windowed",
+                                    image_shape=(height, width), window=5)

@@ -48,3 +48,47 @@ def test_mismatched_inputs_are_named():
     assert "does not match the multispectral image" in str(error)
   else:
     raise AssertionError("expected a ValueError")
+
+
+def test_bfloat16_compute_keeps_float32_parameters_gradients_and_output():
+  rng = np.random.default_rng(2)
+  lr = jnp.asarray(rng.random((2, 8, 8, 5)), jnp.float32)
+  msi = jnp.asarray(rng.random((2, 24, 24, 3)), jnp.float32)
+  full = Fusformer(out_bands=5, scale_factor=3, zero_init_residual=False)
+  mixed = Fusformer(out_bands=5, scale_factor=3, zero_init_residual=False, dtype=jnp.bfloat16)
+  params = full.init(jax.random.key(3), lr, msi)
+  assert all(leaf.dtype == jnp.float32
+             for leaf in jax.tree.leaves(mixed.init(jax.random.key(3), lr, msi)))
+  reference, result = full.apply(params, lr, msi), mixed.apply(params, lr, msi)
+  assert result.dtype == jnp.float32
+  residual = reference - sampling.upsample_bicubic(lr, 3)   # what the layers compute
+  error = np.abs(np.asarray(result - reference))
+  assert 0 < error.max() < 0.05 * np.abs(np.asarray(residual)).max()  # bfloat16 rounding only
+
+  def loss(p, model):
+    return jnp.mean(jnp.abs(model.apply(p, lr, msi) - 0.5))
+  grads_full, grads_mixed = (jax.grad(loss)(params, m) for m in (full, mixed))
+  for g_full, g_mixed in zip(jax.tree.leaves(grads_full), jax.tree.leaves(grads_mixed)):
+    assert g_mixed.dtype == jnp.float32 and np.all(np.isfinite(g_mixed))
+  flat_full, flat_mixed = (jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
+                           for g in (grads_full, grads_mixed))
+  cosine = jnp.vdot(flat_full, flat_mixed) / (jnp.linalg.norm(flat_full) *
+                                              jnp.linalg.norm(flat_mixed))
+  assert cosine > 0.99
+
+
+def test_windowed_attention_keeps_pixels_of_other_windows_out():
+  rng = np.random.default_rng(4)
+  lr = jnp.asarray(rng.random((1, 8, 8, 5)), jnp.float32)
+  msi = jnp.asarray(rng.random((1, 24, 24, 3)), jnp.float32)
+  model = Fusformer(out_bands=5, scale_factor=3, attention="windowed", window=12,
+                    zero_init_residual=False, num_encoder_layers=1, num_decoder_layers=0)
+  params = model.init(jax.random.key(5), lr, msi)
+  changed = msi.at[:, 20, 20].add(1.0)   # a pixel of the bottom-right window
+  difference = np.abs(np.asarray(model.apply(params, lr, changed) - model.apply(params, lr, msi)))
+  # Only the attention reaches past a pixel's 3x3 convolution neighbourhood, and only within
+  # its window: the top-left window (away from the convolution's reach) is unchanged.
+  assert difference[0, :10, :10].max() == 0 and difference[0, 12:, 12:].max() > 0
+  assert np.abs(np.asarray(Fusformer(out_bands=5, scale_factor=3, zero_init_residual=False,
+                                     num_encoder_layers=1, num_decoder_layers=0).apply(
+      params, lr, changed) - model.apply(params, lr, changed)))[0, :10, :10].max() > 0

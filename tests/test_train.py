@@ -1,5 +1,6 @@
 """The generic trainer on 4 simulated devices: steps, checkpoints, config checks, resume."""
 import functools
+import logging
 import os
 import re
 import subprocess
@@ -105,7 +106,7 @@ def _final_params(workdir, step):
   return checkpointer.restore(path, target)["params"]
 
 
-def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
+def test_steps_compile_once_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, caplog):
   def config(num_steps):
     # A constant learning rate, so that stopping at step 3 is the same schedule as step 6.
     c = jwst_experiment.get_config("smoke")
@@ -114,7 +115,12 @@ def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path):
     c.train.schedule = "constant"
     return c
 
-  train.run(config(6), str(tmp_path / "whole"))
+  with jax.log_compiles(), caplog.at_level(logging.WARNING):
+    train.run(config(6), str(tmp_path / "whole"))   # evaluates at steps 3 and 6
+  compiled = [r.getMessage().split(" with ")[0] for r in caplog.records
+              if r.getMessage().startswith("Compiling jit(")]
+  assert compiled.count("Compiling jit(_train_step)") == 1, compiled
+  assert compiled.count("Compiling jit(eval_fn)") == 1, compiled
   train.run(config(3), str(tmp_path / "resumed"))
   assert not (tmp_path / "resumed" / "checkpoints" / "6").exists()
   train.run(config(6), str(tmp_path / "resumed"))
@@ -175,6 +181,11 @@ def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
   config.data.tile_size = 30
   with pytest.raises(ValueError, match=r"data.tile_size=30 is not a multiple of "
                                        r"data.scale_factor=4"):
+    train.validate_config(config, "train")
+  config = jwst_experiment.get_config("smoke")   # tiles of 24 pixels
+  config.model.attention = "windowed"
+  with pytest.raises(ValueError, match=r"data.tile_size=24 is not a multiple of "
+                                       r"model.window=16"):
     train.validate_config(config, "train")
   config = jwst_experiment.get_config("smoke")   # batch 4, 2 shards
   config.data.num_streams = 3

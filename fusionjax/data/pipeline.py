@@ -5,11 +5,13 @@ num_streams-th shard file from the s-th; each global batch is the concatenation 
 sub-batch of every stream, in stream order. Processes share the streams (process p reads a
 contiguous range of them and feeds its slice of the global batch), so the global batches
 depend on the seed, the shards and the number of streams, never on the number of processes:
-1 process of 4 devices and 2 processes of 2 train on the same batches. The order is a pure
-function of the seed and the step, so a resumed run sees exactly the examples an
-uninterrupted run would have seen from that step on. A corrupt or
-truncated record stops the run with an error naming its shard file and index, or with
-skip_corrupt, is left out with the rest of its shard (TFRecord readers cannot resynchronise).
+1 process of 4 devices and 2 processes of 2 train on the same batches. Shards that fit in
+memory (IN_MEMORY_BYTES) are read once and then served from memory.
+
+The order is a pure function of the seed and the step, so a resumed run sees exactly the
+examples an uninterrupted run would have seen from that step on. A corrupt or truncated record
+stops the run with an error naming its shard file and index, or with skip_corrupt, is left
+out with the rest of its shard (TFRecord readers cannot resynchronise).
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ import tensorflow_datasets as tfds
 tf.config.set_visible_devices([], "GPU")
 
 Batch = dict[str, np.ndarray]
+# A process whose training shards hold at most this many bytes keeps their records in memory
+# after the first pass.
+IN_MEMORY_BYTES = 2 << 30
 
 
 def stream_shards(files: list[str], num_streams: int) -> list[list[str]]:
@@ -123,18 +128,20 @@ def _augment(example: dict, index: tf.Tensor, seed: int) -> dict:
 
 def _stream_examples(builder: tfds.core.DatasetBuilder, files: list[str], *, stream: int,
                      num_streams: int, seed: int, first: int, shuffle_buffer: int,
-                     augment: bool, skip_corrupt: bool) -> tf.data.Dataset:
-  """One read stream: its shards interleaved, repeated and shuffled, from its `first`-th
-  example on."""
+                     augment: bool, skip_corrupt: bool, in_memory: bool) -> tf.data.Dataset:
+  """One read stream: its shards interleaved (read once, then kept in memory if
+  `in_memory`), repeated and shuffled, from its `first`-th example on."""
   counts = shard_records(files, skip_corrupt)
   if not any(counts):
     raise ValueError(f"read stream {stream} has no readable record left in {files}")
   records = tf.data.Dataset.from_tensor_slices(
-      (files, tf.constant(counts, tf.int64))).repeat().interleave(
+      (files, tf.constant(counts, tf.int64))).interleave(
       lambda path, count: tf.data.TFRecordDataset(path).take(count), cycle_length=len(files),
       block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  records = records.shuffle(shuffle_buffer, seed=seed * num_streams + stream,
-                            reshuffle_each_iteration=True)
+  if in_memory:
+    records = records.cache()
+  records = records.repeat().shuffle(shuffle_buffer, seed=seed * num_streams + stream,
+                                     reshuffle_each_iteration=True)
   features = builder.info.features
   examples = records.skip(first).enumerate(start=first).map(
       lambda index, record: (index * num_streams + stream, features.deserialize_example(record)),
@@ -171,16 +178,19 @@ def train_batches(builder: tfds.core.DatasetBuilder, *, global_batch_size: int,
   per_stream = global_batch_size // num_streams
   shards = stream_shards([str(p) for p in builder.info.splits["train"].filepaths], num_streams)
   streams = process_streams(num_streams, process_index, process_count)
+  read = [path for stream in streams for path in shards[stream]]
+  in_memory = sum(tf.io.gfile.stat(path).length for path in read) <= IN_MEMORY_BYTES
   sub_batches = tuple(
       _stream_examples(builder, shards[stream], stream=stream, num_streams=num_streams,
                        seed=seed, first=start_step * per_stream,
                        shuffle_buffer=max(shuffle_buffer // num_streams, 1), augment=augment,
-                       skip_corrupt=skip_corrupt).batch(per_stream, drop_remainder=True)
+                       skip_corrupt=skip_corrupt, in_memory=in_memory
+                       ).batch(per_stream, drop_remainder=True)
       for stream in streams)
   batches = tf.data.Dataset.zip(sub_batches).map(
       lambda *parts: {key: tf.concat([part[key] for part in parts], axis=0)
                       for key in parts[0]}).prefetch(tf.data.AUTOTUNE)
-  return _named_data_loss(tfds.as_numpy(batches), [f for s in streams for f in shards[s]])
+  return _named_data_loss(tfds.as_numpy(batches), read)
 
 
 def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *, global_batch_size: int,

@@ -5,7 +5,9 @@ kernel on NVIDIA GPUs). 'chunked' is exact softmax attention computed `query_chu
 time against all keys, with a hand-written backward pass that recomputes each chunk's
 probabilities from the saved log-sum-exp (as FlashAttention does): memory holds one chunk's
 logits instead of all N^2, they stay in cache, and on CPUs it is several times faster than
-'xla'.
+'xla'. 'windowed' is local attention: each token attends to the tokens of its own
+non-overlapping window of `window` x `window` pixels only, so that memory and arithmetic grow
+linearly with the image however large it is (for very large scenes; not the published model).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-IMPLEMENTATIONS = ("chunked", "xla", "cudnn")
+IMPLEMENTATIONS = ("chunked", "xla", "cudnn", "windowed")
 
 
 def _split(x, chunk):
@@ -77,29 +79,62 @@ def _flash_backward(chunk, residuals, d_out):
 _flash.defvjp(_flash_forward, _flash_backward)
 
 
-def chunked_attention(query, key, value, *, query_chunk: int = 256):
+def chunked_attention(query, key, value, *, query_chunk: int = 64):
   """Exact softmax attention, `query_chunk` queries at a time.
 
   Args:
     query, key, value: (B, N, H, D).
     query_chunk: queries per chunk; N is padded up to a multiple (padding is discarded).
   Returns:
-    (B, N, H, D), equal to dense attention up to float rounding.
+    (B, N, H, D) in the inputs' dtype, equal to dense attention up to float rounding. The
+    softmax and its running sums are computed in float32 whatever the inputs' dtype.
   """
+  dtype = query.dtype
+  query, key, value = (x.astype(jnp.float32) for x in (query, key, value))
   batch, length, heads, dim = query.shape
   fold = lambda x: x.transpose(0, 2, 1, 3).reshape(batch * heads, length, dim)  # noqa: E731
   chunk = min(query_chunk, length)
   padded = -(-length // chunk) * chunk
   q = jnp.pad(fold(query), ((0, 0), (0, padded - length), (0, 0)))
   out = _flash(q, fold(key), fold(value), chunk)[:, :length]
-  return out.reshape(batch, heads, length, dim).transpose(0, 2, 1, 3)
+  return out.reshape(batch, heads, length, dim).transpose(0, 2, 1, 3).astype(dtype)
+
+
+def windowed_attention(query, key, value, *, image_shape: tuple[int, int], window: int):
+  """Softmax attention within non-overlapping square windows of the image.
+
+  Args:
+    query, key, value: (B, N, H, D), the N = height * width tokens of an image in row-major
+      order.
+    image_shape: (height, width), each a multiple of `window`.
+    window: window side in pixels.
+  Returns:
+    (B, N, H, D): each token's attention over the window x window tokens of its window.
+  """
+  height, width = image_shape
+  if height % window or width % window:
+    raise ValueError(f"model.window={window} does not divide the {height} x {width} image "
+                     "(windowed attention needs whole windows)")
+  batch, length, heads, dim = query.shape
+  rows, cols = height // window, width // window
+
+  def to_windows(x):   # (B, N, H, D) -> (B * rows * cols, window^2, H, D)
+    x = x.reshape(batch, rows, window, cols, window, heads, dim).transpose(0, 1, 3, 2, 4, 5, 6)
+    return x.reshape(batch * rows * cols, window * window, heads, dim)
+  out = jax.nn.dot_product_attention(to_windows(query), to_windows(key), to_windows(value))
+  out = out.reshape(batch, rows, cols, window, window, heads, dim).transpose(0, 1, 3, 2, 4, 5, 6)
+  return out.reshape(batch, length, heads, dim)
 
 
 def dot_product_attention(query, key, value, *, implementation: str = "chunked",
-                          query_chunk: int = 256):
-  """Multi-head attention of (B, N, H, D) queries, keys and values -> (B, N, H, D)."""
+                          query_chunk: int = 64, image_shape: tuple[int, int] | None = None,
+                          window: int = 16):
+  """Multi-head attention of (B, N, H, D) queries, keys and values -> (B, N, H, D).
+  image_shape (height, width of the N tokens) and window are for 'windowed' only."""
   if implementation == "chunked":
     return chunked_attention(query, key, value, query_chunk=query_chunk)
+  if implementation == "windowed":
+    return windowed_attention(query, key, value, image_shape=image_shape, window=window)
   if implementation in ("xla", "cudnn"):
     return jax.nn.dot_product_attention(query, key, value, implementation=implementation)
   raise ValueError(f"model.attention={implementation!r}: expected one of {IMPLEMENTATIONS}")

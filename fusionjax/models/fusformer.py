@@ -10,6 +10,8 @@ input. About 111k parameters for 31 HS and 3 MS bands.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -22,30 +24,37 @@ class SelfAttentionBlock(nn.Module):
   num_heads: int
   head_dim: int
   implementation: str = "chunked"
-  query_chunk: int = 256
+  query_chunk: int = 64
+  dtype: Any = jnp.float32
+  window: int = 16
 
   @nn.compact
-  def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
-    """tokens: (B, N, D) -> (B, N, D)."""
+  def __call__(self, tokens: jnp.ndarray, image_shape: tuple[int, int]) -> jnp.ndarray:
+    """tokens: (B, N, D), the pixels of a (height, width) = image_shape image -> (B, N, D)."""
     batch, length, features = tokens.shape
-    normed = nn.LayerNorm(name="norm")(tokens)
-    qkv = nn.DenseGeneral((3, self.num_heads, self.head_dim), use_bias=False, name="qkv")(normed)
+    normed = nn.LayerNorm(dtype=self.dtype, name="norm")(tokens)
+    qkv = nn.DenseGeneral((3, self.num_heads, self.head_dim), use_bias=False, dtype=self.dtype,
+                          name="qkv")(normed)
     query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     attended = attention.dot_product_attention(query, key, value,
                                                implementation=self.implementation,
-                                               query_chunk=self.query_chunk)
+                                               query_chunk=self.query_chunk,
+                                               image_shape=image_shape, window=self.window)
     attended = attended.reshape(batch, length, self.num_heads * self.head_dim)
-    return tokens + nn.Dense(features, name="out")(attended)
+    return tokens + nn.Dense(features, dtype=self.dtype, name="out")(attended)
 
 
 class FeedForwardBlock(nn.Module):
   """x + Dense(LeakyReLU(Dense(LayerNorm(x))))."""
   hidden_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
-    hidden = nn.Dense(self.hidden_dim, name="fc1")(nn.LayerNorm(name="norm")(tokens))
-    return tokens + nn.Dense(tokens.shape[-1], name="fc2")(nn.leaky_relu(hidden))
+    normed = nn.LayerNorm(dtype=self.dtype, name="norm")(tokens)
+    hidden = nn.Dense(self.hidden_dim, dtype=self.dtype, name="fc1")(normed)
+    return tokens + nn.Dense(tokens.shape[-1], dtype=self.dtype,
+                             name="fc2")(nn.leaky_relu(hidden))
 
 
 class Fusformer(nn.Module):
@@ -60,10 +69,14 @@ class Fusformer(nn.Module):
     num_encoder_layers, num_decoder_layers: depth.
     clip_output: clip the result to [0, 1] as the published code does for [0, 1] data; off
       for standardised inputs.
-    attention, query_chunk: attention kernel (see fusionjax.models.attention).
+    attention, query_chunk, window: attention kernel (see fusionjax.models.attention); window
+      is the side in pixels of the windows of 'windowed' (local) attention.
     zero_init_residual: start the last convolution at zero, so that the untrained model is
       bicubic upsampling and training learns the correction (the published code uses the
       default initialisation; the architecture and parameter count are the same).
+    dtype: the dtype the layers compute in: float32, or bfloat16 for mixed precision on GPUs
+      and TPUs. Parameters (and so the optimizer state) stay float32; the bicubic path, the
+      softmax of the chunked attention and the output are float32.
   """
   out_bands: int
   scale_factor: int
@@ -76,7 +89,9 @@ class Fusformer(nn.Module):
   clip_output: bool = False
   zero_init_residual: bool = True
   attention: str = "chunked"
-  query_chunk: int = 256
+  query_chunk: int = 64
+  dtype: Any = jnp.float32
+  window: int = 16
 
   @nn.compact
   def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
@@ -91,19 +106,23 @@ class Fusformer(nn.Module):
       upsampled = jnp.clip(upsampled, 0.0, 1.0)
     batch, height, width, _ = msi.shape
     tokens = jnp.concatenate([upsampled, msi], axis=-1).reshape(batch, height * width, -1)
-    tokens = nn.Dense(self.embed_dim, name="embed")(tokens)
-    attn = (self.num_heads, self.head_dim, self.attention, self.query_chunk)
+    tokens = nn.Dense(self.embed_dim, dtype=self.dtype, name="embed")(tokens)
+    attn = (self.num_heads, self.head_dim, self.attention, self.query_chunk, self.dtype,
+            self.window)
+    image = (height, width)
     for i in range(self.num_encoder_layers):
-      tokens = SelfAttentionBlock(*attn, name=f"encoder{i}_attn")(tokens)
-      tokens = FeedForwardBlock(self.mlp_dim, name=f"encoder{i}_ff")(tokens)
+      tokens = SelfAttentionBlock(*attn, name=f"encoder{i}_attn")(tokens, image)
+      tokens = FeedForwardBlock(self.mlp_dim, self.dtype, name=f"encoder{i}_ff")(tokens)
     for i in range(self.num_decoder_layers):
-      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn1")(tokens)
-      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn2")(tokens)
-      tokens = FeedForwardBlock(self.mlp_dim, name=f"decoder{i}_ff")(tokens)
+      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn1")(tokens, image)
+      tokens = SelfAttentionBlock(*attn, name=f"decoder{i}_attn2")(tokens, image)
+      tokens = FeedForwardBlock(self.mlp_dim, self.dtype, name=f"decoder{i}_ff")(tokens)
     features = tokens.reshape(batch, height, width, self.embed_dim)
-    features = nn.leaky_relu(nn.Conv(self.embed_dim, (3, 3), name="conv1")(features))
+    features = nn.leaky_relu(nn.Conv(self.embed_dim, (3, 3), dtype=self.dtype,
+                                     name="conv1")(features))
     output_init = (nn.initializers.zeros if self.zero_init_residual
                    else nn.linear.default_kernel_init)
-    residual = nn.Conv(self.out_bands, (3, 3), kernel_init=output_init, name="conv2")(features)
-    fused = upsampled + residual
+    residual = nn.Conv(self.out_bands, (3, 3), kernel_init=output_init, dtype=self.dtype,
+                       name="conv2")(features)
+    fused = upsampled + residual.astype(upsampled.dtype)
     return jnp.clip(fused, 0.0, 1.0) if self.clip_output else fused

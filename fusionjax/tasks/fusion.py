@@ -59,7 +59,7 @@ class FusionTask(TfdsBatches):
         mlp_dim=model.mlp_dim, num_encoder_layers=model.num_encoder_layers,
         num_decoder_layers=model.num_decoder_layers, clip_output=model.clip_output,
         zero_init_residual=model.zero_init_residual, attention=model.attention,
-        query_chunk=model.query_chunk)
+        query_chunk=model.query_chunk, dtype=jnp.dtype(model.dtype), window=model.window)
 
   def _builder(self, scene_path: str, tfds_dir: str) -> FusionTiles:
     return FusionTiles(scene_path=scene_path, tile_size=self.config.data.tile_size,
