@@ -95,10 +95,8 @@ def validate_config(config, mode: str) -> None:
 def _validate_streams(config) -> None:
   """data.num_streams must split the global batch, be shared evenly by the processes and have
   a shard to read each (see fusionjax.data.pipeline)."""
-  streams, batch_size = config.data.num_streams, config.train.batch_size
-  if streams < 1 or batch_size % streams:
-    raise ValueError(f"data.num_streams={streams}: expected a positive divisor of "
-                     f"train.batch_size={batch_size}")
+  streams = config.data.num_streams
+  pipeline.stream_batch_size(config.train.batch_size, streams)
   pipeline.process_streams(streams, jax.process_index(), jax.process_count())
   if config.data.num_shards < streams:
     raise ValueError(f"data.num_shards={config.data.num_shards} is fewer than "

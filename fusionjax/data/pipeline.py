@@ -43,6 +43,14 @@ def stream_shards(files: list[str], num_streams: int) -> list[list[str]]:
   return [files[stream::num_streams] for stream in range(num_streams)]
 
 
+def stream_batch_size(global_batch_size: int, num_streams: int) -> int:
+  """The examples each stream gives to every global batch."""
+  if num_streams < 1 or global_batch_size % num_streams:
+    raise ValueError(f"data.num_streams={num_streams}: expected a positive divisor of "
+                     f"train.batch_size={global_batch_size}")
+  return global_batch_size // num_streams
+
+
 def process_streams(num_streams: int, process_index: int, process_count: int) -> range:
   """The streams this process reads: its contiguous share, in stream order."""
   if num_streams % process_count:
@@ -172,10 +180,7 @@ def train_batches(builder: tfds.core.DatasetBuilder, *, global_batch_size: int,
   Yields:
     dicts of numpy arrays with a leading batch axis of global_batch_size / process_count.
   """
-  if global_batch_size % num_streams:
-    raise ValueError(f"train.batch_size={global_batch_size} is not divisible by "
-                     f"data.num_streams={num_streams}")
-  per_stream = global_batch_size // num_streams
+  per_stream = stream_batch_size(global_batch_size, num_streams)
   shards = stream_shards([str(p) for p in builder.info.splits["train"].filepaths], num_streams)
   streams = process_streams(num_streams, process_index, process_count)
   read = [path for stream in streams for path in shards[stream]]
