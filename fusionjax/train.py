@@ -51,7 +51,14 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
   return optax.adam(schedule), schedule
 
 
-def _train_step(loss_fn, optimizer, state: TrainState, batch):
+def initial_state(task, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+  """Step 0: the task's initial parameters and the optimizer's state for them."""
+  params = task.init_params(rng)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params))
+
+
+def optimizer_step(loss_fn, optimizer, state: TrainState, batch):
   """One optimizer step. A step whose loss or gradient is not finite changes nothing but the
   step count, and says so in its metrics ('nonfinite' = 1), so that the host can stop or go
   on (train.skip_nonfinite) with every saved state good."""
@@ -118,7 +125,7 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
   """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
   train_config = config.train
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  train_step = jax.jit(functools.partial(_train_step, task.loss_fn, optimizer),
+  train_step = jax.jit(functools.partial(optimizer_step, task.loss_fn, optimizer),
                        in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
                        donate_argnums=(0,))
   eval_step = jax.jit(task.eval_fn, in_shardings=(replicated, sharded), out_shardings=replicated)
@@ -261,12 +268,8 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   optimizer, schedule = make_optimizer(config.train)
   replicated = parallel.replicated(mesh)
 
-  def init_state(rng):
-    params = task.init_params(rng)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.init(params))
-
-  state = jax.jit(init_state, out_shardings=replicated)(jax.random.key(config.seed))
+  state = jax.jit(functools.partial(initial_state, task, optimizer),
+                  out_shardings=replicated)(jax.random.key(config.seed))
   checkpointer = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                          save_every=config.train.checkpoint_every,
                                          keep=config.train.keep_checkpoints)

@@ -246,7 +246,7 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
 def benchmark_pipeline(args) -> dict:
   """An experiment's input pipeline alone against its trainer's consumption: the examples/s
   that `task.train_batches` delivers on this process, and those the experiment's own
-  training step (the trainer's `_train_step`, on every local device) consumes."""
+  training step (the trainer's `optimizer_step`, on every local device) consumes."""
   path, _, variant = args.config.partition(":")
   config = experiment_config(path, variant)
   with config.unlocked():
@@ -262,10 +262,8 @@ def benchmark_pipeline(args) -> dict:
 
   mesh = parallel.make_mesh()
   optimizer, _ = train.make_optimizer(config.train)
-  params = task.init_params(jax.random.key(config.seed))
-  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                           opt_state=optimizer.init(params))
-  step = jax.jit(functools.partial(train._train_step, task.loss_fn, optimizer),  # pylint: disable=protected-access
+  state = train.initial_state(task, optimizer, jax.random.key(config.seed))
+  step = jax.jit(functools.partial(train.optimizer_step, task.loss_fn, optimizer),
                  donate_argnums=(0,))
   times = []
   for i in range(args.warmup + args.steps):

@@ -51,7 +51,7 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
   state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                            opt_state=optimizer.init(params))
   state = jax.device_put(state, parallel.replicated(mesh))
-  step = jax.jit(functools.partial(train._train_step, loss_fn, optimizer),
+  step = jax.jit(functools.partial(train.optimizer_step, loss_fn, optimizer),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  donate_argnums=(0,))
   first = float(loss_fn(state.params, batch)[0])
@@ -119,7 +119,7 @@ def test_steps_compile_once_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_p
     train.run(config(6), str(tmp_path / "whole"))   # evaluates at steps 3 and 6
   compiled = [r.getMessage().split(" with ")[0] for r in caplog.records
               if r.getMessage().startswith("Compiling jit(")]
-  assert compiled.count("Compiling jit(_train_step)") == 1, compiled
+  assert compiled.count("Compiling jit(optimizer_step)") == 1, compiled
   assert compiled.count("Compiling jit(eval_fn)") == 1, compiled
   train.run(config(3), str(tmp_path / "resumed"))
   assert not (tmp_path / "resumed" / "checkpoints" / "6").exists()
@@ -137,7 +137,7 @@ def test_a_nonfinite_step_changes_nothing_but_the_step_count():
   params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
   state = train.TrainState(step=jnp.array(4, jnp.int32), params=params,
                            opt_state=optimizer.init(params))
-  step = jax.jit(functools.partial(train._train_step, loss_fn, optimizer))
+  step = jax.jit(functools.partial(train.optimizer_step, loss_fn, optimizer))
   good, metrics = step(state, batch)
   assert float(metrics["nonfinite"]) == 0.0
   assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(good.params),
