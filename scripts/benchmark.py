@@ -216,14 +216,18 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
                      "gflop_per_step": _cost_gflop(one)}
 
 
+def _fusformer_shapes(args, size: int) -> tuple[tuple[int, ...], ...]:
+  """Shapes of the low-resolution cube, the MSI and the truth of a batch of size x size tiles."""
+  low = size // args.scale
+  return ((args.batch, low, low, args.bands), (args.batch, size, size, args.msi_bands),
+          (args.batch, size, size, args.bands))
+
+
 def benchmark_fusformer(args) -> tuple[dict, dict]:
   """Fusformer's training step (L1 loss, Adam) on random tiles."""
-  s = args.scale
-  model_kwargs = {"out_bands": args.bands, "scale_factor": s}
-  lr = jax.random.uniform(jax.random.key(0), (args.batch, args.size // s, args.size // s,
-                                              args.bands))
-  msi = jax.random.uniform(jax.random.key(1), (args.batch, args.size, args.size, args.msi_bands))
-  truth = jax.random.uniform(jax.random.key(2), (args.batch, args.size, args.size, args.bands))
+  model_kwargs = {"out_bands": args.bands, "scale_factor": args.scale}
+  lr, msi, truth = (jax.random.uniform(jax.random.key(i), shape)
+                    for i, shape in enumerate(_fusformer_shapes(args, args.size)))
   optimizer = optax.adam(1e-3)
   model = Fusformer(**model_kwargs, attention=args.attention, query_chunk=args.query_chunk)
   params = model.init(jax.random.key(3), lr, msi)
@@ -289,11 +293,9 @@ def fusformer_memory(args) -> dict:
   Fusformer's training step and inference at each tile size of args.memory_sizes."""
   rows = []
   for size in (int(x) for x in args.memory_sizes.split(",")):
-    s = args.scale
-    lr = jax.ShapeDtypeStruct((args.batch, size // s, size // s, args.bands), jnp.float32)
-    msi = jax.ShapeDtypeStruct((args.batch, size, size, args.msi_bands), jnp.float32)
-    truth = jax.ShapeDtypeStruct((args.batch, size, size, args.bands), jnp.float32)
-    model = Fusformer(out_bands=args.bands, scale_factor=s, attention=args.attention,
+    lr, msi, truth = (jax.ShapeDtypeStruct(shape, jnp.float32)
+                      for shape in _fusformer_shapes(args, size))
+    model = Fusformer(out_bands=args.bands, scale_factor=args.scale, attention=args.attention,
                       query_chunk=args.query_chunk)
     optimizer = optax.adam(1e-3)
     params = jax.eval_shape(model.init, jax.random.key(0), lr, msi)
