@@ -73,16 +73,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # gap_filling settings, the dates after a pixel's last observation with the forecast ones.
   #   control 'latent': optimise z_0 itself (as published); 'state': optimise the initial
   #     state x_0, z_0 = phi(x_0), which keeps z_0 on the encoder's image.
+  #   start 'first_state': start from (and take as background) the free run, the first
+  #     state carried back to step 0; 'mean_state': the mean of every observed state carried
+  #     back to step 0.
   #   segment_steps 0: one initial state (strong constraint); n: one per n grid steps, with
   #     model_error_weight on the jumps between segments (weak constraint).
-  def assimilation_settings(control, background_weight, smoothness_weight):
+  #   robust_scale d > 0: Huber misfit, linear beyond residuals of d (observation units), so
+  #     that dates with haze the cloud mask missed pull less (0: least squares).
+  def assimilation_settings(control, learning_rate, smoothness_weight, robust_scale):
     return ml_collections.ConfigDict({
-        "iterations": 100, "learning_rate": 0.01, "control": control, "segment_steps": 0,
-        "model_error_weight": 1.0, "background_weight": background_weight,
-        "smoothness_weight": smoothness_weight, "log_every": 50})
+        "iterations": 50, "learning_rate": learning_rate, "control": control,
+        "start": "mean_state", "segment_steps": 0, "model_error_weight": 1.0,
+        "background_weight": 0.0, "smoothness_weight": smoothness_weight,
+        "robust_scale": robust_scale, "log_every": 25})
   config.assimilation = ml_collections.ConfigDict()
-  config.assimilation.gap_filling = assimilation_settings("latent", 0.1, 1.0)
-  config.assimilation.forecast = assimilation_settings("state", 0.0, 0.0)
+  config.assimilation.gap_filling = assimilation_settings("latent", 0.02, 1.0, 0.0)
+  config.assimilation.forecast = assimilation_settings("state", 0.01, 0.0, 0.05)
 
   config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 512

@@ -6,16 +6,19 @@ segment_steps = 0 (strong constraint, as published) the unknown is the initial s
 x_t = psi(K^t z_0). With segment_steps = n (weak constraint) the period is cut into segments of
 n grid steps, each with its own start state z_k, x_t = psi(K^(t - k n) z_k) in segment k, and
 the model error between segments is penalised:
-  J(z) = mean over observed (pixel, date, band) of (x_t - y_t)^2
+  J(z) = mean over observed (pixel, date, band) of rho(x_t - y_t)
          + model_error_weight * mean ||z_(k+1) - K^n z_k||^2
          + background_weight * mean ||c_k - c_b,k||^2
          + smoothness_weight * mean over 4-neighbour pairs ||c_i - c_j||^2,
 c being the control (below) and c_b its background, minimised with Adam inside one jitted
-loop. The decoder runs only at the observed dates. The
-control variable is either the latent states themselves ('latent', as published) or states
-x_k of the data space with z_k = phi(x_k) ('state'), which keeps them on the encoder's image,
-where the learned dynamics hold. The result is the whole trajectory: it fills the gaps and
-forecasts past the last observation (from the last segment).
+loop. rho is the square, or with robust_scale = d > 0 the Huber function (r^2 within d,
+2 d |r| - d^2 beyond): variational quality control, so that a few observations far from the
+trajectory (haze or cloud edges the cloud mask missed) pull on it with a bounded force. The
+decoder runs only at the observed dates. The control variable is either the latent states
+themselves ('latent', as published) or states x_k of the data space with z_k = phi(x_k)
+('state'), which keeps them on the encoder's image, where the learned dynamics hold. The
+result is the whole trajectory: it fills the gaps and forecasts past the last observation
+(from the last segment).
 """
 from __future__ import annotations
 
@@ -31,26 +34,34 @@ from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_step
 
 MAX_STEPS = 2 ** 12 - 1   # the furthest grid step a trajectory reaches (56 years of 5 days)
 CONTROLS = ("latent", "state")
+STARTS = ("first_state", "mean_state")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """iterations of Adam at learning_rate; segment_steps (0: one initial state); control
-  ('latent' or 'state'); the weights of J's terms; log_every iterations the misfit is logged
-  (0: never)."""
+  ('latent' or 'state'); start, the starting point and background ('first_state': the
+  pixel's first state carried back to step 0, the free run; 'mean_state': the mean of all
+  its observed states carried back, `mean_background`); the weights of J's terms; robust_scale, the residual beyond which the
+  misfit grows linearly (Huber; in the units of the observations, 0: quadratic everywhere);
+  log_every iterations the misfit is logged (0: never)."""
   iterations: int = 200
   learning_rate: float = 0.01
   segment_steps: int = 0
   control: str = "latent"
+  start: str = "first_state"
   model_error_weight: float = 1.0
   background_weight: float = 0.0
   smoothness_weight: float = 0.0
+  robust_scale: float = 0.0
   log_every: int = 50
 
   def __post_init__(self):
     if self.control not in CONTROLS:
       raise ValueError(f"control={self.control!r}: expected one of {CONTROLS}")
-    for field in ("iterations", "segment_steps", "log_every"):
+    if self.start not in STARTS:
+      raise ValueError(f"start={self.start!r}: expected one of {STARTS}")
+    for field in ("iterations", "segment_steps", "log_every", "robust_scale"):
       if getattr(self, field) < 0:
         raise ValueError(f"{field}={getattr(self, field)}: expected >= 0")
 
@@ -88,11 +99,30 @@ def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
 
 def background(model: KoopmanAutoencoder, params, state: jax.Array,
                step: jax.Array) -> jax.Array:
-  """z_b = K^-step phi(state): the initial latent state from a (P, D) state seen at grid
-  (P,) step, (P, L)."""
+  """z_b = K^-step phi(state): the initial latent state from a (..., D) state seen at grid
+  (...) step, (..., L)."""
   inverse = jnp.linalg.inv(model.apply(params, method=model.koopman))
   return matrix_power_by_steps(inverse, step, model.apply(params, state, method=model.encode),
                                MAX_STEPS)
+
+
+def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps: jax.Array,
+                    defined: jax.Array, fallback: jax.Array) -> jax.Array:
+  """The mean over a pixel's defined states of K^-step phi(state): each observed state
+  carried back to step 0. With an orthogonal K it is the z_0 minimising
+  sum_t ||K^t z_0 - phi(x_t)||^2, the latent linearity the prior was trained on, so it uses
+  every observation where `background` uses one.
+
+  Args:
+    states: (P, N, D) states at (P, N) int grid steps, defined (P, N) 1 where usable.
+    fallback: (P, L) the start of pixels without any defined state.
+  Returns:
+    (P, L).
+  """
+  carried = background(model, params, states, steps)
+  count = jnp.sum(defined, axis=1)[:, None]
+  mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
+  return jnp.where(count > 0, mean, fallback)
 
 
 def _log_progress(iteration, misfit):
@@ -100,10 +130,20 @@ def _log_progress(iteration, misfit):
                int(iteration), float(misfit))
 
 
+def misfit_penalty(residual: jax.Array, robust_scale: float) -> jax.Array:
+  """rho(residual), elementwise: the square, or the Huber function of scale robust_scale
+  (equal to the square within it, growing linearly beyond it with a continuous slope)."""
+  if robust_scale <= 0:
+    return residual ** 2
+  magnitude = jnp.abs(residual)
+  return jnp.where(magnitude <= robust_scale, residual ** 2,
+                   2 * robust_scale * magnitude - robust_scale ** 2)
+
+
 def cost(model: KoopmanAutoencoder, params, control: jax.Array, observations: jax.Array,
          steps: jax.Array, mask: jax.Array, background: jax.Array, neighbours: jax.Array,
          settings: Settings) -> tuple[jax.Array, jax.Array]:
-  """J and its observation misfit (mean squared).
+  """J and its observation misfit (mean squared, whatever rho J uses).
 
   control: (P, G, L) latent segment states, or (P, G, D) states for control='state';
   background: its background, the same shape. The background and smoothness terms are taken
@@ -114,9 +154,12 @@ def cost(model: KoopmanAutoencoder, params, control: jax.Array, observations: ja
   channels = observations.shape[-1]
   weight = mask[..., None] * jnp.ones((channels,))
   decoded = decode_at(model, params, z, steps, settings.segment_steps)[..., :channels]
-  misfit = jnp.sum(weight * (decoded - observations) ** 2) / jnp.maximum(jnp.sum(weight), 1.0)
+  residual = decoded - observations
+  count = jnp.maximum(jnp.sum(weight), 1.0)
+  misfit = jnp.sum(weight * residual ** 2) / count
   squared_norm = lambda difference: jnp.mean(jnp.sum(difference ** 2, -1))
-  total = misfit
+  total = (misfit if settings.robust_scale <= 0 else
+           jnp.sum(weight * misfit_penalty(residual, settings.robust_scale)) / count)
   if z.shape[1] > 1:
     power = matrix_power_by_steps(model.apply(params, method=model.koopman),
                                   jnp.full(z.shape[:1] + (z.shape[1] - 1,),

@@ -82,6 +82,28 @@ def test_background_is_the_encoded_state_carried_back_to_step_zero():
                              atol=1e-4)
 
 
+def test_mean_background_is_the_latent_least_squares_start_of_every_defined_state():
+  model, params = _prior()                       # Cayley: K is exactly orthogonal
+  states = jax.random.normal(jax.random.key(10), (3, 5, 4))
+  steps = jnp.broadcast_to(jnp.array([0, 2, 3, 7, 12]), (3, 5))
+  defined = jnp.array([[1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], jnp.float32)
+  fallback = jnp.full((3, 4), 7.0)
+  z = assimilation.mean_background(model, params, states, steps, defined, fallback)
+  encoded = model.apply(params, states, method=model.encode)
+
+  def linearity(z0, pixel):                      # sum_t ||K^t z_0 - phi(x_t)||^2, defined t
+    carried = assimilation.latent_at(model, params, z0[None, None], steps[pixel][None], 0)[0]
+    return jnp.sum(defined[pixel][:, None] * (carried - encoded[pixel]) ** 2)
+  for pixel in (0, 1):
+    gradient = jax.grad(linearity)(z[pixel], pixel)
+    assert float(jnp.linalg.norm(gradient)) < 1e-4 * float(jnp.linalg.norm(z[pixel])), gradient
+  # Undefined states do not count, and a pixel without any keeps the fallback.
+  moved = assimilation.mean_background(model, params, states.at[1, 0].set(99.0), steps,
+                                       defined, fallback)
+  np.testing.assert_allclose(moved[1], z[1], atol=1e-6)
+  np.testing.assert_array_equal(z[2], fallback[2])
+
+
 def test_grid_neighbours_are_up_down_left_right_clamped_at_edges():
   neighbours = assimilation.grid_neighbours(2, 3)
   np.testing.assert_array_equal(neighbours[0], [0, 3, 0, 1])
@@ -138,3 +160,35 @@ def test_state_control_fits_through_the_encoder_and_bad_settings_are_named():
     assimilation.Settings(control="weights")
   with pytest.raises(ValueError, match="segment_steps=-1: expected >= 0"):
     assimilation.Settings(segment_steps=-1)
+  with pytest.raises(ValueError, match="start='last': expected one of"):
+    assimilation.Settings(start="last")
+  with pytest.raises(ValueError, match="robust_scale=-0.1: expected >= 0"):
+    assimilation.Settings(robust_scale=-0.1)
+
+
+def test_huber_misfit_is_quadratic_within_its_scale_and_linear_beyond():
+  residual = jnp.array([-3.0, -0.5, 0.0, 0.2, 0.5, 2.0])
+  np.testing.assert_allclose(assimilation.misfit_penalty(residual, 0.0), residual ** 2)
+  np.testing.assert_allclose(assimilation.misfit_penalty(residual, 0.5),
+                             [2.75, 0.25, 0.0, 0.04, 0.25, 1.75], rtol=1e-6)
+  slope = jax.vmap(jax.grad(lambda r: assimilation.misfit_penalty(r, 0.5)))(residual)
+  np.testing.assert_allclose(slope, [-1.0, -1.0, 0.0, 0.4, 1.0, 1.0], rtol=1e-6)
+
+
+def test_robust_misfit_resists_an_outlier_the_mask_missed():
+  model, params = _prior()
+  z_true, steps, observations, z_start, neighbours = _problem(model, params)
+  mask = jnp.ones(steps.shape)
+  outlier = observations.at[:, 3].add(3.0)       # one hazy date per pixel, left unmasked
+  error = {}
+  for scale in (0.0, 0.05):
+    settings = assimilation.Settings(iterations=400, learning_rate=0.02, robust_scale=scale,
+                                     log_every=0)
+    z, misfit = assimilation.assimilate(model, params, outlier, steps, mask, z_start,
+                                        neighbours, settings)
+    clean = mask.at[:, 3].set(0.0)
+    error[scale] = float(jnp.sqrt(jnp.sum(clean[..., None] * (assimilation.decode_at(
+        model, params, z, steps, 0)[..., :2] - observations) ** 2) / (2 * jnp.sum(clean))))
+    # The reported misfit stays the mean square, whatever the penalty.
+    assert float(misfit) > 9.0 / len(STEPS) * 0.5
+  assert error[0.05] < 0.3 * error[0.0], error

@@ -107,6 +107,7 @@ def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
   config = get_config("ndvi,smoke")
   config.assimilation.forecast.iterations = 0      # the forecast part is then the free run
   config.assimilation.forecast.control = "latent"
+  config.assimilation.forecast.start = "first_state"
   objective = koopman.KoopmanObjective(config, channels=1)
   params = objective.init_params(jax.random.key(0))
   grid = series.to_grid(procedural_phenology.to_ndvi(procedural_phenology.make_series(

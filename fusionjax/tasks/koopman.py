@@ -101,9 +101,10 @@ def assimilation_inputs(values: np.ndarray, usable: np.ndarray, image_shape: tup
                         num_output_steps: int) -> dict[str, np.ndarray]:
   """The arrays `KoopmanTask.apply` takes, per pixel (P, ...), for one assimilation.
 
-  Observations are kept at the grid steps where any pixel is usable (N of them). The
-  background is each pixel's first state with a rate (else its first observation with rate
-  0, else zeros at step 0).
+  Observations, and the states (bands and rates, `series.states`) where defined, are kept
+  at the grid steps where any pixel is usable (N of them). The initial state is each
+  pixel's first state with a rate (else its first observation with rate 0, else zeros at
+  step 0).
   """
   if num_output_steps > assimilation.MAX_STEPS + 1:
     raise ValueError(f"{num_output_steps} grid steps to assimilate and forecast: at most "
@@ -121,7 +122,8 @@ def assimilation_inputs(values: np.ndarray, usable: np.ndarray, image_shape: tup
   return {
       "observations": values[:, steps], "steps": np.broadcast_to(
           steps, (len(values), len(steps))).astype(np.int32),
-      "mask": usable[:, steps].astype(np.float32), "initial_state": initial_state,
+      "mask": usable[:, steps].astype(np.float32), "states": state[:, steps],
+      "defined": defined[:, steps].astype(np.float32), "initial_state": initial_state,
       "initial_step": initial_step.astype(np.int32),
       "neighbours": assimilation.grid_neighbours(*image_shape),
       "output_steps": np.broadcast_to(np.arange(num_output_steps, dtype=np.int32),
@@ -201,8 +203,8 @@ class KoopmanObjective:
     weight = batch["weight"]
     return {"prediction_mse": jnp.sum(weight * per_window), "weight": jnp.sum(weight)}
 
-  def apply(self, params, observations, steps, mask, initial_state, initial_step, neighbours,
-            output_steps):
+  def apply(self, params, observations, steps, mask, states, defined, initial_state,
+            initial_step, neighbours, output_steps):
     """Assimilates every pixel's observations twice: with the gap_filling settings for the
     observed period and with the forecast settings for the dates after a pixel's last
     observation. See `assimilation_inputs` for the arrays.
@@ -211,11 +213,14 @@ class KoopmanObjective:
     forecast) and the free run from each pixel's first state.
     """
     z_initial = assimilation.background(self.model, params, initial_state, initial_step)
+    z_mean = assimilation.mean_background(self.model, params, states, steps, defined,
+                                          z_initial)
     data = (observations, steps, mask)
 
     def trajectory(settings, analysed: bool):
       count = assimilation.segment_count(output_steps.shape[1], settings.segment_steps)
-      z = assimilation.segment_starts(self.model, params, z_initial, count,
+      start = z_mean if analysed and settings.start == "mean_state" else z_initial
+      z = assimilation.segment_starts(self.model, params, start, count,
                                       settings.segment_steps)
       if analysed:
         z = assimilation.analysis(self.model, params, *data, z, neighbours, settings)
