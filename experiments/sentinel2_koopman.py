@@ -36,6 +36,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.split_seed = 0
   config.data.window_steps = 101        # published: prediction over t = 0 ... 100
   config.data.windows_per_pixel = 8
+  config.data.sampled_steps = 0         # > 0: the loss at a window's start and sampled_steps - 1
+                                        # random other states (0: all, as published)
   config.data.num_shards = 4
   config.data.num_streams = 4         # read streams: the batches depend on them, not on processes
   config.data.shuffle_buffer = 8192

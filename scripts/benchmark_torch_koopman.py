@@ -54,7 +54,7 @@ def training_step(model, optimizer, windows: torch.Tensor) -> float:
           + 100.0 * torch.sum((model.K @ model.K.T - torch.eye(len(model.K))) ** 2))
   loss.backward()
   optimizer.step()
-  return float(loss)
+  return float(loss.detach())
 
 
 def assimilation_iteration(model, z0, optimizer, observations, mask) -> float:
@@ -63,7 +63,7 @@ def assimilation_iteration(model, z0, optimizer, observations, mask) -> float:
   loss = torch.sum(mask[..., None] * (decoded - observations) ** 2) / torch.sum(mask)
   loss.backward()
   optimizer.step()
-  return float(loss)
+  return float(loss.detach())
 
 
 def main(argv=None) -> int:

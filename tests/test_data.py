@@ -100,7 +100,7 @@ def test_global_batches_do_not_depend_on_the_process_count(prepared):
     stream = pipeline.train_batches(builder, global_batch_size=4, num_streams=2, seed=3,
                                     start_step=0, process_index=process_index,
                                     process_count=process_count, shuffle_buffer=16,
-                                    augment=True)
+                                    augment=pipeline.random_dihedral)
     return [next(stream) for _ in range(6)]
 
   whole = batches(0, 1)
@@ -114,7 +114,7 @@ def test_global_batches_do_not_depend_on_the_process_count(prepared):
 def _batches(builder, start_step, count):
   batches = pipeline.train_batches(builder, global_batch_size=2, num_streams=2, seed=3,
                                    start_step=start_step, process_index=0, process_count=1,
-                                   shuffle_buffer=16, augment=True)
+                                   shuffle_buffer=16, augment=pipeline.random_dihedral)
   return [next(batches) for _ in range(count)]
 
 
@@ -177,7 +177,7 @@ def test_corrupt_shards_are_named_or_skipped_and_counted(prepared, tmp_path):
   pipeline.readable_records.cache_clear()
   batches = pipeline.train_batches(copy, global_batch_size=2, num_streams=1, seed=3,
                                    start_step=0, process_index=0, process_count=1,
-                                   shuffle_buffer=4, augment=False)
+                                   shuffle_buffer=4, augment=None)
   with pytest.raises(ValueError, match=re.escape(train_shard) + r": record 1 is unreadable "
                                        r"\(corrupted record at \d+\); set data.skip_corrupt"):
     for _ in range(50):
@@ -192,7 +192,7 @@ def test_corrupt_shards_are_named_or_skipped_and_counted(prepared, tmp_path):
   assert pipeline.skipped_records(copy, "validation") == 1
   batches = pipeline.train_batches(copy, global_batch_size=2, num_streams=1, seed=3,
                                    start_step=0, process_index=0, process_count=1,
-                                   shuffle_buffer=4, augment=False,
+                                   shuffle_buffer=4, augment=None,
                                    skip_corrupt=True)
   origins = {tuple(o) for _ in range(40) for o in next(batches)["origin"]}
   assert len(origins) == sum(train_lengths) - (train_lengths[0] - 1)

@@ -97,3 +97,36 @@ def test_bad_series_folders_are_refused_by_name(tmp_path):
     series.read_ndvi_series(str(tmp_path / "times"))
   with pytest.raises(FileNotFoundError, match="NDVI.npy: missing"):
     series.read_ndvi_series(str(tmp_path))
+
+
+def test_sampled_window_states_keep_the_start_and_usable_states_in_step_order():
+  import tensorflow as tf
+  from fusionjax.data import series_builder
+  size, count = 12, 4
+  mask = np.ones(size, np.float32)
+  mask[[3, 5, 6, 7, 8, 9, 10, 11]] = 0                 # usable: 0, 1, 2, 4
+  window = {"state": np.arange(size * 2, dtype=np.float32).reshape(size, 2),
+            "offset": np.arange(size, dtype=np.int64) * 3, "mask": mask,
+            "pixel": np.int64(7)}
+  tensors = {key: tf.constant(value) for key, value in window.items()}
+  sample = lambda index, seed=0, count=count: {
+      key: value.numpy() for key, value in series_builder.sample_states(
+          tensors, tf.constant(index, tf.int64), seed, count).items()}
+  few = sample(0)
+  np.testing.assert_array_equal(few["offset"], [0, 3, 6, 12])     # the usable ones
+  np.testing.assert_array_equal(few["mask"], np.ones(count))
+  assert few["pixel"] == 7
+  dense = {**tensors, "mask": tf.ones(size)}
+  drawn = []
+  for index in range(20):
+    got = {key: value.numpy() for key, value in series_builder.sample_states(
+        dense, tf.constant(index, tf.int64), 3, count).items()}
+    rows = got["offset"] // 3
+    assert rows[0] == 0 and np.all(np.diff(rows) > 0) and len(rows) == count
+    np.testing.assert_array_equal(got["state"], window["state"][rows])
+    drawn.append(tuple(rows))
+  assert len(set(drawn)) > 10                           # drawn per example
+  again = series_builder.sample_states(dense, tf.constant(4, tf.int64), 3, count)
+  np.testing.assert_array_equal(again["offset"].numpy() // 3, drawn[4])   # and reproducible
+  unchanged = sample(0, count=size)
+  np.testing.assert_array_equal(unchanged["offset"], window["offset"])

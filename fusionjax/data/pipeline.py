@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +28,8 @@ import tensorflow_datasets as tfds
 tf.config.set_visible_devices([], "GPU")
 
 Batch = dict[str, np.ndarray]
+# A training example's random transform: (example, its global index, seed) -> example.
+Augmentation = Callable[[dict, tf.Tensor, int], dict]
 # A process whose training shards hold at most this many bytes keeps their records in memory
 # after the first pass.
 IN_MEMORY_BYTES = 2 << 30
@@ -119,11 +121,17 @@ def _named_data_loss(batches, files: list[str]):
     yield batch
 
 
-def _augment(example: dict, index: tf.Tensor, seed: int) -> dict:
+def example_seed(seed: int, index: tf.Tensor) -> tf.Tensor:
+  """The stateless random seed of the example of global index `index`: random transforms
+  drawn from it do not depend on where the pipeline started, nor on the process count."""
+  return tf.stack([tf.cast(seed, tf.int64), index])
+
+
+def random_dihedral(example: dict, index: tf.Tensor, seed: int) -> dict:
   """One of the 8 flips/rotations, the same for every image (rank-3 entry) of the example,
-  drawn from (seed, example index) so that it does not depend on where the pipeline started."""
-  draw = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]),
-                                     maxval=8, dtype=tf.int32)
+  drawn from `example_seed`."""
+  draw = tf.random.stateless_uniform([], seed=example_seed(seed, index), maxval=8,
+                                     dtype=tf.int32)
   out = dict(example)
   for key, value in example.items():
     if value.shape.rank != 3:
@@ -136,7 +144,8 @@ def _augment(example: dict, index: tf.Tensor, seed: int) -> dict:
 
 def _stream_examples(builder: tfds.core.DatasetBuilder, files: list[str], *, stream: int,
                      num_streams: int, seed: int, first: int, shuffle_buffer: int,
-                     augment: bool, skip_corrupt: bool, in_memory: bool) -> tf.data.Dataset:
+                     augment: Augmentation | None, skip_corrupt: bool,
+                     in_memory: bool) -> tf.data.Dataset:
   """One read stream: its shards interleaved (read once, then kept in memory if
   `in_memory`), repeated and shuffled, from its `first`-th example on."""
   counts = shard_records(files, skip_corrupt)
@@ -154,15 +163,15 @@ def _stream_examples(builder: tfds.core.DatasetBuilder, files: list[str], *, str
   examples = records.skip(first).enumerate(start=first).map(
       lambda index, record: (index * num_streams + stream, features.deserialize_example(record)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if augment:
-    return examples.map(lambda key, ex: _augment(ex, key, seed),
+  if augment is not None:
+    return examples.map(lambda key, ex: augment(ex, key, seed),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return examples.map(lambda key, ex: ex)
 
 
 def train_batches(builder: tfds.core.DatasetBuilder, *, global_batch_size: int,
                   num_streams: int, seed: int, start_step: int, process_index: int,
-                  process_count: int, shuffle_buffer: int, augment: bool,
+                  process_count: int, shuffle_buffer: int, augment: Augmentation | None,
                   skip_corrupt: bool = False) -> Iterator[Batch]:
   """Endless training batches: this process's slice of each global batch, from `start_step`.
 
@@ -174,7 +183,8 @@ def train_batches(builder: tfds.core.DatasetBuilder, *, global_batch_size: int,
     start_step: the number of batches an uninterrupted run has already consumed.
     process_index, process_count: this process and how many share the streams.
     shuffle_buffer: examples in the shuffle buffers of all streams together.
-    augment: random flips and right-angle rotations.
+    augment: applied to every training example as augment(example, global index, seed)
+      (e.g. `random_dihedral`), its randomness drawn from `example_seed`; None: none.
     skip_corrupt: skip unreadable records (and the rest of their shard) instead of stopping
       with an error naming the shard and record.
   Yields:

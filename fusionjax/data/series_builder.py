@@ -8,16 +8,20 @@ marked validation_pixel go to the 'validation' split, the others to 'train'.
 
 A window keeps only its usable states (the first is its start): 'state' (M, D), 'offset' (M,)
 grid steps from the start and 'mask' (M,), padded to M = the most usable states any window
-holds. On cloudy series M is a fraction of window_steps, and so is the cost of training.
+holds. On cloudy series M is a fraction of window_steps, and so is the cost of training;
+`sample_states` cuts it further on dense ones.
 """
 from __future__ import annotations
 
 import logging
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from fusionjax.data import sharded_builder
+from fusionjax.data import pipeline, sharded_builder
+
+WINDOW_KEYS = ("state", "offset", "mask")   # the per-state entries of a window
 
 
 def window_counts(target: np.ndarray, window_steps: int) -> np.ndarray:
@@ -38,6 +42,22 @@ def window_starts(target: np.ndarray, window_steps: int, count: int,
   if len(candidates) > count:
     candidates = np.sort(rng.choice(candidates, count, replace=False))
   return candidates
+
+
+def sample_states(example: dict, index: tf.Tensor, seed: int, count: int) -> dict:
+  """A window's first state (the start) and `count` - 1 of its other states, drawn without
+  replacement among the usable ones (masked ones only where too few are usable), kept in
+  step order: a `pipeline.Augmentation` (bind `count`). The window's loss terms, means over
+  its states, become unbiased estimates at count/M of the cost. Windows of at most `count`
+  states are unchanged."""
+  size = example["mask"].shape[0]
+  if size <= count:
+    return example
+  keys = tf.random.stateless_uniform([size - 1], seed=pipeline.example_seed(seed, index))
+  keys += 2.0 * (1.0 - tf.cast(example["mask"][1:], tf.float32))   # usable states first
+  others = tf.sort(tf.math.top_k(-keys, k=count - 1).indices) + 1
+  chosen = tf.concat([tf.zeros([1], others.dtype), others], axis=0)
+  return {**example, **{key: tf.gather(example[key], chosen) for key in WINDOW_KEYS}}
 
 
 class SeriesWindows(sharded_builder.ShardedBuilder):

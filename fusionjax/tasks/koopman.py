@@ -3,7 +3,8 @@
 Training (Frion et al. 2024): windows of per-pixel state series (bands and their rates of
 change on a 5-day grid); loss = prediction_weight * |psi(K^t phi(x_0)) - x_t|^2
 + autoencoding_weight * |psi(phi(x_t)) - x_t|^2 + linearity_weight * |K^t phi(x_0) - phi(x_t)|^2
-(means over the usable steps t of the window) + orthogonality_weight * ||K K^T - I||_F^2.
+(means over the usable steps t of the window, or over a random sample of them with
+data.sampled_steps) + orthogonality_weight * ||K K^T - I||_F^2.
 
 Evaluation on the whole scene, with what training never saw held back: a seeded
 hidden_fraction of the observations (gap-filling) and every date from the forecast cut-off on
@@ -26,7 +27,7 @@ from absl import logging
 
 from fusionjax import assimilation, atomic, products
 from fusionjax.baselines import temporal
-from fusionjax.data import procedural_phenology, series, series_builder
+from fusionjax.data import pipeline, procedural_phenology, series, series_builder
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
@@ -239,6 +240,9 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
 
   def __init__(self, config, workdir: str):
     data = config.data
+    if data.sampled_steps == 1 or data.sampled_steps < 0:
+      raise ValueError(f"data.sampled_steps={data.sampled_steps}: expected 0 (every state of "
+                       "a window) or at least 2 (its start and another)")
     self.experiment = Experiment.make(series.to_grid(load_series(config), data.step_days),
                                       data, data.split_seed)
     grid = self.experiment.grid
@@ -264,6 +268,15 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
         source_path=source_path, state_dim=2 * self.channels, window_steps=data.window_steps,
         windows_per_pixel=data.windows_per_pixel, seed=data.split_seed,
         num_shards=data.num_shards, data_dir=tfds_dir), write_states)
+
+  def augmentation(self) -> pipeline.Augmentation | None:
+    """data.sampled_steps > 0: each training window's loss is taken at its start and
+    sampled_steps - 1 of its other states (`series_builder.sample_states`)."""
+    count = self.config.data.sampled_steps
+    if not count:
+      return None
+    return lambda example, index, seed: series_builder.sample_states(example, index, seed,
+                                                                     count)
 
   # Host side ------------------------------------------------------------------------------
 

@@ -35,8 +35,12 @@ class TfdsBatches:
         self.builder, global_batch_size=global_batch_size, num_streams=data.num_streams,
         seed=self.config.seed, start_step=start_step,
         process_index=jax.process_index(), process_count=jax.process_count(),
-        shuffle_buffer=data.shuffle_buffer, augment=data.augment,
+        shuffle_buffer=data.shuffle_buffer, augment=self.augmentation(),
         skip_corrupt=data.skip_corrupt)
+
+  def augmentation(self) -> pipeline.Augmentation | None:
+    """The training examples' random transform: flips and rotations with data.augment."""
+    return pipeline.random_dihedral if self.config.data.augment else None
 
   def eval_batches(self, *, global_batch_size: int, process_index: int | None = None,
                    process_count: int | None = None):
