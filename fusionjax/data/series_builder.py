@@ -48,8 +48,9 @@ def sample_states(example: dict, index: tf.Tensor, seed: int, count: int) -> dic
   """A window's first state (the start) and `count` - 1 of its other states, drawn without
   replacement among the usable ones (masked ones only where too few are usable), kept in
   step order: a `pipeline.Augmentation` (bind `count`). The window's loss terms, means over
-  its states, become unbiased estimates at count/M of the cost. Windows of at most `count`
-  states are unchanged."""
+  its states, become estimates at count/M of the cost: unbiased over the other states, the
+  start (always kept, z_0 is its encoding) weighing 1/count instead of 1/M. Windows of at
+  most `count` states are unchanged."""
   size = example["mask"].shape[0]
   if size <= count:
     return example
