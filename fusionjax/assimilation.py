@@ -42,9 +42,10 @@ class Settings:
   """iterations of Adam at learning_rate; segment_steps (0: one initial state); control
   ('latent' or 'state'); start, the starting point and background ('first_state': the
   pixel's first state carried back to step 0, the free run; 'mean_state': the mean of all
-  its observed states carried back, `mean_background`); the weights of J's terms; robust_scale, the residual beyond which the
-  misfit grows linearly (Huber; in the units of the observations, 0: quadratic everywhere);
-  log_every iterations the misfit is logged (0: never)."""
+  its observed states carried back, `mean_background`); the weights of J's terms;
+  robust_scale, the residual beyond which the misfit grows linearly (Huber; in the units of
+  the observations, 0: quadratic everywhere); log_every iterations the misfit is logged
+  (0: never)."""
   iterations: int = 200
   learning_rate: float = 0.01
   segment_steps: int = 0
@@ -158,8 +159,7 @@ def cost(model: KoopmanAutoencoder, params, control: jax.Array, observations: ja
   count = jnp.maximum(jnp.sum(weight), 1.0)
   misfit = jnp.sum(weight * residual ** 2) / count
   squared_norm = lambda difference: jnp.mean(jnp.sum(difference ** 2, -1))
-  total = (misfit if settings.robust_scale <= 0 else
-           jnp.sum(weight * misfit_penalty(residual, settings.robust_scale)) / count)
+  total = jnp.sum(weight * misfit_penalty(residual, settings.robust_scale)) / count
   if z.shape[1] > 1:
     power = matrix_power_by_steps(model.apply(params, method=model.koopman),
                                   jnp.full(z.shape[:1] + (z.shape[1] - 1,),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timing import median_seconds
+from timing import add_timing_arguments, optimizer_step_seconds, print_train_step
 
 try:
   import torch
@@ -95,8 +95,7 @@ def main(argv=None) -> int:
   parser.add_argument("--bands", type=int, default=31)
   parser.add_argument("--msi_bands", type=int, default=3)
   parser.add_argument("--scale", type=int, default=4)
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--steps", type=int, default=5)
+  add_timing_arguments(parser, warmup=2, steps=5)
   args = parser.parse_args(argv)
   torch.manual_seed(0)
   model = Fusformer(args.bands, args.msi_bands, args.scale)
@@ -105,20 +104,12 @@ def main(argv=None) -> int:
   lr = torch.rand(args.batch, args.bands, low, low)
   msi = torch.rand(args.batch, args.msi_bands, args.size, args.size)
   truth = torch.rand(args.batch, args.bands, args.size, args.size)
-
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    loss = torch.mean(torch.abs(model(lr, msi) - truth))
-    loss.backward()
-    optimizer.step()
-  step_s = median_seconds(step, args.warmup, args.steps)
-  parameters = sum(p.numel() for p in model.parameters())
-  print(f"PyTorch {torch.__version__} reference Fusformer, batch {args.batch} of "
-        f"{args.size}x{args.size}, {args.bands} + {args.msi_bands} bands, x{args.scale}, "
-        f"{torch.get_num_threads()} threads")
-  print(f"  {'parameters':<26}{parameters:,}")
-  print(f"  {'train step, median (s)':<26}{step_s:.3f}")
-  print(f"  {'samples/s':<26}{args.batch / step_s:.3f}")
+  step_s = optimizer_step_seconds(
+      optimizer, lambda: torch.mean(torch.abs(model(lr, msi) - truth)), args.warmup, args.steps)
+  print_train_step(f"PyTorch {torch.__version__} reference Fusformer, batch {args.batch} of "
+                   f"{args.size}x{args.size}, {args.bands} + {args.msi_bands} bands, "
+                   f"x{args.scale}, {torch.get_num_threads()} threads", model, args.batch,
+                   step_s)
   return 0
 
 

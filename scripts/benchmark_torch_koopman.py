@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timing import median_seconds
+from timing import add_timing_arguments, optimizer_step_seconds
 
 PUBLISHED_ITERATIONS = 201   # Adam iterations of one assimilation in the published setting
 
@@ -44,26 +44,21 @@ class KoopmanAutoencoder(nn.Module):
     return torch.stack(states, 1)
 
 
-def training_step(model, optimizer, windows: torch.Tensor) -> float:
-  optimizer.zero_grad()
+def training_loss(model, windows: torch.Tensor) -> torch.Tensor:
+  """The published loss on (B, T, D) windows: prediction, auto-encoding, linearity and
+  100 ||K K^T - I||^2."""
   encoded = model.encoder(windows)
   latent = model.rollout(encoded[:, 0], windows.shape[1] - 1)
-  loss = (torch.mean((model.decoder(latent) - windows) ** 2)
+  return (torch.mean((model.decoder(latent) - windows) ** 2)
           + torch.mean((model.decoder(encoded) - windows) ** 2)
           + torch.mean((latent - encoded) ** 2)
           + 100.0 * torch.sum((model.K @ model.K.T - torch.eye(len(model.K))) ** 2))
-  loss.backward()
-  optimizer.step()
-  return float(loss.detach())
 
 
-def assimilation_iteration(model, z0, optimizer, observations, mask) -> float:
-  optimizer.zero_grad()
+def assimilation_misfit(model, z0, observations, mask) -> torch.Tensor:
+  """Mean squared misfit of the trajectories decoded from (P, L) z0 at every date."""
   decoded = model.decoder(model.rollout(z0, observations.shape[1] - 1))
-  loss = torch.sum(mask[..., None] * (decoded - observations) ** 2) / torch.sum(mask)
-  loss.backward()
-  optimizer.step()
-  return float(loss.detach())
+  return torch.sum(mask[..., None] * (decoded - observations) ** 2) / torch.sum(mask)
 
 
 def main(argv=None) -> int:
@@ -74,23 +69,22 @@ def main(argv=None) -> int:
   parser.add_argument("--dates", type=int, default=243)
   parser.add_argument("--state_dim", type=int, default=20,
                       help="values per state: 20 (10 bands, published) or 2 (NDVI)")
-  parser.add_argument("--warmup", type=int, default=1)
-  parser.add_argument("--steps", type=int, default=3)
+  add_timing_arguments(parser, warmup=1, steps=3)
   args = parser.parse_args(argv)
   torch.manual_seed(0)
   model = KoopmanAutoencoder(state_dim=args.state_dim)
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
   windows = 0.1 * torch.randn(args.batch, args.window_steps, args.state_dim)
-  step_s = median_seconds(lambda: training_step(model, optimizer, windows), args.warmup,
-                        args.steps)
+  step_s = optimizer_step_seconds(optimizer, lambda: training_loss(model, windows),
+                                  args.warmup, args.steps)
   for parameter in model.parameters():
     parameter.requires_grad_(False)
   z0 = torch.randn(args.pixels, 32, requires_grad=True)
   z_optimizer = torch.optim.Adam([z0], lr=1e-2)
   observations = 0.1 * torch.randn(args.pixels, args.dates, args.state_dim)
   mask = torch.ones(args.pixels, args.dates)
-  iteration_s = median_seconds(
-      lambda: assimilation_iteration(model, z0, z_optimizer, observations, mask), args.warmup,
+  iteration_s = optimizer_step_seconds(
+      z_optimizer, lambda: assimilation_misfit(model, z0, observations, mask), args.warmup,
       args.steps)
   print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
   print(f"  train step ({args.batch} windows x {args.window_steps} steps), median (s)  "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timing import median_seconds
+from timing import add_timing_arguments, optimizer_step_seconds, print_train_step
 
 try:
   import torch
@@ -79,27 +79,18 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=24)
   parser.add_argument("--size", type=int, default=64)
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--steps", type=int, default=5)
+  add_timing_arguments(parser, warmup=2, steps=5)
   args = parser.parse_args(argv)
   torch.manual_seed(0)
   model = PublishedUNet()
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
   inputs = 290.0 + 10.0 * torch.rand(args.batch, 1, args.size, args.size)
   truth = inputs + torch.randn_like(inputs)
-
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    loss = torch.mean((model(inputs) - truth) ** 2)
-    loss.backward()
-    optimizer.step()
-  step_s = median_seconds(step, args.warmup, args.steps)
-  parameters = sum(p.numel() for p in model.parameters())
-  print(f"PyTorch {torch.__version__} reference U-Net, batch {args.batch} of "
-        f"{args.size}x{args.size}, {torch.get_num_threads()} threads")
-  print(f"  {'parameters':<26}{parameters:,}")
-  print(f"  {'train step, median (s)':<26}{step_s:.3f}")
-  print(f"  {'samples/s':<26}{args.batch / step_s:.2f}")
+  step_s = optimizer_step_seconds(optimizer, lambda: torch.mean((model(inputs) - truth) ** 2),
+                                  args.warmup, args.steps)
+  print_train_step(f"PyTorch {torch.__version__} reference U-Net, batch {args.batch} of "
+                   f"{args.size}x{args.size}, {torch.get_num_threads()} threads", model,
+                   args.batch, step_s)
   return 0
 
 

@@ -15,6 +15,7 @@ model of the raw state; the free run from each pixel's first state shows what as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -214,8 +215,9 @@ class KoopmanObjective:
     forecast) and the free run from each pixel's first state.
     """
     z_initial = assimilation.background(self.model, params, initial_state, initial_step)
-    z_mean = assimilation.mean_background(self.model, params, states, steps, defined,
-                                          z_initial)
+    if "mean_state" in (self.gap_filling.start, self.forecast.start):
+      z_mean = assimilation.mean_background(self.model, params, states, steps, defined,
+                                            z_initial)
     data = (observations, steps, mask)
 
     def trajectory(settings, analysed: bool):
@@ -275,8 +277,7 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
     count = self.config.data.sampled_steps
     if not count:
       return None
-    return lambda example, index, seed: series_builder.sample_states(example, index, seed,
-                                                                     count)
+    return functools.partial(series_builder.sample_states, count=count)
 
   # Host side ------------------------------------------------------------------------------
 
