@@ -23,6 +23,7 @@ result is the whole trajectory: it fills the gaps and forecasts past the last ob
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_steps
+from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_steps, rollout
 
 MAX_STEPS = 2 ** 12 - 1   # the furthest grid step a trajectory reaches (56 years of 5 days)
 CONTROLS = ("latent", "state")
@@ -45,7 +46,8 @@ class Settings:
   its observed states carried back, `mean_background`); the weights of J's terms;
   robust_scale, the residual beyond which the misfit grows linearly (Huber; in the units of
   the observations, 0: quadratic everywhere); log_every iterations the misfit is logged
-  (0: never)."""
+  (0: never); chunk_rows, the pixel-dates each device decodes at once (0:
+  `default_chunk_rows`), which changes the speed, not the result."""
   iterations: int = 200
   learning_rate: float = 0.01
   segment_steps: int = 0
@@ -56,15 +58,49 @@ class Settings:
   smoothness_weight: float = 0.0
   robust_scale: float = 0.0
   log_every: int = 50
+  chunk_rows: int = 0
 
   def __post_init__(self):
     if self.control not in CONTROLS:
       raise ValueError(f"control={self.control!r}: expected one of {CONTROLS}")
     if self.start not in STARTS:
       raise ValueError(f"start={self.start!r}: expected one of {STARTS}")
-    for field in ("iterations", "segment_steps", "log_every", "robust_scale"):
+    for field in ("iterations", "segment_steps", "log_every", "robust_scale", "chunk_rows"):
       if getattr(self, field) < 0:
         raise ValueError(f"{field}={getattr(self, field)}: expected >= 0")
+
+
+def default_chunk_rows() -> int:
+  """Pixel-dates decoded at once per device when Settings.chunk_rows is 0: a block whose
+  decoder activations stay in a CPU core's cache, or a large one on accelerators."""
+  return 4096 if jax.default_backend() == "cpu" else 2 ** 20
+
+
+class _Chunks:
+  """Pixels regrouped into `count` chunks of `size` for a scan, padded at the end.
+
+  Pixel p = i count + j goes to chunk j, place i: a chunk holds pixels of every device (the
+  size is a multiple of the device count), so each device works through its own pixels,
+  chunk by chunk, without moving them.
+  """
+
+  def __init__(self, pixels: int, dates: int, chunk_rows: int):
+    devices = jax.device_count()
+    per_device = max((chunk_rows or default_chunk_rows()) // max(dates, 1), 1)
+    self.size = min(per_device, -(-pixels // devices)) * devices
+    self.count = -(-pixels // self.size)
+    self.pixels = pixels
+
+  def split(self, array: jax.Array) -> jax.Array:
+    """(P, ...) -> (count, size, ...), zeros where padded."""
+    padding = self.count * self.size - self.pixels
+    padded = jnp.pad(array, [(0, padding)] + [(0, 0)] * (array.ndim - 1))
+    return jnp.moveaxis(padded.reshape(self.size, self.count, *array.shape[1:]), 1, 0)
+
+  def join(self, chunked: jax.Array) -> jax.Array:
+    """(count, size, ...) -> (P, ...)."""
+    flat = jnp.moveaxis(chunked, 0, 1).reshape(-1, *chunked.shape[2:])
+    return flat[:self.pixels]
 
 
 def segment_count(num_steps: int, segment_steps: int) -> int:
@@ -108,7 +144,7 @@ def background(model: KoopmanAutoencoder, params, state: jax.Array,
 
 
 def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps: jax.Array,
-                    defined: jax.Array, fallback: jax.Array) -> jax.Array:
+                    defined: jax.Array, fallback: jax.Array, chunk_rows: int = 0) -> jax.Array:
   """The mean over a pixel's defined states of K^-step phi(state): each observed state
   carried back to step 0. With an orthogonal K it is the z_0 minimising
   sum_t ||K^t z_0 - phi(x_t)||^2, the latent linearity the prior was trained on, so it uses
@@ -117,13 +153,18 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
   Args:
     states: (P, N, D) states at (P, N) int grid steps, defined (P, N) 1 where usable.
     fallback: (P, L) the start of pixels without any defined state.
+    chunk_rows: states encoded at once per device (0: `default_chunk_rows`).
   Returns:
     (P, L).
   """
-  carried = background(model, params, states, steps)
-  count = jnp.sum(defined, axis=1)[:, None]
-  mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
-  return jnp.where(count > 0, mean, fallback)
+  def block(states, steps, defined, fallback):
+    carried = background(model, params, states, steps)
+    count = jnp.sum(defined, axis=1)[:, None]
+    mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
+    return jnp.where(count > 0, mean, fallback)
+  chunks = _Chunks(len(states), states.shape[1], chunk_rows)
+  return chunks.join(jax.lax.map(lambda arrays: block(*arrays), tuple(
+      map(chunks.split, (states, steps, defined, fallback)))))
 
 
 def _log_progress(iteration, misfit):
@@ -141,54 +182,136 @@ def misfit_penalty(residual: jax.Array, robust_scale: float) -> jax.Array:
                    2 * robust_scale * magnitude - robust_scale ** 2)
 
 
-def cost(model: KoopmanAutoencoder, params, control: jax.Array, observations: jax.Array,
-         steps: jax.Array, mask: jax.Array, background: jax.Array, neighbours: jax.Array,
-         settings: Settings) -> tuple[jax.Array, jax.Array]:
-  """J and its observation misfit (mean squared, whatever rho J uses).
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """What J is taken on, per pixel (P, ...), and the static facts of its layout.
 
-  control: (P, G, L) latent segment states, or (P, G, D) states for control='state';
-  background: its background, the same shape. The background and smoothness terms are taken
-  on the control; other arguments as `assimilate`'s.
+  observations: (P, N, C) observed bands at grid steps `steps` (P, N) int, each below
+  num_steps; mask (P, N) 1 where observed. background: the control's background, shaped as
+  the control. neighbours: (P, 4) int indices of each pixel's neighbours (itself where none).
   """
+  observations: jax.Array
+  steps: jax.Array
+  mask: jax.Array
+  background: jax.Array
+  neighbours: jax.Array
+  num_steps: int
+
+  @property
+  def observation_count(self) -> jax.Array:
+    """Observed (pixel, date, band) values, at least 1."""
+    return jnp.maximum(jnp.sum(self.mask) * self.observations.shape[-1], 1.0)
+
+
+def _grid_latents(transposed_powers: jax.Array, z: jax.Array, num_steps: int,
+                  segment_steps: int) -> jax.Array:
+  """(S', L, L) (K^s)^T for s < S' and (c, G, L) segment start states -> (c, num_steps, L)
+  the latent state at every grid step, carried from its segment's start."""
+  grid = np.arange(num_steps)
+  segment = (np.zeros_like(grid) if segment_steps <= 0
+             else np.minimum(grid // segment_steps, z.shape[1] - 1))
+  offset = grid - segment * max(segment_steps, 0)
+  return jnp.einsum("psi,sij->psj", z[:, segment], transposed_powers[offset])
+
+
+def _pixel_terms(model: KoopmanAutoencoder, params, transposed_powers: jax.Array,
+                 settings: Settings, num_steps: int, normalisers: tuple, control: jax.Array,
+                 observations: jax.Array, steps: jax.Array, mask: jax.Array,
+                 background: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The terms of J that each pixel holds alone (misfit, model error, background), for a
+  block of c pixels: their share of J and their sum of squared residuals.
+
+  normalisers: (observed values, P (G - 1), P G) of the whole problem, by which the sums over
+  the block are divided; valid: (c,) 1 for real pixels, 0 for padding. Other arguments as
+  `Problem`'s, for the block.
+  """
+  observed_values, segment_pairs, segment_starts_count = normalisers
   z = (model.apply(params, control, method=model.encode) if settings.control == "state"
        else control)
-  channels = observations.shape[-1]
-  weight = mask[..., None] * jnp.ones((channels,))
-  decoded = decode_at(model, params, z, steps, settings.segment_steps)[..., :channels]
-  residual = decoded - observations
-  count = jnp.maximum(jnp.sum(weight), 1.0)
-  misfit = jnp.sum(weight * residual ** 2) / count
-  squared_norm = lambda difference: jnp.mean(jnp.sum(difference ** 2, -1))
-  total = jnp.sum(weight * misfit_penalty(residual, settings.robust_scale)) / count
+  latent = jnp.take_along_axis(
+      _grid_latents(transposed_powers, z, num_steps, settings.segment_steps),
+      steps[..., None], axis=1)
+  residual = (model.apply(params, latent, method=model.decode)[..., :observations.shape[-1]]
+              - observations)
+  weight = mask[..., None]
+  total = jnp.sum(weight * misfit_penalty(residual, settings.robust_scale)) / observed_values
   if z.shape[1] > 1:
-    power = matrix_power_by_steps(model.apply(params, method=model.koopman),
-                                  jnp.full(z.shape[:1] + (z.shape[1] - 1,),
-                                           settings.segment_steps), z[:, :-1], MAX_STEPS)
-    total += settings.model_error_weight * squared_norm(z[:, 1:] - power)
+    jump = z[:, 1:] - z[:, :-1] @ transposed_powers[settings.segment_steps]
+    total += (settings.model_error_weight * jnp.sum(valid[:, None, None] * jump ** 2)
+              / segment_pairs)
   if settings.background_weight:
-    total += settings.background_weight * squared_norm(control - background)
+    total += (settings.background_weight
+              * jnp.sum(valid[:, None, None] * (control - background) ** 2)
+              / segment_starts_count)
+  return total, jnp.sum(weight * residual ** 2)
+
+
+def _smoothness(control: jax.Array, neighbours: jax.Array, weight: float) -> jax.Array:
+  """weight * the mean over 4-neighbour pairs of ||c_i - c_j||^2."""
+  return weight * jnp.mean(jnp.sum((control[:, None] - control[neighbours]) ** 2, -1))
+
+
+def _decomposition(model: KoopmanAutoencoder, params, problem: Problem, settings: Settings):
+  """(chunks, the chunked per-pixel data, terms): `_pixel_terms` over chunks of pixels, the
+  control being shaped as the background."""
+  pixels, segments = problem.background.shape[:2]
+  koopman = model.apply(params, method=model.koopman)
+  power_count = max(problem.num_steps, settings.segment_steps + 1)
+  transposed_powers = jnp.moveaxis(
+      rollout(koopman, jnp.eye(koopman.shape[0], dtype=koopman.dtype), power_count - 1), 1, 0)
+  normalisers = (problem.observation_count, max(pixels * (segments - 1), 1),
+                 pixels * segments)
+  terms = functools.partial(_pixel_terms, model, params, transposed_powers, settings,
+                            problem.num_steps, normalisers)
+  chunks = _Chunks(pixels, problem.steps.shape[1], settings.chunk_rows)
+  data = tuple(map(chunks.split, (problem.observations, problem.steps, problem.mask,
+                                  problem.background, jnp.ones((pixels,)))))
+  return chunks, data, terms
+
+
+def cost(model: KoopmanAutoencoder, params, control: jax.Array, problem: Problem,
+         settings: Settings) -> tuple[jax.Array, jax.Array]:
+  """J and its observation misfit (mean squared, whatever rho J uses), at the control:
+  (P, G, L) latent segment states, or (P, G, D) states for control='state'."""
+  chunks, data, terms = _decomposition(model, params, problem, settings)
+  totals, squares = jax.lax.map(lambda block: terms(*block), (chunks.split(control), *data))
+  total = jnp.sum(totals)
   if settings.smoothness_weight:
-    total += settings.smoothness_weight * squared_norm(control[:, None] - control[neighbours])
-  return total, misfit
+    total += _smoothness(control, problem.neighbours, settings.smoothness_weight)
+  return total, jnp.sum(squares) / problem.observation_count
 
 
-def assimilate(model: KoopmanAutoencoder, params, observations: jax.Array, steps: jax.Array,
-               mask: jax.Array, z_background: jax.Array, neighbours: jax.Array,
+def value_and_gradient(model: KoopmanAutoencoder, params, problem: Problem,
+                       settings: Settings):
+  """control -> ((J, observation misfit), dJ/dcontrol), as `cost`. Each chunk of pixels is
+  decoded and differentiated at once (`Settings.chunk_rows` pixel-dates per device), so its
+  activations are reused while still in cache rather than stored for the whole problem.
+  What does not depend on the control is prepared once, outside the returned function."""
+  chunks, data, terms = _decomposition(model, params, problem, settings)
+  gradient_of_terms = jax.value_and_grad(terms, has_aux=True)
+
+  def evaluate(control):
+    (totals, squares), gradients = jax.lax.map(lambda block: gradient_of_terms(*block),
+                                               (chunks.split(control), *data))
+    total, gradient = jnp.sum(totals), chunks.join(gradients)
+    if settings.smoothness_weight:
+      smooth, smooth_gradient = jax.value_and_grad(_smoothness)(
+          control, problem.neighbours, settings.smoothness_weight)
+      total, gradient = total + smooth, gradient + smooth_gradient
+    return (total, jnp.sum(squares) / problem.observation_count), gradient
+  return evaluate
+
+
+def assimilate(model: KoopmanAutoencoder, params, problem: Problem,
                settings: Settings) -> tuple[jax.Array, jax.Array]:
-  """Minimises J from z_b; call it under jax.jit (settings static).
+  """Minimises J from the background; call it under jax.jit (settings static).
 
-  Args:
-    observations: (P, N, C) observed bands at grid steps `steps` (P, N) int; mask (P, N) 1
-      where observed.
-    z_background: (P, G, L) the starting point and background z_b: G segment start states
-      (`segment_starts`; G = 1 without segments); (P, G, D) states for control='state'.
-    neighbours: (P, 4) int indices of each pixel's neighbours (itself where none).
-  Returns:
-    the control (shaped as z_background) and the final observation misfit (mean squared).
+  The background, problem.background, is the starting point: (P, G, L) G segment start states
+  (`segment_starts`; G = 1 without segments), or (P, G, D) states for control='state'.
+  Returns the control (shaped as the background) and the final observation misfit (mean
+  squared).
   """
-  data = (observations, steps, mask, z_background, neighbours)
-  gradient = jax.value_and_grad(lambda z: cost(model, params, z, *data, settings),
-                                has_aux=True)
+  gradient = value_and_gradient(model, params, problem, settings)
   optimizer = optax.adam(settings.learning_rate)
 
   def iterate(iteration, carry):
@@ -201,22 +324,21 @@ def assimilate(model: KoopmanAutoencoder, params, observations: jax.Array, steps
                    lambda: None)
     return optax.apply_updates(z, updates), opt_state
 
-  z, _ = jax.lax.fori_loop(0, settings.iterations, iterate,
-                           (z_background, optimizer.init(z_background)))
-  return z, cost(model, params, z, *data, settings)[1]
+  start = problem.background
+  z, _ = jax.lax.fori_loop(0, settings.iterations, iterate, (start, optimizer.init(start)))
+  return z, cost(model, params, z, problem, settings)[1]
 
 
 def analysis(model: KoopmanAutoencoder, params, observations: jax.Array, steps: jax.Array,
-             mask: jax.Array, z_free: jax.Array, neighbours: jax.Array,
+             mask: jax.Array, z_free: jax.Array, neighbours: jax.Array, num_steps: int,
              settings: Settings) -> jax.Array:
   """The assimilated latent segment start states (P, G, L), from the free run's z_free
-  (`segment_starts`) in the settings' control space; other arguments as `assimilate`'s."""
-  if settings.control == "state":
-    x_free = model.apply(params, z_free, method=model.decode)
-    x, _ = assimilate(model, params, observations, steps, mask, x_free, neighbours, settings)
-    return model.apply(params, x, method=model.encode)
-  z, _ = assimilate(model, params, observations, steps, mask, z_free, neighbours, settings)
-  return z
+  (`segment_starts`) in the settings' control space; other arguments as `Problem`'s."""
+  state_control = settings.control == "state"
+  start = model.apply(params, z_free, method=model.decode) if state_control else z_free
+  control, _ = assimilate(model, params, Problem(observations, steps, mask, start, neighbours,
+                                                 num_steps), settings)
+  return model.apply(params, control, method=model.encode) if state_control else control
 
 
 def grid_neighbours(height: int, width: int) -> np.ndarray:

@@ -9,6 +9,13 @@ from fusionjax import assimilation, parallel
 from fusionjax.models.koopman_ae import KoopmanAutoencoder
 
 STEPS = np.array([0, 3, 5, 9, 14, 20])
+NUM_STEPS = 21
+
+
+def _assimilate(model, params, observations, steps, mask, start, neighbours, settings,
+                num_steps=NUM_STEPS):
+  problem = assimilation.Problem(observations, steps, mask, start, neighbours, num_steps)
+  return assimilation.assimilate(model, params, problem, settings)
 
 
 def _prior():
@@ -33,8 +40,10 @@ def test_assimilation_recovers_the_trajectory_sharded_over_devices():
   model, params = _prior()
   z_true, steps, observations, z_start, neighbours = _problem(model, params)
   mask = jnp.ones(steps.shape)
-  settings = assimilation.Settings(iterations=400, learning_rate=0.02, log_every=0)
-  run = jax.jit(lambda *a: assimilation.assimilate(model, params, *a, settings))
+  # One pixel per device per chunk: the pixels are decoded in two chunks.
+  settings = assimilation.Settings(iterations=400, learning_rate=0.02, log_every=0,
+                                   chunk_rows=len(STEPS))
+  run = jax.jit(lambda *a: _assimilate(model, params, *a, settings))
   mesh = parallel.make_mesh()
   sharded = lambda x: jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
   z0, misfit = run(*map(sharded, (observations, steps, mask, z_start, neighbours)))
@@ -57,19 +66,66 @@ def test_masked_dates_are_ignored_and_smoothness_pulls_unobserved_pixels_to_neig
   corrupted = observations.at[1, 2].set(50.0)
   mask = mask.at[1, 2].set(0.0)                   # a masked outlier changes nothing
   plain = assimilation.Settings(iterations=100, learning_rate=0.02, log_every=0)
-  z_plain, _ = assimilation.assimilate(model, params, corrupted, steps, mask, z_start,
+  z_plain, _ = _assimilate(model, params, corrupted, steps, mask, z_start,
                                        neighbours, plain)
-  z_clean, _ = assimilation.assimilate(model, params, observations, steps, mask, z_start,
+  z_clean, _ = _assimilate(model, params, observations, steps, mask, z_start,
                                        neighbours, plain)
   np.testing.assert_allclose(z_plain, z_clean, atol=1e-6)
   np.testing.assert_allclose(z_plain[0], z_start[0], atol=1e-6)   # no data, no change
   smooth = assimilation.Settings(iterations=300, learning_rate=0.02, smoothness_weight=1.0,
                                  log_every=0)
-  z_smooth, _ = assimilation.assimilate(model, params, observations, steps, mask, z_start,
+  z_smooth, _ = _assimilate(model, params, observations, steps, mask, z_start,
                                         neighbours, smooth)
   neighbour_mean = jnp.mean(z_smooth[jnp.asarray(neighbours[0])], axis=0)
   assert float(jnp.linalg.norm(z_smooth[0] - neighbour_mean)) < 0.5 * float(
       jnp.linalg.norm(z_start[0] - neighbour_mean))
+
+
+def _reference_cost(model, params, control, observations, steps, mask, background, neighbours,
+                    settings):
+  """J written out over the whole problem at once, the powers of K by repeated squaring."""
+  z = (model.apply(params, control, method=model.encode) if settings.control == "state"
+       else control)
+  residual = (assimilation.decode_at(model, params, z, steps, settings.segment_steps)[..., :2]
+              - observations)
+  weight = mask[..., None] * jnp.ones(2)
+  total = (jnp.sum(weight * assimilation.misfit_penalty(residual, settings.robust_scale))
+           / jnp.sum(weight))
+  koopman_n = jnp.linalg.matrix_power(model.apply(params, method=model.koopman),
+                                      settings.segment_steps)
+  mean_square = lambda difference: jnp.mean(jnp.sum(difference ** 2, -1))
+  total += settings.model_error_weight * mean_square(z[:, 1:] - z[:, :-1] @ koopman_n.T)
+  total += settings.background_weight * mean_square(control - background)
+  return total + settings.smoothness_weight * mean_square(control[:, None] - control[neighbours])
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 0])
+def test_chunked_cost_and_gradient_equal_the_whole_problem_at_once(chunk_rows):
+  """Six pixels on four devices: with one pixel per device per chunk, two chunks of four, the
+  last two places padding; by default one chunk of eight."""
+  model, params = _prior()
+  settings = assimilation.Settings(control="state", segment_steps=7, model_error_weight=0.7,
+                                   background_weight=0.3, smoothness_weight=0.2,
+                                   robust_scale=0.5, chunk_rows=chunk_rows)
+  steps = jnp.broadcast_to(jnp.asarray(STEPS), (6, len(STEPS)))
+  observations = jax.random.normal(jax.random.key(11), (6, len(STEPS), 2))
+  mask = (jax.random.uniform(jax.random.key(12), steps.shape) < 0.7).astype(jnp.float32)
+  background = jax.random.normal(jax.random.key(13), (6, 3, 4))
+  control = background + 0.5 * jax.random.normal(jax.random.key(14), background.shape)
+  neighbours = jnp.asarray(assimilation.grid_neighbours(2, 3))
+  problem = assimilation.Problem(observations, steps, mask, background, neighbours, NUM_STEPS)
+  (value, misfit), gradient = jax.jit(
+      assimilation.value_and_gradient(model, params, problem, settings))(control)
+  expected, expected_gradient = jax.value_and_grad(lambda c: _reference_cost(
+      model, params, c, observations, steps, mask, background, neighbours, settings))(control)
+  np.testing.assert_allclose(value, expected, rtol=1e-5)
+  np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(assimilation.cost(model, params, control, problem, settings)[0],
+                             expected, rtol=1e-5)
+  z = model.apply(params, control, method=model.encode)
+  squares = mask[..., None] * (assimilation.decode_at(model, params, z, steps, 7)[..., :2]
+                               - observations) ** 2
+  np.testing.assert_allclose(misfit, jnp.sum(squares) / (2 * jnp.sum(mask)), rtol=1e-5)
 
 
 def test_background_is_the_encoded_state_carried_back_to_step_zero():
@@ -123,15 +179,15 @@ def test_segments_follow_a_trajectory_that_changes_course_and_free_runs_link_the
   neighbours = assimilation.grid_neighbours(2, 2)
   start = jnp.zeros((4, 1, 4))
   strong = assimilation.Settings(iterations=400, learning_rate=0.05, log_every=0)
-  _, strong_misfit = assimilation.assimilate(model, params, truth, steps, mask, start,
-                                             neighbours, strong)
+  _, strong_misfit = _assimilate(model, params, truth, steps, mask, start,
+                                             neighbours, strong, num_steps=20)
   weak = assimilation.Settings(iterations=400, learning_rate=0.05, segment_steps=10,
                                model_error_weight=0.0, log_every=0)
   two = assimilation.segment_count(20, 10)
   assert two == 2
   segments_start = assimilation.segment_starts(model, params, start[:, 0], two, 10)
-  _, weak_misfit = assimilation.assimilate(model, params, truth, steps, mask, segments_start,
-                                           neighbours, weak)
+  _, weak_misfit = _assimilate(model, params, truth, steps, mask, segments_start,
+                                           neighbours, weak, num_steps=20)
   assert float(weak_misfit) < 0.05 * float(strong_misfit)
   # The segment starts of a free run are the free run itself.
   z0 = jax.random.normal(jax.random.key(7), (3, 4))
@@ -151,9 +207,10 @@ def test_state_control_fits_through_the_encoder_and_bad_settings_are_named():
   x_start = x_true + 0.3 * jax.random.normal(jax.random.key(9), x_true.shape)
   settings = assimilation.Settings(iterations=300, learning_rate=0.02, control="state",
                                    background_weight=1e-4, smoothness_weight=1e-4, log_every=0)
-  start = assimilation.cost(model, params, x_start, observations, steps, jnp.ones(steps.shape),
-                            x_start, assimilation.grid_neighbours(2, 3), settings)[1]
-  _, misfit = assimilation.assimilate(model, params, observations, steps, jnp.ones(steps.shape),
+  problem = assimilation.Problem(observations, steps, jnp.ones(steps.shape), x_start,
+                                 assimilation.grid_neighbours(2, 3), NUM_STEPS)
+  start = assimilation.cost(model, params, x_start, problem, settings)[1]
+  _, misfit = _assimilate(model, params, observations, steps, jnp.ones(steps.shape),
                                       x_start, assimilation.grid_neighbours(2, 3), settings)
   assert float(misfit) < 1e-2 * float(start)
   with pytest.raises(ValueError, match="control='weights': expected one of"):
@@ -184,7 +241,7 @@ def test_robust_misfit_resists_an_outlier_the_mask_missed():
   for scale in (0.0, 0.05):
     settings = assimilation.Settings(iterations=400, learning_rate=0.02, robust_scale=scale,
                                      log_every=0)
-    z, misfit = assimilation.assimilate(model, params, outlier, steps, mask, z_start,
+    z, misfit = _assimilate(model, params, outlier, steps, mask, z_start,
                                         neighbours, settings)
     clean = mask.at[:, 3].set(0.0)
     error[scale] = float(jnp.sqrt(jnp.sum(clean[..., None] * (assimilation.decode_at(

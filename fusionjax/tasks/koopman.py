@@ -220,13 +220,16 @@ class KoopmanObjective:
                                             z_initial)
     data = (observations, steps, mask)
 
+    num_steps = output_steps.shape[1]
+
     def trajectory(settings, analysed: bool):
-      count = assimilation.segment_count(output_steps.shape[1], settings.segment_steps)
+      count = assimilation.segment_count(num_steps, settings.segment_steps)
       start = z_mean if analysed and settings.start == "mean_state" else z_initial
       z = assimilation.segment_starts(self.model, params, start, count,
                                       settings.segment_steps)
       if analysed:
-        z = assimilation.analysis(self.model, params, *data, z, neighbours, settings)
+        z = assimilation.analysis(self.model, params, *data, z, neighbours, num_steps,
+                                  settings)
       return assimilation.decode_at(self.model, params, z, output_steps,
                                     settings.segment_steps)[..., :self.channels]
 
