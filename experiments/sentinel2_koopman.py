@@ -33,7 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.hidden_fraction = 0.2     # observations held out for gap-filling
   config.data.forecast_fraction = 0.2   # the last part of the period, held out for forecasting
   config.data.validation_pixel_fraction = 0.1   # pixels whose windows are the validation split
-  config.data.split_seed = 0
+  config.data.split_seed = 0            # the held-out observations and pixels, and the
+                                        # procedural scene (config.seed: the model's)
   config.data.window_steps = 101        # published: prediction over t = 0 ... 100
   config.data.windows_per_pixel = 8
   config.data.sampled_steps = 0         # > 0: the loss at a window's start and sampled_steps - 1
@@ -82,15 +83,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   #     model_error_weight on the jumps between segments (weak constraint).
   #   robust_scale d > 0: Huber misfit, linear beyond residuals of d (observation units), so
   #     that dates with haze the cloud mask missed pull less (0: least squares).
+  #   dates_per_iteration k > 0: each iteration fits a random k of each pixel's observed
+  #     dates (a stochastic estimate of the misfit; 0: all of them).
+  #   chunk_rows: pixel-dates each device decodes at once (speed only; 0: cache-sized on
+  #     CPUs, large on accelerators).
   def assimilation_settings(control, learning_rate, smoothness_weight, robust_scale):
     return ml_collections.ConfigDict({
         "iterations": 50, "learning_rate": learning_rate, "control": control,
         "start": "mean_state", "segment_steps": 0, "model_error_weight": 1.0,
         "background_weight": 0.0, "smoothness_weight": smoothness_weight,
-        "robust_scale": robust_scale, "log_every": 25})
+        "robust_scale": robust_scale, "dates_per_iteration": 0, "chunk_rows": 0,
+        "log_every": 25})
   config.assimilation = ml_collections.ConfigDict()
   config.assimilation.gap_filling = assimilation_settings("latent", 0.02, 1.0, 0.0)
   config.assimilation.forecast = assimilation_settings("state", 0.01, 0.0, 0.05)
+
+  # An ensemble: with --mode=eval, this run and the workdirs listed here (comma-separated;
+  # the same experiment trained with other seeds, --config.seed) are assimilated as one
+  # ensemble, the members vmapped; eval.json then scores the ensemble mean and, under
+  # 'ensemble', each member, the spread and the CRPS.
+  config.ensemble = ml_collections.ConfigDict()
+  config.ensemble.members = ""
 
   config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 512

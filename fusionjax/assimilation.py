@@ -11,10 +11,12 @@ the model error between segments is penalised:
          + background_weight * mean ||c_k - c_b,k||^2
          + smoothness_weight * mean over 4-neighbour pairs ||c_i - c_j||^2,
 c being the control (below) and c_b its background, minimised with Adam inside one jitted
-loop. rho is the square, or with robust_scale = d > 0 the Huber function (r^2 within d,
-2 d |r| - d^2 beyond): variational quality control, so that a few observations far from the
-trajectory (haze or cloud edges the cloud mask missed) pull on it with a bounded force. The
-decoder runs only at the observed dates. The control variable is either the latent states
+loop (each iteration on every observed date, or on a random subset of each pixel's dates:
+Settings.dates_per_iteration). rho is the square, or with robust_scale = d > 0 the Huber
+function (r^2 within d, 2 d |r| - d^2 beyond): variational quality control, so that a few
+observations far from the trajectory (haze or cloud edges the cloud mask missed) pull on it
+with a bounded force. The decoder runs only at the observed dates, a cache-sized chunk of
+pixels at a time (Settings.chunk_rows). The control variable is either the latent states
 themselves ('latent', as published) or states x_k of the data space with z_k = phi(x_k)
 ('state'), which keeps them on the encoder's image, where the learned dynamics hold. The
 result is the whole trajectory: it fills the gaps and forecasts past the last observation
@@ -47,7 +49,9 @@ class Settings:
   robust_scale, the residual beyond which the misfit grows linearly (Huber; in the units of
   the observations, 0: quadratic everywhere); log_every iterations the misfit is logged
   (0: never); chunk_rows, the pixel-dates each device decodes at once (0:
-  `default_chunk_rows`), which changes the speed, not the result."""
+  `default_chunk_rows`), which changes the speed, not the result; dates_per_iteration k > 0,
+  each iteration fits a random k of each pixel's observed dates (an unbiased estimate of J,
+  for k times less decoding per iteration than N dates; 0: every observed date)."""
   iterations: int = 200
   learning_rate: float = 0.01
   segment_steps: int = 0
@@ -59,13 +63,15 @@ class Settings:
   robust_scale: float = 0.0
   log_every: int = 50
   chunk_rows: int = 0
+  dates_per_iteration: int = 0
 
   def __post_init__(self):
     if self.control not in CONTROLS:
       raise ValueError(f"control={self.control!r}: expected one of {CONTROLS}")
     if self.start not in STARTS:
       raise ValueError(f"start={self.start!r}: expected one of {STARTS}")
-    for field in ("iterations", "segment_steps", "log_every", "robust_scale", "chunk_rows"):
+    for field in ("iterations", "segment_steps", "log_every", "robust_scale", "chunk_rows",
+                  "dates_per_iteration"):
       if getattr(self, field) < 0:
         raise ValueError(f"{field}={getattr(self, field)}: expected >= 0")
 
@@ -128,10 +134,15 @@ def latent_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
 
 
 def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
-              segment_steps: int) -> jax.Array:
-  """(P, G, L) segment start states and (P, N) grid steps -> (P, N, D) decoded states."""
-  return model.apply(params, latent_at(model, params, z, steps, segment_steps),
-                     method=model.decode)
+              segment_steps: int, chunk_rows: int = 0) -> jax.Array:
+  """(P, G, L) segment start states and (P, N) grid steps -> (P, N, D) decoded states, a
+  chunk of chunk_rows pixel-dates per device at a time (0: `default_chunk_rows`)."""
+  def block(z, steps):
+    return model.apply(params, latent_at(model, params, z, steps, segment_steps),
+                       method=model.decode)
+  chunks = _Chunks(len(z), steps.shape[1], chunk_rows)
+  return chunks.join(jax.lax.map(lambda arrays: block(*arrays),
+                                 (chunks.split(z), chunks.split(steps))))
 
 
 def background(model: KoopmanAutoencoder, params, state: jax.Array,
@@ -251,9 +262,10 @@ def _smoothness(control: jax.Array, neighbours: jax.Array, weight: float) -> jax
   return weight * jnp.mean(jnp.sum((control[:, None] - control[neighbours]) ** 2, -1))
 
 
-def _decomposition(model: KoopmanAutoencoder, params, problem: Problem, settings: Settings):
-  """(chunks, the chunked per-pixel data, terms): `_pixel_terms` over chunks of pixels, the
-  control being shaped as the background."""
+def _decomposition(model: KoopmanAutoencoder, params, problem: Problem, settings: Settings,
+                   dates_per_pixel: int):
+  """(chunks, the chunked per-pixel data, terms): `_pixel_terms` over chunks of pixels sized
+  for dates_per_pixel decoded dates each, the control being shaped as the background."""
   pixels, segments = problem.background.shape[:2]
   koopman = model.apply(params, method=model.koopman)
   power_count = max(problem.num_steps, settings.segment_steps + 1)
@@ -263,7 +275,7 @@ def _decomposition(model: KoopmanAutoencoder, params, problem: Problem, settings
                  pixels * segments)
   terms = functools.partial(_pixel_terms, model, params, transposed_powers, settings,
                             problem.num_steps, normalisers)
-  chunks = _Chunks(pixels, problem.steps.shape[1], settings.chunk_rows)
+  chunks = _Chunks(pixels, dates_per_pixel, settings.chunk_rows)
   data = tuple(map(chunks.split, (problem.observations, problem.steps, problem.mask,
                                   problem.background, jnp.ones((pixels,)))))
   return chunks, data, terms
@@ -273,7 +285,8 @@ def cost(model: KoopmanAutoencoder, params, control: jax.Array, problem: Problem
          settings: Settings) -> tuple[jax.Array, jax.Array]:
   """J and its observation misfit (mean squared, whatever rho J uses), at the control:
   (P, G, L) latent segment states, or (P, G, D) states for control='state'."""
-  chunks, data, terms = _decomposition(model, params, problem, settings)
+  chunks, data, terms = _decomposition(model, params, problem, settings,
+                                       problem.steps.shape[1])
   totals, squares = jax.lax.map(lambda block: terms(*block), (chunks.split(control), *data))
   total = jnp.sum(totals)
   if settings.smoothness_weight:
@@ -281,18 +294,41 @@ def cost(model: KoopmanAutoencoder, params, control: jax.Array, problem: Problem
   return total, jnp.sum(squares) / problem.observation_count
 
 
+def _sampled_dates(key: jax.Array, count: int, observations: jax.Array, steps: jax.Array,
+                   mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """A random `count` of each pixel's observed dates, (c, count, ...) observations, steps and
+  mask, the mask weighted by observed / kept dates so that the misfit's sum is unbiased."""
+  draw = jax.random.uniform(key, mask.shape)
+  order = jnp.argsort(jnp.where(mask > 0, draw, 1.0 + draw), axis=1)[:, :count]
+  observed = jnp.sum(mask, axis=1, keepdims=True)
+  weight = observed / jnp.maximum(jnp.minimum(observed, count), 1.0)
+  take = lambda array: jnp.take_along_axis(
+      array, order.reshape(order.shape + (1,) * (array.ndim - 2)), axis=1)
+  return take(observations), take(steps), take(mask) * weight
+
+
 def value_and_gradient(model: KoopmanAutoencoder, params, problem: Problem,
                        settings: Settings):
-  """control -> ((J, observation misfit), dJ/dcontrol), as `cost`. Each chunk of pixels is
-  decoded and differentiated at once (`Settings.chunk_rows` pixel-dates per device), so its
+  """(control, key) -> ((J, observation misfit), dJ/dcontrol), as `cost`. Each chunk of pixels
+  is decoded and differentiated at once (`Settings.chunk_rows` pixel-dates per device), so its
   activations are reused while still in cache rather than stored for the whole problem.
-  What does not depend on the control is prepared once, outside the returned function."""
-  chunks, data, terms = _decomposition(model, params, problem, settings)
+  With Settings.dates_per_iteration = k > 0, the misfit of each pixel is taken on k of its
+  observed dates drawn from `key` (an unbiased estimate of J and its gradient). What does not
+  depend on the control is prepared once, outside the returned function."""
+  sampled = min(settings.dates_per_iteration, problem.steps.shape[1])
+  chunks, data, terms = _decomposition(model, params, problem, settings,
+                                       sampled or problem.steps.shape[1])
   gradient_of_terms = jax.value_and_grad(terms, has_aux=True)
 
-  def evaluate(control):
-    (totals, squares), gradients = jax.lax.map(lambda block: gradient_of_terms(*block),
-                                               (chunks.split(control), *data))
+  def block_gradient(key, control, observations, steps, mask, background, valid):
+    if sampled:
+      observations, steps, mask = _sampled_dates(key, sampled, observations, steps, mask)
+    return gradient_of_terms(control, observations, steps, mask, background, valid)
+
+  def evaluate(control, key):
+    keys = jax.random.split(key, chunks.count)
+    (totals, squares), gradients = jax.lax.map(lambda block: block_gradient(*block),
+                                               (keys, chunks.split(control), *data))
     total, gradient = jnp.sum(totals), chunks.join(gradients)
     if settings.smoothness_weight:
       smooth, smooth_gradient = jax.value_and_grad(_smoothness)(
@@ -316,7 +352,7 @@ def assimilate(model: KoopmanAutoencoder, params, problem: Problem,
 
   def iterate(iteration, carry):
     z, opt_state = carry
-    (_, misfit), grads = gradient(z)
+    (_, misfit), grads = gradient(z, jax.random.fold_in(jax.random.key(0), iteration))
     updates, opt_state = optimizer.update(grads, opt_state)
     if settings.log_every:
       jax.lax.cond((iteration + 1) % settings.log_every == 0,

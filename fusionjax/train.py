@@ -20,7 +20,7 @@ import optax
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from fusionjax import checkpoint, parallel, products, tasks
+from fusionjax import checkpoint, ensemble, parallel, products, tasks
 from fusionjax.data import pipeline
 
 MODES = ("train", "eval", "predict")
@@ -85,6 +85,9 @@ def validate_config(config, mode: str) -> None:
       raise ValueError(f"train.{field}={value}: expected a positive integer")
   if mode == "predict" and config.predict.get("input") and not config.predict.get("output"):
     raise ValueError("predict.output is empty: expected the folder for the results")
+  if ensemble_members(config) and mode != "eval":
+    raise ValueError(f"ensemble.members={config.ensemble.members!r} with --mode={mode}: an "
+                     "ensemble is evaluated with --mode=eval")
   data_dir = config.data.get("dir", "")
   if data_dir and not os.path.exists(data_dir):
     raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
@@ -229,10 +232,20 @@ class _TerminationNotice:
     return False
 
 
-def make_predict_fn(task, params, mesh):
-  """A host function (B, ...) numpy inputs -> numpy output(s), B split over all devices."""
+def ensemble_members(config) -> list[str]:
+  """The workdirs of config.ensemble.members (comma-separated; none without the field)."""
+  members = config.get("ensemble", {}).get("members", "")
+  return [workdir.strip() for workdir in members.split(",") if workdir.strip()]
+
+
+def make_predict_fn(task, params, mesh, stacked: bool = False):
+  """A host function (B, ...) numpy inputs -> numpy output(s), B split over all devices.
+  stacked: params of ensemble members stacked on a leading axis; each output gets that axis
+  (one vmapped program runs every member)."""
   sharded = parallel.batch_sharded(mesh)
-  apply = jax.jit(task.apply, out_shardings=parallel.replicated(mesh))
+  members_apply = lambda stacked, *inputs: jax.vmap(lambda p: task.apply(p, *inputs))(stacked)
+  apply = jax.jit(members_apply if stacked else task.apply,
+                  out_shardings=parallel.replicated(mesh))
 
   def predict(*inputs):
     arrays = [jax.device_put(jnp.asarray(x), sharded) for x in inputs]
@@ -283,7 +296,13 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
                          optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
   finally:
     checkpointer.close()   # waits for saves in flight, also when training stops on an error
-  predict = make_predict_fn(task, state.params, mesh)
+  members = ensemble_members(config)
+  if members:   # this run and config.ensemble.members, evaluated as one ensemble
+    params = ensemble.stacked_params(state, [workdir] + members, config.train.keep_checkpoints)
+    logging.info("Evaluating an ensemble of %d members: %s", len(members) + 1,
+                 ", ".join([workdir] + members))
+  predict = make_predict_fn(task, params if members else state.params, mesh,
+                            stacked=bool(members))
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   if mode == "predict" and config.predict.get("input"):  # the user's own scenes
     if jax.process_count() > 1:

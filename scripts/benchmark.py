@@ -9,7 +9,8 @@ samples/s, GFLOP/s, peak ratio.
                                                     # steps of 10 bands, every step observed
                                                     # (--sampled_steps=26: 26 of them)
   python scripts/benchmark.py --model=assimilation  # one assimilation iteration, 100x100
-                                                    # pixels x 243 dates (--observed_fraction)
+                                                    # pixels x 243 dates (--observed_fraction,
+                                                    # --dates_per_iteration)
   python scripts/benchmark.py --model=pipeline --config=experiments/sentinel2.py \
       --workdir=runs/s2 [--data_dir=...]            # an experiment's input pipeline against
                                                     # its trainer's consumption
@@ -193,7 +194,8 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
   params = objective.init_params(jax.random.key(0))
   pixels = args.size * args.size
   settings = assimilation.Settings(**{**config.assimilation[args.settings].to_dict(),
-                                      "iterations": args.steps, "log_every": 0})
+                                      "iterations": args.steps, "log_every": 0,
+                                      "dates_per_iteration": args.dates_per_iteration})
   segments = assimilation.segment_count(args.dates, settings.segment_steps)
   observed = jax.random.uniform(jax.random.key(1), (pixels, args.dates)) < args.observed_fraction
   inputs = (0.1 * jax.random.normal(jax.random.key(2), (pixels, args.dates, channels)),
@@ -213,7 +215,7 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
   # counted with every pixel in one chunk, as XLA's cost analysis counts a loop's body once.
   whole = dataclasses.replace(settings, chunk_rows=pixels * args.dates)
   gradient = jax.jit(lambda control, *a: assimilation.value_and_gradient(
-      objective.model, params, problem(*a), whole)(control))
+      objective.model, params, problem(*a), whole)(control, jax.random.key(0)))
   one = gradient.lower(inputs[3], *inputs).compile()
   times = []
   for i in range(args.warmup + 3):
@@ -233,7 +235,8 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
   described = {"model": "assimilation", "variant": args.variant or "reflectance",
                "pixels": pixels, "dates": args.dates, "bands": channels,
                "observed_fraction": args.observed_fraction, "iterations_timed": args.steps,
-               "settings": args.settings, "control": settings.control}
+               "settings": args.settings, "control": settings.control,
+               "dates_per_iteration": settings.dates_per_iteration}
   return described, {"parameters": int(sum(x.size for x in jax.tree.leaves(params))),
                      "compile_s": compile_s, "compile_cached_s": cached_s,
                      "memory_mb": _memory_mb(compiled), "step_s_all": times,
@@ -405,6 +408,9 @@ def main(argv=None) -> int:
   parser.add_argument("--sampled_steps", type=int, default=0,
                       help="koopman: states per window (data.sampled_steps; 0: all)")
   parser.add_argument("--dates", type=int, default=243, help="assimilation: grid dates")
+  parser.add_argument("--dates_per_iteration", type=int, default=0,
+                      help="assimilation: observed dates fitted per pixel and iteration "
+                           "(Settings.dates_per_iteration; 0: all)")
   parser.add_argument("--observed_fraction", type=float, default=1.0,
                       help="assimilation: fraction of (pixel, date) observed")
   parser.add_argument("--settings", choices=("gap_filling", "forecast"), default="gap_filling",

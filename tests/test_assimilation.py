@@ -1,4 +1,6 @@
 """Variational assimilation with a Koopman prior, on 4 simulated devices."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,7 +117,8 @@ def test_chunked_cost_and_gradient_equal_the_whole_problem_at_once(chunk_rows):
   neighbours = jnp.asarray(assimilation.grid_neighbours(2, 3))
   problem = assimilation.Problem(observations, steps, mask, background, neighbours, NUM_STEPS)
   (value, misfit), gradient = jax.jit(
-      assimilation.value_and_gradient(model, params, problem, settings))(control)
+      assimilation.value_and_gradient(model, params, problem, settings))(control,
+                                                                        jax.random.key(0))
   expected, expected_gradient = jax.value_and_grad(lambda c: _reference_cost(
       model, params, c, observations, steps, mask, background, neighbours, settings))(control)
   np.testing.assert_allclose(value, expected, rtol=1e-5)
@@ -126,6 +129,38 @@ def test_chunked_cost_and_gradient_equal_the_whole_problem_at_once(chunk_rows):
   squares = mask[..., None] * (assimilation.decode_at(model, params, z, steps, 7)[..., :2]
                                - observations) ** 2
   np.testing.assert_allclose(misfit, jnp.sum(squares) / (2 * jnp.sum(mask)), rtol=1e-5)
+
+
+def test_dates_per_iteration_is_an_unbiased_estimate_on_observed_dates_only():
+  model, params = _prior()
+  z_true, steps, observations, z_start, neighbours = _problem(model, params)
+  # Pixel 0 sees two dates, the others four or more of six.
+  mask = jnp.ones(steps.shape).at[0, 2:].set(0.0).at[1:, 1].set(0.0).at[2:4, 4].set(0.0)
+  problem = assimilation.Problem(observations + 0.1, steps, mask, z_start, neighbours,
+                                 NUM_STEPS)
+  exact = assimilation.Settings(smoothness_weight=0.5)
+  (value, misfit), gradient = assimilation.value_and_gradient(
+      model, params, problem, exact)(z_start, jax.random.key(0))
+  # Every observed date kept: the exact cost, whatever the draw.
+  evaluate = assimilation.value_and_gradient(
+      model, params, problem, dataclasses.replace(exact, dates_per_iteration=5))
+  (all_value, _), all_gradient = evaluate(z_start, jax.random.key(1))
+  np.testing.assert_allclose(all_value, value, rtol=1e-5)
+  np.testing.assert_allclose(all_gradient, gradient, rtol=1e-4, atol=1e-7)
+  # Two dates a pixel: each draw differs, their mean is the exact cost and gradient.
+  evaluate = jax.jit(jax.vmap(assimilation.value_and_gradient(
+      model, params, problem, dataclasses.replace(exact, dates_per_iteration=2)),
+      in_axes=(None, 0)))
+  (values, misfits), gradients = evaluate(z_start, jax.random.split(jax.random.key(2), 4000))
+  assert float(jnp.std(misfits)) > 0.05 * float(misfit)
+  np.testing.assert_allclose(jnp.mean(values), value, rtol=0.02)
+  np.testing.assert_allclose(jnp.mean(misfits), misfit, rtol=0.02)
+  np.testing.assert_allclose(jnp.mean(gradients, 0), gradient,
+                             atol=0.03 * float(jnp.max(jnp.abs(gradient))))
+  # Pixel 0 has exactly two observed dates: its misfit part never varies.
+  pixel_zero = jax.vmap(lambda g: g[0])(gradients)
+  np.testing.assert_allclose(pixel_zero, jnp.broadcast_to(gradient[0], pixel_zero.shape),
+                             rtol=1e-4, atol=1e-7)
 
 
 def test_background_is_the_encoded_state_carried_back_to_step_zero():
@@ -221,6 +256,8 @@ def test_state_control_fits_through_the_encoder_and_bad_settings_are_named():
     assimilation.Settings(start="last")
   with pytest.raises(ValueError, match="robust_scale=-0.1: expected >= 0"):
     assimilation.Settings(robust_scale=-0.1)
+  with pytest.raises(ValueError, match="dates_per_iteration=-2: expected >= 0"):
+    assimilation.Settings(dates_per_iteration=-2)
 
 
 def test_huber_misfit_is_quadratic_within_its_scale_and_linear_beyond():

@@ -155,3 +155,28 @@ def test_a_pixel_without_observations_is_reported_and_left_out(tmp_path):
   values = np.load(out / "series.npz")["values"]
   assert np.all(np.isnan(values[:, 2, 5])) and np.isfinite(np.delete(
       values.reshape(len(values), -1), 2 * 8 + 5, axis=1)).all()
+
+
+def test_two_seeds_are_evaluated_as_one_ensemble(tmp_path):
+  smoke = "--config=experiments/sentinel2_koopman.py:smoke"
+  first, second = tmp_path / "seed0", tmp_path / "seed1"
+  _run(smoke, f"--workdir={first}")
+  _run(smoke, f"--workdir={second}", "--config.seed=1")
+  alone = [json.loads((workdir / "eval.json").read_text()) for workdir in (first, second)]
+  _run(smoke, f"--workdir={first}", "--mode=eval", f"--config.ensemble.members={second}")
+  report = json.loads((first / "eval.json").read_text())
+  for section in ("gap_filling", "forecast"):
+    scores = report["ensemble"][section]
+    assert scores["members"] == 2
+    # Each member of the vmapped ensemble scores as its own run did.
+    np.testing.assert_allclose(scores["member_rmse"],
+                               [run[section]["koopman"]["rmse"] for run in alone], rtol=1e-4)
+    assert scores["spread"] > 0 and scores["crps"] > 0
+    # The top-level figures are the ensemble mean's.
+    np.testing.assert_allclose(report[section]["koopman"]["rmse"], scores["mean_rmse"])
+  # An ensemble is evaluated only, and every member must have been trained.
+  result = _run(smoke, f"--workdir={first}", f"--config.ensemble.members={second}", check=False)
+  assert result.returncode != 0 and "an ensemble is evaluated with --mode=eval" in result.stderr
+  result = _run(smoke, f"--workdir={first}", "--mode=eval",
+                f"--config.ensemble.members={tmp_path / 'untrained'}", check=False)
+  assert result.returncode != 0 and "ensemble.members: no checkpoint in" in result.stderr

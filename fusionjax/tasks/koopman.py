@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fusionjax import assimilation, atomic, products
+from fusionjax import assimilation, atomic, ensemble, products
 from fusionjax.baselines import temporal
 from fusionjax.data import pipeline, procedural_phenology, series, series_builder
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
@@ -50,7 +50,7 @@ def load_series(config) -> series.ImageSeries:
                        "(data.quantity='ndvi')")
     return series.read_ndvi_series(data.dir)
   procedural = procedural_phenology.make_series(
-      size=data.procedural_size, num_years=data.procedural_years, seed=config.seed)
+      size=data.procedural_size, num_years=data.procedural_years, seed=data.split_seed)
   return procedural_phenology.to_ndvi(procedural) if data.quantity == "ndvi" else procedural
 
 
@@ -256,7 +256,7 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
     key = hashlib.sha1(json.dumps([
         os.path.abspath(data.dir) if data.dir else "procedural", data.quantity, data.step_days,
         data.hidden_fraction, data.forecast_fraction, data.validation_pixel_fraction,
-        data.split_seed, data.procedural_size, data.procedural_years, config.seed]).encode()
+        data.split_seed, data.procedural_size, data.procedural_years]).encode()
     ).hexdigest()[:10]
     source_path = os.path.join(data_root, f"{config.name}-{key}", "states.npz")
     tfds_dir = os.path.join(data_root, f"{config.name}-{key}",
@@ -287,8 +287,9 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
   def _assimilate(self, predict: Callable, grid: series.GriddedSeries, usable: np.ndarray,
                   num_output_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(P, num_output_steps, C) assimilated and free trajectories of the `usable` (P, S)
-    observations of `grid`, the pixels padded for the devices and trimmed back. Pixels without
-    any usable observation are reported and left out: NaN, never made-up values."""
+    observations of `grid` ((M, P, ...) from an ensemble's M members), the pixels padded for
+    the devices and trimmed back. Pixels without any usable observation are reported and left
+    out: NaN, never made-up values."""
     inputs = assimilation_inputs(grid.values, usable, grid.image_shape, num_output_steps)
     count = len(grid.values)
     unobserved = ~usable.any(axis=1)
@@ -301,7 +302,8 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
                  inputs["steps"].shape[1], self.gap_filling.iterations,
                  self.forecast.iterations)
     assimilated, free = predict(*inputs.values())
-    left_out = lambda trajectory: np.where(unobserved[:, None, None], np.nan, trajectory[:count])
+    left_out = lambda trajectory: np.where(unobserved[:, None, None], np.nan,
+                                           trajectory[..., :count, :, :])
     return left_out(assimilated), left_out(free)
 
   def predict_validation(self, predict: Callable, batch_size: int) -> dict:
@@ -315,18 +317,38 @@ class KoopmanTask(TfdsBatches, KoopmanObjective):
                                           self.experiment.usable(before_cutoff=True), num_steps)
     return {"gap_filled": gap_filled, "forecast": forecast, "free_run": free_run}
 
+  def _scored_cells(self) -> tuple[np.ndarray, np.ndarray]:
+    """(P, S) the hidden observations scored for gap-filling and the observations after the
+    cut-off scored for the forecast; cells of pixels left out of an assimilation (no usable
+    observation) are not scored."""
+    experiment = self.experiment
+    after_cutoff = experiment.grid.observed & (np.arange(experiment.grid.values.shape[1])
+                                               >= experiment.cutoff)
+    return (experiment.hidden & experiment.usable(before_cutoff=False).any(axis=1)[:, None],
+            after_cutoff & experiment.usable(before_cutoff=True).any(axis=1)[:, None])
+
   def evaluate(self, prediction: dict) -> dict:
-    """Gap-filling, forecast and assimilation-versus-free-run figures, with the baselines."""
+    """Gap-filling, forecast and assimilation-versus-free-run figures, with the baselines.
+    From an ensemble's (M, P, S, C) predictions, the figures of the ensemble mean and an
+    'ensemble' section (each member's RMSE, the spread, the CRPS; `ensemble.report`)."""
+    if prediction["gap_filled"].ndim == 4:
+      report = self.evaluate({name: np.mean(members, axis=0)
+                              for name, members in prediction.items()})
+      truth, num_steps = self.experiment.grid.values, self.experiment.grid.values.shape[1]
+      hidden_scored, after_cutoff = self._scored_cells()
+      report["ensemble"] = {
+          "gap_filling": ensemble.report(prediction["gap_filled"][:, :, :num_steps], truth,
+                                         hidden_scored),
+          "forecast": ensemble.report(prediction["forecast"], truth, after_cutoff),
+          "forecast_free_run": ensemble.report(prediction["free_run"], truth, after_cutoff)}
+      return report
     grid, experiment = self.experiment.grid, self.experiment
     truth, cutoff = grid.values, experiment.cutoff
     num_steps = truth.shape[1]
     hidden = experiment.hidden
-    after_cutoff = grid.observed & (np.arange(num_steps) >= cutoff)
     before = experiment.usable(before_cutoff=True)
     usable = experiment.usable(before_cutoff=False)
-    # Cells of pixels left out of an assimilation (no usable observation) are not scored.
-    hidden_scored = hidden & usable.any(axis=1)[:, None]
-    after_cutoff = after_cutoff & before.any(axis=1)[:, None]
+    hidden_scored, after_cutoff = self._scored_cells()
     interpolated = temporal.linear_interpolation(truth, usable)
     gap = {"koopman": rmse_report(prediction["gap_filled"][:, :num_steps], truth, hidden_scored),
            "linear_interpolation": rmse_report(interpolated, truth, hidden_scored)}
