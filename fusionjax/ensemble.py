@@ -12,10 +12,10 @@ import numpy as np
 from fusionjax import checkpoint
 
 
-def stacked_params(template_state, workdirs: list[str], keep: int):
+def restored_params(template_state, workdirs: list[str], keep: int) -> list:
   """The params of the latest checkpoint of each of `workdirs` (runs of the same experiment,
-  e.g. other seeds), restored with the structure of template_state and stacked on a new
-  leading axis (members, ...). A workdir without a checkpoint is named."""
+  e.g. other seeds), restored with the structure of template_state. A workdir without a
+  checkpoint is named."""
   members = []
   for workdir in workdirs:
     checkpointer = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1,
@@ -27,6 +27,11 @@ def stacked_params(template_state, workdirs: list[str], keep: int):
       members.append(checkpointer.restore(template_state).params)
     finally:
       checkpointer.close()
+  return members
+
+
+def stacked(members: list):
+  """Parameter pytrees of the same structure stacked on a new leading axis (members, ...)."""
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
 
 

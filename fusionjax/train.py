@@ -243,7 +243,8 @@ def make_predict_fn(task, params, mesh, stacked: bool = False):
   stacked: params of ensemble members stacked on a leading axis; each output gets that axis
   (one vmapped program runs every member)."""
   sharded = parallel.batch_sharded(mesh)
-  members_apply = lambda stacked, *inputs: jax.vmap(lambda p: task.apply(p, *inputs))(stacked)
+  members_apply = lambda member_params, *inputs: jax.vmap(
+      lambda p: task.apply(p, *inputs))(member_params)
   apply = jax.jit(members_apply if stacked else task.apply,
                   out_shardings=parallel.replicated(mesh))
 
@@ -297,12 +298,13 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   finally:
     checkpointer.close()   # waits for saves in flight, also when training stops on an error
   members = ensemble_members(config)
+  params = state.params
   if members:   # this run and config.ensemble.members, evaluated as one ensemble
-    params = ensemble.stacked_params(state, [workdir] + members, config.train.keep_checkpoints)
+    params = ensemble.stacked([params] + ensemble.restored_params(
+        state, members, config.train.keep_checkpoints))
     logging.info("Evaluating an ensemble of %d members: %s", len(members) + 1,
                  ", ".join([workdir] + members))
-  predict = make_predict_fn(task, params if members else state.params, mesh,
-                            stacked=bool(members))
+  predict = make_predict_fn(task, params, mesh, stacked=bool(members))
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   if mode == "predict" and config.predict.get("input"):  # the user's own scenes
     if jax.process_count() > 1:
