@@ -70,6 +70,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.eval_every = 500
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 3
+  config.train.chunk_rows = 0           # window states each device differentiates at once
+                                        # (speed only; 0: cache-sized on CPUs, large on GPUs)
   config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
 
   # Assimilation: Adam on every pixel at once. The observed period is filled with the

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from fusionjax import chunking
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_steps, rollout
 
 MAX_STEPS = 2 ** 12 - 1   # the furthest grid step a trajectory reaches (56 years of 5 days)
@@ -49,7 +50,7 @@ class Settings:
   robust_scale, the residual beyond which the misfit grows linearly (Huber; in the units of
   the observations, 0: quadratic everywhere); log_every iterations the misfit is logged
   (0: never); chunk_rows, the pixel-dates each device decodes at once (0:
-  `default_chunk_rows`), which changes the speed, not the result; dates_per_iteration k > 0,
+  `chunking.default_rows`), which changes the speed, not the result; dates_per_iteration k > 0,
   each iteration fits a random k of each pixel's observed dates (an unbiased estimate of J,
   for k times less decoding per iteration than N dates; 0: every observed date)."""
   iterations: int = 200
@@ -74,39 +75,6 @@ class Settings:
                   "dates_per_iteration"):
       if getattr(self, field) < 0:
         raise ValueError(f"{field}={getattr(self, field)}: expected >= 0")
-
-
-def default_chunk_rows() -> int:
-  """Pixel-dates decoded at once per device when Settings.chunk_rows is 0: a block whose
-  decoder activations stay in a CPU core's cache, or a large one on accelerators."""
-  return 4096 if jax.default_backend() == "cpu" else 2 ** 20
-
-
-class _Chunks:
-  """Pixels regrouped into `count` chunks of `size` for a scan, padded at the end.
-
-  Pixel p = i count + j goes to chunk j, place i: a chunk holds pixels of every device (the
-  size is a multiple of the device count), so each device works through its own pixels,
-  chunk by chunk, without moving them.
-  """
-
-  def __init__(self, pixels: int, dates: int, chunk_rows: int):
-    devices = jax.device_count()
-    per_device = max((chunk_rows or default_chunk_rows()) // max(dates, 1), 1)
-    self.size = min(per_device, -(-pixels // devices)) * devices
-    self.count = -(-pixels // self.size)
-    self.pixels = pixels
-
-  def split(self, array: jax.Array) -> jax.Array:
-    """(P, ...) -> (count, size, ...), zeros where padded."""
-    padding = self.count * self.size - self.pixels
-    padded = jnp.pad(array, [(0, padding)] + [(0, 0)] * (array.ndim - 1))
-    return jnp.moveaxis(padded.reshape(self.size, self.count, *array.shape[1:]), 1, 0)
-
-  def join(self, chunked: jax.Array) -> jax.Array:
-    """(count, size, ...) -> (P, ...)."""
-    flat = jnp.moveaxis(chunked, 0, 1).reshape(-1, *chunked.shape[2:])
-    return flat[:self.pixels]
 
 
 def segment_count(num_steps: int, segment_steps: int) -> int:
@@ -136,11 +104,11 @@ def latent_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
 def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
               segment_steps: int, chunk_rows: int = 0) -> jax.Array:
   """(P, G, L) segment start states and (P, N) grid steps -> (P, N, D) decoded states, a
-  chunk of chunk_rows pixel-dates per device at a time (0: `default_chunk_rows`)."""
+  chunk of chunk_rows pixel-dates per device at a time (0: `chunking.default_rows`)."""
   def block(z, steps):
     return model.apply(params, latent_at(model, params, z, steps, segment_steps),
                        method=model.decode)
-  chunks = _Chunks(len(z), steps.shape[1], chunk_rows)
+  chunks = chunking.Chunks(len(z), steps.shape[1], chunk_rows)
   return chunks.join(jax.lax.map(lambda arrays: block(*arrays),
                                  (chunks.split(z), chunks.split(steps))))
 
@@ -164,7 +132,7 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
   Args:
     states: (P, N, D) states at (P, N) int grid steps, defined (P, N) 1 where usable.
     fallback: (P, L) the start of pixels without any defined state.
-    chunk_rows: states encoded at once per device (0: `default_chunk_rows`).
+    chunk_rows: states encoded at once per device (0: `chunking.default_rows`).
   Returns:
     (P, L).
   """
@@ -173,7 +141,7 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
     count = jnp.sum(defined, axis=1)[:, None]
     mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
     return jnp.where(count > 0, mean, fallback)
-  chunks = _Chunks(len(states), states.shape[1], chunk_rows)
+  chunks = chunking.Chunks(len(states), states.shape[1], chunk_rows)
   return chunks.join(jax.lax.map(lambda arrays: block(*arrays), tuple(
       map(chunks.split, (states, steps, defined, fallback)))))
 
@@ -275,7 +243,7 @@ def _decomposition(model: KoopmanAutoencoder, params, problem: Problem, settings
                  pixels * segments)
   terms = functools.partial(_pixel_terms, model, params, transposed_powers, settings,
                             problem.num_steps, normalisers)
-  chunks = _Chunks(pixels, dates_per_pixel, settings.chunk_rows)
+  chunks = chunking.Chunks(pixels, dates_per_pixel, settings.chunk_rows)
   data = tuple(map(chunks.split, (problem.observations, problem.steps, problem.mask,
                                   problem.background, jnp.ones((pixels,)))))
   return chunks, data, terms

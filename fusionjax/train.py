@@ -58,11 +58,19 @@ def initial_state(task, optimizer: optax.GradientTransformation, rng: jax.Array)
                     opt_state=optimizer.init(params))
 
 
-def optimizer_step(loss_fn, optimizer, state: TrainState, batch):
-  """One optimizer step. A step whose loss or gradient is not finite changes nothing but the
-  step count, and says so in its metrics ('nonfinite' = 1), so that the host can stop or go
-  on (train.skip_nonfinite) with every saved state good."""
-  (loss, step_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+def loss_and_gradient(task):
+  """(params, batch) -> ((loss, metrics), gradient): the task's own `loss_and_gradient` where
+  it has one (e.g. computed a chunk at a time), else the autodiff of its loss_fn."""
+  return getattr(task, "loss_and_gradient", None) or jax.value_and_grad(task.loss_fn,
+                                                                         has_aux=True)
+
+
+def optimizer_step(gradient_fn, optimizer, state: TrainState, batch):
+  """One optimizer step with gradient_fn (`loss_and_gradient`). A step whose loss or gradient
+  is not finite changes nothing but the step count, and says so in its metrics ('nonfinite'
+  = 1), so that the host can stop or go on (train.skip_nonfinite) with every saved state
+  good."""
+  (loss, step_metrics), grads = gradient_fn(state.params, batch)
   grad_norm = optax.global_norm(grads)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -128,7 +136,7 @@ def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer
   """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
   train_config = config.train
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  train_step = jax.jit(functools.partial(optimizer_step, task.loss_fn, optimizer),
+  train_step = jax.jit(functools.partial(optimizer_step, loss_and_gradient(task), optimizer),
                        in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
                        donate_argnums=(0,))
   eval_step = jax.jit(task.eval_fn, in_shardings=(replicated, sharded), out_shardings=replicated)

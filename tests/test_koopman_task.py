@@ -1,8 +1,14 @@
 """The Koopman experiment end to end from the command line (4 simulated devices)."""
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec
 
+from experiments import sentinel2_koopman
+from fusionjax import parallel, train
 from fusionjax.data import procedural_phenology, series
 from fusionjax.tasks import koopman
 from tests.conftest import shared_data_dir
@@ -180,3 +186,30 @@ def test_two_seeds_are_evaluated_as_one_ensemble(tmp_path):
   result = _run(smoke, f"--workdir={first}", "--mode=eval",
                 f"--config.ensemble.members={tmp_path / 'untrained'}", check=False)
   assert result.returncode != 0 and "ensemble.members: no checkpoint in" in result.stderr
+
+
+@pytest.mark.parametrize("windows, sharded", [(12, True), (10, False)])
+def test_training_gradient_by_chunks_of_windows_equals_the_whole_batch(windows, sharded):
+  """One window per device per chunk: three chunks of four windows on four devices (the
+  second case padded with two empty windows), windows with different counts of usable
+  states."""
+  config = sentinel2_koopman.get_config("smoke")
+  config.train.chunk_rows = 7
+  objective = koopman.KoopmanObjective(config, channels=10)
+  params = objective.init_params(jax.random.key(0))
+  rng = np.random.default_rng(0)
+  batch = {"state": rng.normal(size=(windows, 7, 20)).astype(np.float32),
+           "offset": np.sort(rng.choice(np.arange(1, 21), (windows, 7)), axis=1).astype(np.int32),
+           "mask": (rng.uniform(size=(windows, 7)) < 0.7).astype(np.float32)}
+  batch["offset"][:, 0] = 0
+  if sharded:
+    batch = jax.device_put(batch, NamedSharding(parallel.make_mesh(), PartitionSpec("data")))
+  (loss, terms), grads = jax.jit(train.loss_and_gradient(objective))(params, batch)
+  (expected, expected_terms), expected_grads = jax.value_and_grad(
+      objective.loss_fn, has_aux=True)(params, batch)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  for name in expected_terms:
+    np.testing.assert_allclose(terms[name], expected_terms[name], rtol=1e-5)
+  for leaf, expected_leaf in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+    np.testing.assert_allclose(leaf, expected_leaf, rtol=1e-4,
+                               atol=1e-6 * float(jnp.max(jnp.abs(expected_leaf))))

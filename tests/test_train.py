@@ -51,7 +51,8 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
   state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                            opt_state=optimizer.init(params))
   state = jax.device_put(state, parallel.replicated(mesh))
-  step = jax.jit(functools.partial(train.optimizer_step, loss_fn, optimizer),
+  step = jax.jit(functools.partial(train.optimizer_step,
+                                   jax.value_and_grad(loss_fn, has_aux=True), optimizer),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  donate_argnums=(0,))
   first = float(loss_fn(state.params, batch)[0])
@@ -137,7 +138,8 @@ def test_a_nonfinite_step_changes_nothing_but_the_step_count():
   params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
   state = train.TrainState(step=jnp.array(4, jnp.int32), params=params,
                            opt_state=optimizer.init(params))
-  step = jax.jit(functools.partial(train.optimizer_step, loss_fn, optimizer))
+  step = jax.jit(functools.partial(train.optimizer_step,
+                                   jax.value_and_grad(loss_fn, has_aux=True), optimizer))
   good, metrics = step(state, batch)
   assert float(metrics["nonfinite"]) == 0.0
   assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(good.params),

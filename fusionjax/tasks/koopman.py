@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fusionjax import assimilation, atomic, ensemble, products
+from fusionjax import assimilation, atomic, chunking, ensemble, products
 from fusionjax.baselines import temporal
 from fusionjax.data import pipeline, procedural_phenology, series, series_builder
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
@@ -34,6 +34,7 @@ from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
 Batch = dict[str, jax.Array]
 QUANTITIES = ("reflectance", "ndvi")
+WINDOW_TERMS = ("prediction", "autoencoding", "linearity")   # loss terms summed over windows
 
 
 def load_series(config) -> series.ImageSeries:
@@ -165,20 +166,23 @@ class KoopmanObjective:
   def init_params(self, rng: jax.Array):
     return self.model.init(rng, jnp.zeros((1, self.model.state_dim)), 1)
 
-  def _window_terms(self, params, batch: Batch) -> dict[str, jax.Array]:
-    """Means over the usable states of each window of each loss term. batch: 'state'
-    (B, M, D) at 'offset' (B, M) steps from the window's start (the first), 'mask' (B, M)."""
+  def _window_sums(self, params, batch: Batch) -> dict[str, jax.Array]:
+    """Sums over the usable states of the batch's windows of each window term (its mean over
+    the state's values). batch: 'state' (B, M, D) at 'offset' (B, M) steps from the window's
+    start (the first), 'mask' (B, M)."""
     state, mask = batch["state"], batch["mask"]
     koopman = self.model.apply(params, method=self.model.koopman)
     encoded = self.model.apply(params, state, method=self.model.encode)       # (B, M, L)
     latent, predicted = self._predicted(params, koopman, encoded[:, 0], batch["offset"])
     reconstructed = self.model.apply(params, encoded, method=self.model.decode)
-    count = jnp.maximum(jnp.sum(mask), 1.0)
-    masked_mean = lambda squares: jnp.sum(mask * jnp.mean(squares, -1)) / count
-    return {"prediction": masked_mean((predicted - state) ** 2),
-            "autoencoding": masked_mean((reconstructed - state) ** 2),
-            "linearity": masked_mean((latent - encoded) ** 2),
-            "orthogonality": orthogonality_error(koopman)}
+    masked_sum = lambda squares: jnp.sum(mask * jnp.mean(squares, -1))
+    return {"prediction": masked_sum((predicted - state) ** 2),
+            "autoencoding": masked_sum((reconstructed - state) ** 2),
+            "linearity": masked_sum((latent - encoded) ** 2)}
+
+  def _weighted(self, terms: dict[str, jax.Array]) -> jax.Array:
+    """The loss: the terms weighted by their config.loss.<name>_weight."""
+    return sum(self.config.loss[f"{name}_weight"] * value for name, value in terms.items())
 
   def _predicted(self, params, koopman: jax.Array, z0: jax.Array,
                  offset: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -189,10 +193,41 @@ class KoopmanObjective:
     return latent, self.model.apply(params, latent, method=self.model.decode)
 
   def loss_fn(self, params, batch: Batch):
-    terms = self._window_terms(params, batch)
-    weights = self.config.loss
-    loss = sum(weights[f"{name}_weight"] * value for name, value in terms.items())
-    return loss, terms
+    """(loss, terms): the window terms are means over the batch's usable states."""
+    count = jnp.maximum(jnp.sum(batch["mask"]), 1.0)
+    terms = {name: value / count for name, value in self._window_sums(params, batch).items()}
+    terms["orthogonality"] = orthogonality_error(
+        self.model.apply(params, method=self.model.koopman))
+    return self._weighted(terms), terms
+
+  def loss_and_gradient(self, params, batch: Batch):
+    """((loss, terms), d loss / d params), as jax.value_and_grad(loss_fn) gives, with the
+    windows differentiated a chunk at a time (train.chunk_rows window states per device; 0:
+    `chunking.default_rows`) and their gradients summed: each chunk's sums are divided by the
+    whole batch's count of usable states, so that the chunks add up exactly."""
+    count = jnp.maximum(jnp.sum(batch["mask"]), 1.0)
+    chunks = chunking.Chunks(len(batch["mask"]), batch["mask"].shape[1],
+                             self.config.train.chunk_rows)
+
+    def chunk_loss(params, chunk):
+      terms = {name: value / count for name, value in self._window_sums(params, chunk).items()}
+      return self._weighted(terms), terms
+
+    def orthogonality_loss(params):
+      error = orthogonality_error(self.model.apply(params, method=self.model.koopman))
+      return self._weighted({"orthogonality": error}), error
+
+    def accumulate(total, chunk):
+      return jax.tree.map(jnp.add, total, jax.value_and_grad(chunk_loss, has_aux=True)(
+          params, chunk)), None
+    zeros = ((jnp.zeros(()), {name: jnp.zeros(()) for name in WINDOW_TERMS}),
+             jax.tree.map(jnp.zeros_like, params))
+    ((loss, terms), grads), _ = jax.lax.scan(accumulate, zeros,
+                                             jax.tree.map(chunks.split, dict(batch)))
+    (orthogonality, error), orthogonality_grads = jax.value_and_grad(
+        orthogonality_loss, has_aux=True)(params)
+    return ((loss + orthogonality, {**terms, "orthogonality": error}),
+            jax.tree.map(jnp.add, grads, orthogonality_grads))
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
     """Weighted sums of the per-window prediction MSE on the validation pixels' windows."""
