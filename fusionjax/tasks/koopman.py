@@ -203,11 +203,12 @@ class KoopmanObjective:
   def loss_and_gradient(self, params, batch: Batch):
     """((loss, terms), d loss / d params), as jax.value_and_grad(loss_fn) gives, with the
     windows differentiated a chunk at a time (train.chunk_rows window states per device; 0:
-    `chunking.default_rows`) and their gradients summed: each chunk's sums are divided by the
-    whole batch's count of usable states, so that the chunks add up exactly."""
+    half of `chunking.default_rows`) and their gradients summed: each chunk's sums are
+    divided by the whole batch's count of usable states, so that the chunks add up exactly."""
     count = jnp.maximum(jnp.sum(batch["mask"]), 1.0)
+    # A state is encoded and decoded twice: half the rows of a chunk that only decodes.
     chunks = chunking.Chunks(len(batch["mask"]), batch["mask"].shape[1],
-                             self.config.train.chunk_rows)
+                             self.config.train.chunk_rows or chunking.default_rows() // 2)
 
     def chunk_loss(params, chunk):
       terms = {name: value / count for name, value in self._window_sums(params, chunk).items()}
