@@ -49,7 +49,7 @@ class Settings:
   its observed states carried back, `mean_background`); the weights of J's terms;
   robust_scale, the residual beyond which the misfit grows linearly (Huber; in the units of
   the observations, 0: quadratic everywhere); log_every iterations the misfit is logged
-  (0: never); chunk_rows, the pixel-dates each device decodes at once (0:
+  (0: never); chunk_rows, the pixel-dates each device decodes at once in the iterations (0:
   `chunking.default_rows`), which changes the speed, not the result; dates_per_iteration k > 0,
   each iteration fits a random k of each pixel's observed dates (an unbiased estimate of J,
   for k times less decoding per iteration than N dates; 0: every observed date)."""
@@ -102,13 +102,13 @@ def latent_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
 
 
 def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
-              segment_steps: int, chunk_rows: int = 0) -> jax.Array:
+              segment_steps: int) -> jax.Array:
   """(P, G, L) segment start states and (P, N) grid steps -> (P, N, D) decoded states, a
-  chunk of chunk_rows pixel-dates per device at a time (0: `chunking.default_rows`)."""
+  chunk of `chunking.default_rows` pixel-dates per device at a time."""
   def block(z, steps):
     return model.apply(params, latent_at(model, params, z, steps, segment_steps),
                        method=model.decode)
-  chunks = chunking.Chunks(len(z), steps.shape[1], chunk_rows)
+  chunks = chunking.Chunks(len(z), steps.shape[1])
   return chunks.join(jax.lax.map(lambda arrays: block(*arrays),
                                  (chunks.split(z), chunks.split(steps))))
 
@@ -123,16 +123,16 @@ def background(model: KoopmanAutoencoder, params, state: jax.Array,
 
 
 def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps: jax.Array,
-                    defined: jax.Array, fallback: jax.Array, chunk_rows: int = 0) -> jax.Array:
+                    defined: jax.Array, fallback: jax.Array) -> jax.Array:
   """The mean over a pixel's defined states of K^-step phi(state): each observed state
   carried back to step 0. With an orthogonal K it is the z_0 minimising
   sum_t ||K^t z_0 - phi(x_t)||^2, the latent linearity the prior was trained on, so it uses
-  every observation where `background` uses one.
+  every observation where `background` uses one. The states are encoded a chunk of
+  `chunking.default_rows` per device at a time.
 
   Args:
     states: (P, N, D) states at (P, N) int grid steps, defined (P, N) 1 where usable.
     fallback: (P, L) the start of pixels without any defined state.
-    chunk_rows: states encoded at once per device (0: `chunking.default_rows`).
   Returns:
     (P, L).
   """
@@ -141,7 +141,7 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
     count = jnp.sum(defined, axis=1)[:, None]
     mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
     return jnp.where(count > 0, mean, fallback)
-  chunks = chunking.Chunks(len(states), states.shape[1], chunk_rows)
+  chunks = chunking.Chunks(len(states), states.shape[1])
   return chunks.join(jax.lax.map(lambda arrays: block(*arrays), tuple(
       map(chunks.split, (states, steps, defined, fallback)))))
 

@@ -18,12 +18,15 @@ def restored_params(template_state, workdirs: list[str], keep: int) -> list:
   checkpoint is named."""
   members = []
   for workdir in workdirs:
-    checkpointer = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1,
-                                           keep=keep)
+    directory = os.path.join(workdir, "checkpoints")
+    missing = FileNotFoundError(f"ensemble.members: no checkpoint in {directory}; train that "
+                                "member first")
+    if not os.path.isdir(directory):   # checked first: the checkpointer would create it
+      raise missing
+    checkpointer = checkpoint.Checkpointer(directory, save_every=1, keep=keep)
     try:
       if checkpointer.latest_step() is None:
-        raise FileNotFoundError(f"ensemble.members: no checkpoint in {workdir}/checkpoints; "
-                                "train that member first")
+        raise missing
       members.append(checkpointer.restore(template_state).params)
     finally:
       checkpointer.close()

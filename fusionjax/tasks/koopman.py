@@ -34,7 +34,6 @@ from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
 Batch = dict[str, jax.Array]
 QUANTITIES = ("reflectance", "ndvi")
-WINDOW_TERMS = ("prediction", "autoencoding", "linearity")   # loss terms summed over windows
 
 
 def load_series(config) -> series.ImageSeries:
@@ -192,12 +191,17 @@ class KoopmanObjective:
                                  offset[..., None], axis=1)
     return latent, self.model.apply(params, latent, method=self.model.decode)
 
+  def _window_means(self, params, batch: Batch, count: jax.Array) -> dict[str, jax.Array]:
+    """The window terms of `batch` summed and divided by `count` usable states."""
+    return {name: value / count for name, value in self._window_sums(params, batch).items()}
+
+  def _orthogonality_error(self, params) -> jax.Array:
+    return orthogonality_error(self.model.apply(params, method=self.model.koopman))
+
   def loss_fn(self, params, batch: Batch):
     """(loss, terms): the window terms are means over the batch's usable states."""
-    count = jnp.maximum(jnp.sum(batch["mask"]), 1.0)
-    terms = {name: value / count for name, value in self._window_sums(params, batch).items()}
-    terms["orthogonality"] = orthogonality_error(
-        self.model.apply(params, method=self.model.koopman))
+    terms = self._window_means(params, batch, jnp.maximum(jnp.sum(batch["mask"]), 1.0))
+    terms["orthogonality"] = self._orthogonality_error(params)
     return self._weighted(terms), terms
 
   def loss_and_gradient(self, params, batch: Batch):
@@ -211,20 +215,20 @@ class KoopmanObjective:
                              self.config.train.chunk_rows or chunking.default_rows() // 2)
 
     def chunk_loss(params, chunk):
-      terms = {name: value / count for name, value in self._window_sums(params, chunk).items()}
+      terms = self._window_means(params, chunk, count)
       return self._weighted(terms), terms
 
     def orthogonality_loss(params):
-      error = orthogonality_error(self.model.apply(params, method=self.model.koopman))
+      error = self._orthogonality_error(params)
       return self._weighted({"orthogonality": error}), error
 
-    def accumulate(total, chunk):
-      return jax.tree.map(jnp.add, total, jax.value_and_grad(chunk_loss, has_aux=True)(
-          params, chunk)), None
-    zeros = ((jnp.zeros(()), {name: jnp.zeros(()) for name in WINDOW_TERMS}),
-             jax.tree.map(jnp.zeros_like, params))
-    ((loss, terms), grads), _ = jax.lax.scan(accumulate, zeros,
-                                             jax.tree.map(chunks.split, dict(batch)))
+    chunk_gradient = jax.value_and_grad(chunk_loss, has_aux=True)
+    split = jax.tree.map(chunks.split, dict(batch))
+    zeros = jax.tree.map(lambda shape: jnp.zeros(shape.shape, shape.dtype), jax.eval_shape(
+        chunk_gradient, params, jax.tree.map(lambda chunked: chunked[0], split)))
+    ((loss, terms), grads), _ = jax.lax.scan(
+        lambda total, chunk: (jax.tree.map(jnp.add, total, chunk_gradient(params, chunk)), None),
+        zeros, split)
     (orthogonality, error), orthogonality_grads = jax.value_and_grad(
         orthogonality_loss, has_aux=True)(params)
     return ((loss + orthogonality, {**terms, "orthogonality": error}),
