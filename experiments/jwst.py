@@ -62,7 +62,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.subspace_dim = 8        # k PCA components of the NIRSpec cube; 0: every band
   config.model.clip_output = False
   config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
-  config.model.attention = "chunked"   # 'chunked' (fast on CPU), 'xla', 'cudnn' (NVIDIA) or
+  config.model.attention = "auto"      # 'auto' (cudnn on NVIDIA GPUs in bfloat16, else chunked),
+                                      # 'chunked' (fast on CPU), 'xla', 'cudnn' (NVIDIA) or
                                       # 'windowed' (local, for very large scenes)
   config.model.query_chunk = 64
   config.model.window = 16             # pixels per window side of attention='windowed'

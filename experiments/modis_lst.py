@@ -64,6 +64,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.enforce_consistency = True   # exact Stefan-Boltzmann consistency with the input
   config.model.climatology = False     # the location's climatology as a further guide
   config.model.self_ensemble = False   # inference: mean over the 8 flips and rotations
+  config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)
 
   config.loss = ml_collections.ConfigDict()
   config.loss.consistency_weight = 1.0

@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.num_decoder_layers = 2
   config.model.clip_output = False
   config.model.zero_init_residual = True  # the untrained model is bicubic upsampling
-  config.model.attention = "chunked"
+  config.model.attention = "auto"      # see experiments/jwst.py
   config.model.query_chunk = 64
   config.model.window = 16             # pixels per window side of attention='windowed'
   config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)

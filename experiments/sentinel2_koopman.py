@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.hidden = (512, 256)      # published 20 -> 512 -> 256 -> 32
   config.model.latent_dim = 32
   config.model.operator = "penalty"     # 'penalty' (published) or 'cayley' (exactly orthogonal)
+  config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)
 
   config.loss = ml_collections.ConfigDict()
   config.loss.prediction_weight = 1.0

@@ -45,3 +45,23 @@ def test_windowed_attention_is_dense_attention_within_each_window():
   with pytest.raises(ValueError, match=r"model.window=5 does not divide the 8 x 12 image"):
     attention.dot_product_attention(q, k, v, implementation="windowed",
                                     image_shape=(height, width), window=5)
+
+
+@pytest.mark.parametrize("dtype,head_dim,device_kind,expected", [
+    (jnp.bfloat16, 16, "NVIDIA H100 80GB HBM3", "cudnn"),
+    (jnp.float16, 128, "NVIDIA A100-SXM4-40GB", "cudnn"),
+    (jnp.float32, 16, "NVIDIA H100 80GB HBM3", "chunked"),   # cuDNN's kernel is 16-bit only
+    (jnp.bfloat16, 12, "NVIDIA H100 80GB HBM3", "chunked"),  # nor other head widths
+    (jnp.bfloat16, 256, "NVIDIA H100 80GB HBM3", "chunked"),
+    (jnp.bfloat16, 16, "TPU v5 lite", "chunked"),
+    (jnp.float32, 16, "cpu", "chunked")])
+def test_auto_takes_the_fused_kernel_only_where_it_applies(dtype, head_dim, device_kind, expected):
+  assert attention.resolve("auto", dtype, head_dim, device_kind) == expected
+  assert attention.resolve("xla", dtype, head_dim, device_kind) == "xla"
+
+
+def test_auto_is_chunked_attention_on_this_cpu():
+  q, k, v = (jax.random.normal(jax.random.key(i), (1, 40, 2, 8)) for i in range(3))
+  np.testing.assert_array_equal(
+      attention.dot_product_attention(q, k, v, implementation="auto", query_chunk=16),
+      attention.chunked_attention(q, k, v, query_chunk=16))

@@ -4,6 +4,7 @@ import numpy as np
 
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
+from tests import mixed_precision
 
 
 def _count(params):
@@ -57,24 +58,15 @@ def test_bfloat16_compute_keeps_float32_parameters_gradients_and_output():
   full = Fusformer(out_bands=5, scale_factor=3, zero_init_residual=False)
   mixed = Fusformer(out_bands=5, scale_factor=3, zero_init_residual=False, dtype=jnp.bfloat16)
   params = full.init(jax.random.key(3), lr, msi)
-  assert all(leaf.dtype == jnp.float32
-             for leaf in jax.tree.leaves(mixed.init(jax.random.key(3), lr, msi)))
-  reference, result = full.apply(params, lr, msi), mixed.apply(params, lr, msi)
-  assert result.dtype == jnp.float32
-  residual = reference - sampling.upsample_bicubic(lr, 3)   # what the layers compute
-  error = np.abs(np.asarray(result - reference))
-  assert 0 < error.max() < 0.05 * np.abs(np.asarray(residual)).max()  # bfloat16 rounding only
+  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(3), lr, msi))
+  reference = full.apply(params, lr, msi)
+  mixed_precision.assert_rounding_only(reference, mixed.apply(params, lr, msi),
+                                       reference - sampling.upsample_bicubic(lr, 3))
 
   def loss(p, model):
     return jnp.mean(jnp.abs(model.apply(p, lr, msi) - 0.5))
-  grads_full, grads_mixed = (jax.grad(loss)(params, m) for m in (full, mixed))
-  for g_full, g_mixed in zip(jax.tree.leaves(grads_full), jax.tree.leaves(grads_mixed)):
-    assert g_mixed.dtype == jnp.float32 and np.all(np.isfinite(g_mixed))
-  flat_full, flat_mixed = (jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
-                           for g in (grads_full, grads_mixed))
-  cosine = jnp.vdot(flat_full, flat_mixed) / (jnp.linalg.norm(flat_full) *
-                                              jnp.linalg.norm(flat_mixed))
-  assert cosine > 0.99
+  mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
+                                         jax.grad(loss)(params, mixed))
 
 
 def test_windowed_attention_keeps_pixels_of_other_windows_out():

@@ -6,6 +6,7 @@ import pytest
 
 from fusionjax.models.koopman_ae import (KoopmanAutoencoder, matrix_power_by_steps,
                                          orthogonality_error, rollout)
+from tests import mixed_precision
 
 
 def _model(operator, rng=0):
@@ -50,3 +51,22 @@ def test_rollout_applies_k_step_by_step_and_the_model_decodes_it():
                              rtol=1e-4, atol=1e-6)
   predicted = model.apply(params, x0, 5)
   np.testing.assert_allclose(predicted, model.apply(params, z, method=model.decode), rtol=1e-5)
+
+
+def test_bfloat16_encoder_and_decoder_keep_latents_and_operator_float32():
+  full, params = _model("penalty")
+  params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(6), p.shape),
+                        params)
+  mixed = KoopmanAutoencoder(state_dim=4, hidden=(16, 8), latent_dim=6, dtype=jnp.bfloat16)
+  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(0), jnp.zeros((1, 4)), 1))
+  x0 = jax.random.normal(jax.random.key(7), (3, 4))
+  assert mixed.apply(params, x0, method=mixed.encode).dtype == jnp.float32
+  np.testing.assert_array_equal(mixed.apply(params, method=mixed.koopman),
+                                full.apply(params, method=full.koopman))
+  reference = full.apply(params, x0, 5)
+  mixed_precision.assert_rounding_only(reference, mixed.apply(params, x0, 5), reference)
+
+  def loss(p, model):
+    return jnp.mean((model.apply(p, x0, 5) - 0.2) ** 2)
+  mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
+                                         jax.grad(loss)(params, mixed))

@@ -6,6 +6,7 @@ import pytest
 
 from fusionjax.models import mrunet
 from fusionjax.physics import sampling, thermal
+from tests import mixed_precision
 
 
 def _inputs(guide_channels=1, batch=2, coarse=4):
@@ -57,3 +58,27 @@ def test_space_to_depth_round_trip_and_bad_shapes():
   np.testing.assert_array_equal(mrunet.depth_to_space(patches, 4), x)
   with pytest.raises(ValueError, match="not a multiple of 4"):
     mrunet.MultiResidualUNet(widths=(4, 8, 16)).init(jax.random.key(0), jnp.zeros((1, 6, 8, 1)))
+
+
+def test_bfloat16_unet_keeps_the_temperatures_float32():
+  coarse_k, guide, fine_km = _inputs()
+  kwargs = dict(widths=(8, 16), patch_size=2, enforce_consistency=False)
+  full = mrunet.LstSuperResolution(**kwargs)
+  mixed = mrunet.LstSuperResolution(**kwargs, dtype=jnp.bfloat16)
+  untrained = full.init(jax.random.key(0), coarse_k, guide, fine_km)
+  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(0), coarse_k, guide,
+                                                       fine_km))
+  # Untrained, the correction is zero: the result is the float32 bicubic upsampling exactly
+  # (bfloat16 temperatures near 300 K would be off by up to 1 K).
+  bicubic = sampling.upsample_bicubic(coarse_k, 4)
+  np.testing.assert_array_equal(mixed.apply(untrained, coarse_k, guide, fine_km), bicubic)
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: 0.1 * jnp.ones_like(x) if "output" in str(path) else x, untrained)
+  reference = full.apply(params, coarse_k, guide, fine_km)
+  mixed_precision.assert_rounding_only(reference, mixed.apply(params, coarse_k, guide, fine_km),
+                                       reference - bicubic)
+
+  def loss(p, model):
+    return jnp.mean((model.apply(p, coarse_k, guide, fine_km) - 295.0) ** 2)
+  mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
+                                         jax.grad(loss)(params, mixed))

@@ -8,6 +8,8 @@ logits instead of all N^2, they stay in cache, and on CPUs it is several times f
 'xla'. 'windowed' is local attention: each token attends to the tokens of its own
 non-overlapping window of `window` x `window` pixels only, so that memory and arithmetic grow
 linearly with the image however large it is (for very large scenes; not the published model).
+'auto' is 'cudnn' where cuDNN's fused kernel applies (an NVIDIA GPU, 16-bit compute, head width
+a multiple of 8 up to 128) and 'chunked' everywhere else.
 """
 from __future__ import annotations
 
@@ -16,7 +18,19 @@ import functools
 import jax
 import jax.numpy as jnp
 
-IMPLEMENTATIONS = ("chunked", "xla", "cudnn", "windowed")
+IMPLEMENTATIONS = ("auto", "chunked", "xla", "cudnn", "windowed")
+
+
+def resolve(implementation: str, dtype, head_dim: int, device_kind: str) -> str:
+  """The kernel that `implementation` names on a device of kind `device_kind` (e.g. 'NVIDIA
+  H100 80GB HBM3', 'cpu') for `dtype` inputs with heads `head_dim` wide: 'auto' becomes
+  'cudnn' where cuDNN's fused attention takes such inputs, 'chunked' elsewhere; the others are
+  themselves."""
+  if implementation != "auto":
+    return implementation
+  fused = (device_kind.startswith("NVIDIA") and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+           and head_dim % 8 == 0 and head_dim <= 128)
+  return "cudnn" if fused else "chunked"
 
 
 def _split(x, chunk):
@@ -131,6 +145,8 @@ def dot_product_attention(query, key, value, *, implementation: str = "chunked",
                           window: int = 16):
   """Multi-head attention of (B, N, H, D) queries, keys and values -> (B, N, H, D).
   image_shape (height, width of the N tokens) and window are for 'windowed' only."""
+  implementation = resolve(implementation, query.dtype, query.shape[-1],
+                           jax.devices()[0].device_kind)
   if implementation == "chunked":
     return chunked_attention(query, key, value, query_chunk=query_chunk)
   if implementation == "windowed":

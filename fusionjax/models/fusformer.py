@@ -23,7 +23,7 @@ class SelfAttentionBlock(nn.Module):
   """x + MultiHeadSelfAttention(LayerNorm(x)); queries, keys, values without bias."""
   num_heads: int
   head_dim: int
-  implementation: str = "chunked"
+  implementation: str = "auto"
   query_chunk: int = 64
   dtype: Any = jnp.float32
   window: int = 16
@@ -88,7 +88,7 @@ class Fusformer(nn.Module):
   num_decoder_layers: int = 2
   clip_output: bool = False
   zero_init_residual: bool = True
-  attention: str = "chunked"
+  attention: str = "auto"
   query_chunk: int = 64
   dtype: Any = jnp.float32
   window: int = 16

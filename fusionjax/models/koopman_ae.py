@@ -10,6 +10,7 @@ log2(t) small matrix products per state, never a loop over time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -19,13 +20,14 @@ OPERATORS = ("penalty", "cayley")
 
 
 class Mlp(nn.Module):
-  """Dense layers with ReLU between them; the last layer is linear."""
+  """Dense layers with ReLU between them, computing in `dtype`; the last layer is linear."""
   features: Sequence[int]
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     for index, width in enumerate(self.features):
-      x = nn.Dense(width, name=f"dense{index}")(x)
+      x = nn.Dense(width, dtype=self.dtype, name=f"dense{index}")(x)
       if index < len(self.features) - 1:
         x = nn.relu(x)
     return x
@@ -37,17 +39,22 @@ class KoopmanAutoencoder(nn.Module):
     hidden: widths of the encoder's hidden layers (the decoder's, reversed).
     latent_dim: L, the Koopman state size.
     operator: 'penalty' or 'cayley' (see the module docstring).
+    dtype: the encoder's and decoder's compute dtype: float32, or bfloat16 for mixed precision
+      on GPUs and TPUs. Parameters stay float32, and so do the latent states, K and its
+      powers (a rollout multiplies K's rounding errors), the states and the losses: the
+      encoder's and decoder's outputs are cast back to float32.
   """
   state_dim: int
   hidden: Sequence[int] = (512, 256)
   latent_dim: int = 32
   operator: str = "penalty"
+  dtype: Any = jnp.float32
 
   def setup(self):
     if self.operator not in OPERATORS:
       raise ValueError(f"model.operator={self.operator!r}: expected one of {OPERATORS}")
-    self.encoder = Mlp((*self.hidden, self.latent_dim))
-    self.decoder = Mlp((*reversed(self.hidden), self.state_dim))
+    self.encoder = Mlp((*self.hidden, self.latent_dim), self.dtype)
+    self.decoder = Mlp((*reversed(self.hidden), self.state_dim), self.dtype)
     shape = (self.latent_dim, self.latent_dim)
     if self.operator == "penalty":
       self.operator_matrix = self.param("K", lambda _, s: jnp.eye(s[0]), shape)
@@ -55,12 +62,12 @@ class KoopmanAutoencoder(nn.Module):
       self.generator = self.param("generator", nn.initializers.zeros, shape)
 
   def encode(self, x: jnp.ndarray) -> jnp.ndarray:
-    """(..., D) -> (..., L)."""
-    return self.encoder(x)
+    """(..., D) -> (..., L), float32."""
+    return self.encoder(x).astype(jnp.float32)
 
   def decode(self, z: jnp.ndarray) -> jnp.ndarray:
-    """(..., L) -> (..., D)."""
-    return self.decoder(z)
+    """(..., L) -> (..., D), float32."""
+    return self.decoder(z).astype(jnp.float32)
 
   def koopman(self) -> jnp.ndarray:
     """K, (L, L)."""

@@ -10,6 +10,7 @@ coarse footprint so that the result aggregates (Stefan-Boltzmann) exactly to its
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -18,26 +19,30 @@ from fusionjax.physics import sampling, thermal
 
 
 class ResidualDoubleConv(nn.Module):
-  """relu(x' + conv3(relu(conv3(x)))), x' = x or its 1x1 projection to `features`."""
+  """relu(x' + conv3(relu(conv3(x)))), x' = x or its 1x1 projection to `features`; the
+  convolutions compute in `dtype`."""
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     """x: (B, H, W, C) -> (B, H, W, features)."""
-    shortcut = x if x.shape[-1] == self.features else nn.Conv(self.features, (1, 1),
-                                                              name="project")(x)
-    h = nn.relu(nn.Conv(self.features, (3, 3), name="conv1")(x))
-    h = nn.Conv(self.features, (3, 3), name="conv2")(h)
+    shortcut = x if x.shape[-1] == self.features else nn.Conv(
+        self.features, (1, 1), dtype=self.dtype, name="project")(x)
+    h = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype, name="conv1")(x))
+    h = nn.Conv(self.features, (3, 3), dtype=self.dtype, name="conv2")(h)
     return nn.relu(shortcut + h)
 
 
 class MultiResidualUNet(nn.Module):
   """(B, H, W, C) -> (B, H, W, out_channels); H and W multiples of 2^(len(widths) - 1).
 
-  The output convolution starts at zero, so the untrained network outputs zeros.
+  The output convolution starts at zero, so the untrained network outputs zeros. Every layer
+  computes in `dtype` (the output too).
   """
   widths: Sequence[int] = (32, 64, 128, 256)
   out_channels: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -48,16 +53,19 @@ class MultiResidualUNet(nn.Module):
     skips = []
     h = x
     for level, features in enumerate(self.widths[:-1]):
-      h = ResidualDoubleConv(features, name=f"down{level}")(h)
+      h = ResidualDoubleConv(features, self.dtype, name=f"down{level}")(h)
       skips.append(h)
-      h = nn.Conv(self.widths[level + 1], (3, 3), strides=(2, 2), name=f"downsample{level}")(h)
-    h = ResidualDoubleConv(self.widths[-1], name="bottleneck")(h)
+      h = nn.Conv(self.widths[level + 1], (3, 3), strides=(2, 2), dtype=self.dtype,
+                  name=f"downsample{level}")(h)
+    h = ResidualDoubleConv(self.widths[-1], self.dtype, name="bottleneck")(h)
     for level in reversed(range(depth)):
       features = self.widths[level]
-      h = nn.ConvTranspose(features, (2, 2), strides=(2, 2), name=f"upsample{level}")(h)
-      h = ResidualDoubleConv(features, name=f"up{level}")(jnp.concatenate([h, skips[level]], -1))
+      h = nn.ConvTranspose(features, (2, 2), strides=(2, 2), dtype=self.dtype,
+                           name=f"upsample{level}")(h)
+      h = ResidualDoubleConv(features, self.dtype, name=f"up{level}")(
+          jnp.concatenate([h, skips[level]], -1))
     return nn.Conv(self.out_channels, (1, 1), kernel_init=nn.initializers.zeros,
-                   name="output")(h)
+                   dtype=self.dtype, name="output")(h)
 
 
 def space_to_depth(x: jnp.ndarray, size: int) -> jnp.ndarray:
@@ -90,6 +98,10 @@ class LstSuperResolution(nn.Module):
     climatology: the guide's last two channels are the location's climatological pattern (K)
       and its weight (see fusionjax.data.lst_climatology); the pattern is scaled like the
       temperatures.
+    dtype: the U-Net's compute dtype: float32, or bfloat16 for mixed precision on GPUs and
+      TPUs. Its parameters stay float32, and so do the temperatures (bfloat16 resolves only
+      about 1 K at 300 K): the network's input is cast to `dtype` and its correction back to
+      float32 before it is added to the upsampled temperatures.
   """
   widths: Sequence[int] = (96, 192, 316)
   patch_size: int = 4
@@ -97,6 +109,7 @@ class LstSuperResolution(nn.Module):
   scale_conditioning: bool = False
   enforce_consistency: bool = True
   climatology: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, coarse_k: jnp.ndarray, guide: jnp.ndarray,
@@ -125,7 +138,8 @@ class LstSuperResolution(nn.Module):
       log_scale = jnp.log2(fine_km).astype(patches.dtype)[:, None, None, None]
       patches = jnp.concatenate(
           [patches, jnp.broadcast_to(log_scale, (*patches.shape[:3], 1))], -1)
-    unet = MultiResidualUNet(self.widths, out_channels=self.patch_size ** 2, name="unet")
-    correction = depth_to_space(unet(patches), self.patch_size)
+    unet = MultiResidualUNet(self.widths, out_channels=self.patch_size ** 2, dtype=self.dtype,
+                             name="unet")
+    correction = depth_to_space(unet(patches).astype(upsampled.dtype), self.patch_size)
     fine = upsampled + self.temperature_scale_k * correction
     return thermal.enforce_aggregate(fine, coarse_k) if self.enforce_consistency else fine

@@ -19,6 +19,7 @@ from fusionjax.data import jwst_observation
 from fusionjax.data.fusion_scene import FusionScene, scene_key
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer
+from fusionjax.models.precision import compute_dtype
 from fusionjax.physics import sampling
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
@@ -59,7 +60,7 @@ class FusionTask(TfdsBatches):
         mlp_dim=model.mlp_dim, num_encoder_layers=model.num_encoder_layers,
         num_decoder_layers=model.num_decoder_layers, clip_output=model.clip_output,
         zero_init_residual=model.zero_init_residual, attention=model.attention,
-        query_chunk=model.query_chunk, dtype=jnp.dtype(model.dtype), window=model.window)
+        query_chunk=model.query_chunk, dtype=compute_dtype(model.dtype), window=model.window)
 
   def _builder(self, scene_path: str, tfds_dir: str) -> FusionTiles:
     return FusionTiles(scene_path=scene_path, tile_size=self.config.data.tile_size,

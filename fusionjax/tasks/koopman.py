@@ -30,6 +30,7 @@ from fusionjax import assimilation, atomic, chunking, ensemble, products
 from fusionjax.baselines import temporal
 from fusionjax.data import pipeline, procedural_phenology, series, series_builder
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
+from fusionjax.models.precision import compute_dtype
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
 
 Batch = dict[str, jax.Array]
@@ -156,7 +157,8 @@ class KoopmanObjective:
     self.channels = channels
     model = config.model
     self.model = KoopmanAutoencoder(state_dim=2 * channels, hidden=tuple(model.hidden),
-                                    latent_dim=model.latent_dim, operator=model.operator)
+                                    latent_dim=model.latent_dim, operator=model.operator,
+                                    dtype=compute_dtype(model.dtype))
     self.gap_filling = _settings(config, "gap_filling")
     self.forecast = _settings(config, "forecast")
 

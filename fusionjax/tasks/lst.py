@@ -23,6 +23,7 @@ from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
 from fusionjax.data import lst_builder, lst_climatology, modis, procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
+from fusionjax.models.precision import compute_dtype
 from fusionjax.physics import psf, sampling, thermal
 from fusionjax.tasks import lst_predict
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
@@ -58,7 +59,8 @@ class LstObjective:
         widths=tuple(model.widths), patch_size=model.patch_size,
         temperature_scale_k=model.temperature_scale_k,
         scale_conditioning=model.scale_conditioning,
-        enforce_consistency=model.enforce_consistency, climatology=model.climatology)
+        enforce_consistency=model.enforce_consistency, climatology=model.climatology,
+        dtype=compute_dtype(model.dtype))
     self.train_steps = [tuple(step) for step in config.train.scale_steps]
     self.main_step = (config.data.scale_factor, 1)
     if model.guide not in modis.GUIDES:
