@@ -131,14 +131,28 @@ def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[st
   return {f"val_{key}": value / weight for key, value in totals.items()}
 
 
+def make_train_step(task, optimizer: optax.GradientTransformation, mesh):
+  """The compiled training step, (state, batch) -> (state, metrics): the state replicated on
+  `mesh` and donated, the batch sharded over it."""
+  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  return jax.jit(functools.partial(optimizer_step, loss_and_gradient(task), optimizer),
+                 in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
+                 donate_argnums=(0,))
+
+
+def replicated_initial_state(task, optimizer: optax.GradientTransformation, mesh,
+                             seed: int) -> TrainState:
+  """`initial_state` from `seed`, computed and replicated on every device of `mesh`."""
+  return jax.jit(functools.partial(initial_state, task, optimizer),
+                 out_shardings=parallel.replicated(mesh))(jax.random.key(seed))
+
+
 def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer, schedule,
                checkpointer: checkpoint.Checkpointer) -> TrainState:
   """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
   train_config = config.train
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  train_step = jax.jit(functools.partial(optimizer_step, loss_and_gradient(task), optimizer),
-                       in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
-                       donate_argnums=(0,))
+  train_step = make_train_step(task, optimizer, mesh)
   eval_step = jax.jit(task.eval_fn, in_shardings=(replicated, sharded), out_shardings=replicated)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   first_step = int(jax.device_get(state.step))
@@ -288,10 +302,8 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
   task = tasks.get_task(config, workdir)
   mesh = parallel.make_mesh()
   optimizer, schedule = make_optimizer(config.train)
-  replicated = parallel.replicated(mesh)
 
-  state = jax.jit(functools.partial(initial_state, task, optimizer),
-                  out_shardings=replicated)(jax.random.key(config.seed))
+  state = replicated_initial_state(task, optimizer, mesh, config.seed)
   checkpointer = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                          save_every=config.train.checkpoint_every,
                                          keep=config.train.keep_checkpoints)

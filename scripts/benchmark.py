@@ -16,18 +16,23 @@ samples/s, GFLOP/s, peak ratio.
                                                     # its trainer's consumption
   python scripts/benchmark.py --model=fusformer_memory [--attention=xla]
                                                     # peak memory at 32, 64, 128 pixels a side
+  python scripts/benchmark.py --model=all           # the four models above in one table, each
+                                                    # beside the input pipeline of the
+                                                    # experiment that trains it
   python scripts/benchmark.py --json=bench.json     # also save the figures
+  python scripts/benchmark.py --dtype=bfloat16      # mixed precision (GPU/TPU); the peak is
+                                                    # then measured in bfloat16 too
 
 FLOPs come from XLA's cost analysis (for Fusformer, of the same step with dense ('xla')
 attention, which has no loops (the cost analysis counts a loop body once); chunked attention does the same
 arithmetic plus a recomputation that is not counted, so the GFLOP/s figure is conservative.
-The matrix-multiply peak is measured in the same run on the same device.
+The matrix-multiply peak is measured in the same run on the same device, in the compute dtype:
+on an accelerator its fraction is the model FLOP utilisation (MFU) against the measured peak.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import importlib.util
 import json
 import os
@@ -42,7 +47,7 @@ import jax.numpy as jnp
 import optax
 from jax.experimental.compilation_cache import compilation_cache
 
-from fusionjax import assimilation, parallel, tasks, train
+from fusionjax import assimilation, atomic, parallel, tasks, train
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.data import procedural_phenology
 from fusionjax.tasks.koopman import KoopmanObjective
@@ -51,22 +56,29 @@ from fusionjax.tasks.lst import LstObjective
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def experiment_config(path: str, variant: str):
-  """get_config(variant) of an experiment file, e.g. experiments/modis_lst.py."""
+def experiment_config(path: str, variant: str, dtype: str = "float32"):
+  """get_config(variant) of an experiment file, e.g. experiments/modis_lst.py, its model
+  computing in `dtype`."""
   spec = importlib.util.spec_from_file_location("experiment", os.path.join(REPO, path))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(variant)
+  config = module.get_config(variant)
+  config.model.dtype = dtype
+  return config
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-  """Best-of-`repeats` float32 matrix-multiply rate, GFLOP/s."""
-  a = jax.random.normal(jax.random.key(0), (size, size))
-  b = jax.random.normal(jax.random.key(1), (size, size))
+def matmul_peak_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
+  """Best-of-`repeats` matrix-multiply rate of `dtype` matrices, GFLOP/s."""
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+  b = jax.random.normal(jax.random.key(1), (size, size), dtype)
   matmul = jax.jit(jnp.matmul)
   matmul(a, b).block_until_ready()
   best = min(_timed(lambda: matmul(a, b).block_until_ready()) for _ in range(repeats))
   return 2 * size ** 3 / best / 1e9
+
+
+def _device() -> str:
+  return f"{jax.devices()[0].device_kind} x{jax.device_count()} ({platform.machine()})"
 
 
 def _timed(fn) -> float:
@@ -153,7 +165,7 @@ def _objective_figures(objective, batch: dict, learning_rate: float, args) -> di
 
 def benchmark_mrunet(args) -> tuple[dict, dict]:
   """The LST experiment's training step (its loss, model and optimizer) on random tiles."""
-  config = experiment_config("experiments/modis_lst.py", args.variant)
+  config = experiment_config("experiments/modis_lst.py", args.variant, args.dtype)
   objective = LstObjective(config)
   t = config.data.tile_size
   tiles = {"lst": 290.0 + 10.0 * jax.random.uniform(jax.random.key(0), (args.batch, t, t, 1)),
@@ -166,9 +178,10 @@ def benchmark_mrunet(args) -> tuple[dict, dict]:
   return described, _objective_figures(objective, tiles, config.train.learning_rate, args)
 
 
-def _koopman_objective(variant: str) -> tuple:
-  """(config, bands, objective) of experiments/sentinel2_koopman.py:variant."""
-  config = experiment_config("experiments/sentinel2_koopman.py", variant)
+def _koopman_objective(variant: str, dtype: str) -> tuple:
+  """(config, bands, objective) of experiments/sentinel2_koopman.py:variant computing in
+  `dtype`."""
+  config = experiment_config("experiments/sentinel2_koopman.py", variant, dtype)
   channels = 1 if config.data.quantity == "ndvi" else len(procedural_phenology.BANDS)
   return config, channels, KoopmanObjective(config, channels)
 
@@ -178,7 +191,7 @@ def benchmark_koopman(args) -> tuple[dict, dict]:
   of which every step is observed (the published, gap-filled setting); with
   args.sampled_steps, on their start and sampled_steps - 1 random other steps, as
   data.sampled_steps gives."""
-  config, channels, objective = _koopman_objective(args.variant)
+  config, channels, objective = _koopman_objective(args.variant, args.dtype)
   steps = config.data.window_steps
   kept = args.sampled_steps or steps
   later = jnp.sort(jax.vmap(lambda key: jax.random.choice(key, jnp.arange(1, steps), (kept - 1,),
@@ -198,7 +211,7 @@ def benchmark_assimilation(args) -> tuple[dict, dict]:
   """Assimilation iterations (Adam on every pixel's initial latent state) with the Koopman
   experiment's model (untrained weights: the cost does not depend on them): args.size^2
   pixels, args.dates dates of which a seeded args.observed_fraction is observed."""
-  config, channels, objective = _koopman_objective(args.variant)
+  config, channels, objective = _koopman_objective(args.variant, args.dtype)
   params = objective.init_params(jax.random.key(0))
   pixels = args.size * args.size
   settings = assimilation.Settings(**{**config.assimilation[args.settings].to_dict(),
@@ -265,13 +278,15 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
   lr, msi, truth = (jax.random.uniform(jax.random.key(i), shape)
                     for i, shape in enumerate(_fusformer_shapes(args, args.size)))
   optimizer = optax.adam(1e-3)
-  model = Fusformer(**model_kwargs, attention=args.attention, query_chunk=args.query_chunk)
+  model = Fusformer(**model_kwargs, attention=args.attention, query_chunk=args.query_chunk,
+                    dtype=jnp.dtype(args.dtype))
   params = model.init(jax.random.key(3), lr, msi)
   opt_state = optimizer.init(params)
   step = make_step(model, optimizer)
 
   compiled, compile_s, cached_s = _compile(step, params, opt_state, lr, msi, truth)
-  dense_step = make_step(Fusformer(**model_kwargs, attention="xla"), optimizer)
+  dense_step = make_step(Fusformer(**model_kwargs, attention="xla", dtype=jnp.dtype(args.dtype)),
+                         optimizer)
   gflop = _cost_gflop(dense_step.lower(params, opt_state, lr, msi, truth).compile())
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
   times = _time_steps(compiled, params, opt_state, (lr, msi, truth), args)
@@ -288,7 +303,7 @@ def benchmark_pipeline(args) -> dict:
   that `task.train_batches` delivers on this process, and those the experiment's own
   training step (the trainer's `optimizer_step`, on every local device) consumes."""
   path, _, variant = args.config.partition(":")
-  config = experiment_config(path, variant)
+  config = experiment_config(path, variant, args.dtype)
   with config.unlocked():
     config.data.dir = args.data_dir or config.data.dir
   task = tasks.get_task(config, args.workdir)   # prepares the data once, under args.workdir
@@ -302,10 +317,8 @@ def benchmark_pipeline(args) -> dict:
 
   mesh = parallel.make_mesh()
   optimizer, _ = train.make_optimizer(config.train)
-  state = train.initial_state(task, optimizer, jax.random.key(config.seed))
-  step = jax.jit(functools.partial(train.optimizer_step, train.loss_and_gradient(task),
-                                   optimizer),
-                 donate_argnums=(0,))
+  state = train.replicated_initial_state(task, optimizer, mesh, config.seed)
+  step = train.make_train_step(task, optimizer, mesh)
   times = []
   for i in range(args.warmup + args.steps):
     batch = parallel.global_batch(held[i % len(held)], mesh)
@@ -316,8 +329,7 @@ def benchmark_pipeline(args) -> dict:
       times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
   local_batch = len(next(iter(held[0].values())))
-  return {"device": f"{jax.devices()[0].device_kind} x{jax.device_count()} "
-                    f"({platform.machine()})",
+  return {"device": _device(),
           "config": {"experiment": args.config, "data_dir": config.data.dir or "procedural",
                      "global_batch": global_batch},
           "pipeline_examples_per_s": local_batch / pipeline_s,
@@ -343,7 +355,7 @@ def fusformer_memory(args) -> dict:
         params, lr, msi).compile().memory_analysis().temp_size_in_bytes / 1e6
     rows.append({"size": size, "pixels": args.batch * size * size, "train_mb": train_mb,
                  "predict_mb": predict_mb})
-  return {"device": f"{jax.devices()[0].device_kind} ({platform.machine()})",
+  return {"device": _device(),
           "config": {"model": "fusformer", "attention": args.attention, "batch": args.batch,
                      "bands": args.bands, "msi_bands": args.msi_bands, "scale": args.scale},
           "sizes": rows}
@@ -353,23 +365,55 @@ BENCHMARKS = {"fusformer": benchmark_fusformer, "mrunet": benchmark_mrunet,
               "koopman": benchmark_koopman, "assimilation": benchmark_assimilation}
 BATCH = {"fusformer": 3, "fusformer_memory": 3, "mrunet": 24, "koopman": 512,
          "assimilation": 1}
+# The experiment that trains each model, whose input pipeline --model=all measures.
+TRAINING_EXPERIMENTS = {"fusformer": "experiments/jwst.py", "mrunet": "experiments/modis_lst.py",
+                        "koopman": "experiments/sentinel2_koopman.py"}
 
 
-def benchmark(args) -> dict:
-  """Figures of the chosen model's training step and the device's matmul peak."""
+def _for_model(args, model: str) -> argparse.Namespace:
+  """args for one model: its published batch and size unless --batch and --size are given."""
+  return argparse.Namespace(**{
+      **vars(args), "model": model,
+      "batch": BATCH.get(model) if args.batch is None else args.batch,
+      "size": (100 if model == "assimilation" else 64) if args.size is None else args.size})
+
+
+def benchmark(args, peak_gflops: float | None = None) -> dict:
+  """Figures of the chosen model's training step (or assimilation iteration) against the
+  device's matrix-multiply peak (measured here unless given)."""
   described, figures = BENCHMARKS[args.model](args)
   step_s = statistics.median(figures["step_s_all"])
-  peak = matmul_peak_gflops()
+  peak = peak_gflops or matmul_peak_gflops(args.dtype)
   achieved = figures["gflop_per_step"] / step_s
   return {
-      "device": f"{jax.devices()[0].device_kind} x{jax.device_count()} ({platform.machine()})",
-      "config": described, **figures, "step_s_median": step_s,
-      "samples_per_s": args.batch / step_s, "achieved_gflops": achieved,
-      "matmul_peak_gflops": peak, "fraction_of_peak": achieved / peak,
+      "device": _device(), "config": {**described, "dtype": args.dtype}, **figures,
+      "step_s_median": step_s, "samples_per_s": args.batch / step_s,
+      "achieved_gflops": achieved, "matmul_peak_gflops": peak,
+      "fraction_of_peak": achieved / peak,
       **({"assimilation_s": figures["start_s"]
           + figures["iterations_per_assimilation"] * step_s}
          if args.model == "assimilation" else {}),
   }
+
+
+def benchmark_all(args) -> dict:
+  """Every model of BENCHMARKS at its published size against one matrix-multiply peak, each
+  trained model beside the input pipeline of the experiment that trains it (its data prepared
+  under args.workdir, or in a temporary folder)."""
+  peak = matmul_peak_gflops(args.dtype)
+  models = {}
+  with tempfile.TemporaryDirectory(prefix="fusionjax-benchmark-data-") as scratch:
+    for model in BENCHMARKS:
+      print(f"Benchmarking {model} ...", file=sys.stderr, flush=True)
+      model_args = _for_model(args, model)
+      models[model] = benchmark(model_args, peak)
+      if model in TRAINING_EXPERIMENTS:
+        experiment = TRAINING_EXPERIMENTS[model] + (f":{args.variant}" if args.variant else "")
+        models[model]["pipeline"] = benchmark_pipeline(argparse.Namespace(**{
+            **vars(model_args), "config": experiment,
+            "workdir": os.path.join(args.workdir or scratch, model)}))
+  return {"device": _device(), "dtype": args.dtype, "matmul_peak_gflops": peak,
+          "models": models}
 
 
 def _with_empty_compilation_cache(directory: str, benchmark_fn, args) -> dict:
@@ -389,13 +433,82 @@ def _with_empty_compilation_cache(directory: str, benchmark_fn, args) -> dict:
     compilation_cache.reset_cache()   # forget the (soon deleted) directory
 
 
+def _model_rows(result: dict) -> list[tuple[str, str]]:
+  """(figure, value) rows of a `benchmark` result, and of its pipeline where it has one."""
+  rows = [("parameters", f"{result['parameters']:,}"),
+          ("compile, cold (s)", f"{result['compile_s']:.2f}"),
+          ("compile, from the cache (s)", f"{result['compile_cached_s']:.2f}"),
+          ("train step or iteration, median (s)", f"{result['step_s_median']:.3f}"),
+          ("samples/s (assimilation: iterations/s)", f"{result['samples_per_s']:.3f}"),
+          ("peak memory, XLA analysis (MB)", f"{result['memory_mb']:.1f}"),
+          ("GFLOP per step (XLA)", f"{result['gflop_per_step']:.1f}"),
+          ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
+          ("fraction of the matmul peak", f"{result['fraction_of_peak']:.3f}")]
+  if "pipeline" in result:
+    rows += _pipeline_rows(result["pipeline"])
+  if "assimilation_s" in result:
+    rows += [("iterations per assimilation (config)",
+              str(result["iterations_per_assimilation"])),
+             ("start, mean of the observed states (s)", f"{result['start_s']:.3f}"),
+             ("one assimilation: start + iterations (s)", f"{result['assimilation_s']:.2f}")]
+  return rows
+
+
+def _pipeline_rows(result: dict) -> list[tuple[str, str]]:
+  return [("pipeline, examples/s (this process)", f"{result['pipeline_examples_per_s']:.1f}"),
+          ("its experiment's trainer, examples/s", f"{result['trainer_examples_per_s']:.1f}"),
+          ("pipeline / trainer", f"{result['ratio']:.1f}")]
+
+
+def _print_table(title: str, columns: dict[str, list[tuple[str, str]]]) -> None:
+  """Prints rows of figures, one column of values per key of `columns` ('-' where a column
+  lacks a row)."""
+  names = list(dict.fromkeys(name for rows in columns.values() for name, _ in rows))
+  values = {column: dict(rows) for column, rows in columns.items()}
+  width = max(map(len, names)) + 2
+  column_width = max(len(v) for rows in columns.values() for _, v in rows) + 2
+  column_width = max(column_width, *(len(column) + 2 for column in columns))
+  print(title)
+  if len(columns) > 1:
+    print(" " * (width + 2) + "".join(column.rjust(column_width) for column in columns))
+  for name in names:
+    print(f"  {name:<{width}}" + "".join(values[column].get(name, "-").rjust(column_width)
+                                          for column in columns))
+
+
+def _report(args, result: dict) -> None:
+  """Prints `result` of args.model as a table."""
+  if args.model == "all":
+    _print_table(f"All models on {result['device']}, {result['dtype']}, matmul peak "
+                 f"{result['matmul_peak_gflops']:.1f} GFLOP/s:",
+                 {model: _model_rows(figures) for model, figures in result["models"].items()})
+    return
+  if args.model == "fusformer_memory":
+    title = "Peak temporary memory (XLA memory analysis), MB: "
+    rows = [(f"{row['size']} x {row['size']} ({row['pixels']:,} pixels): train, predict",
+             f"{row['train_mb']:.1f}, {row['predict_mb']:.1f}  "
+             f"({1e3 * row['train_mb'] / row['pixels']:.2f}, "
+             f"{1e3 * row['predict_mb'] / row['pixels']:.2f} per 1000 pixels)")
+            for row in result["sizes"]]
+  elif args.model == "pipeline":
+    title = "Input pipeline against the trainer: "
+    rows = _pipeline_rows(result) + [("train step, median (s)", f"{result['step_s_median']:.3f}")]
+  else:
+    title = "Assimilation: " if args.model == "assimilation" else "Train step: "
+    rows = [("matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"), *_model_rows(result)]
+  title += ", ".join(f"{k}={v}" for k, v in result["config"].items())
+  _print_table(title, {"": [("device", result["device"]), *rows]})
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", choices=(*BENCHMARKS, "pipeline", "fusformer_memory"),
+  parser.add_argument("--model", choices=(*BENCHMARKS, "all", "pipeline", "fusformer_memory"),
                       default="fusformer",
-                      help="pipeline: an experiment's input pipeline against its trainer "
-                           "(--config, --workdir, --data_dir); fusformer_memory: peak memory "
-                           "at each of --memory_sizes")
+                      help="all: every model and its experiment's input pipeline (procedural "
+                           "data, prepared under --workdir or a temporary folder); pipeline: an "
+                           "experiment's input pipeline against its trainer (--config, "
+                           "--workdir, --data_dir); fusformer_memory: peak memory at each of "
+                           "--memory_sizes")
   parser.add_argument("--memory_sizes", default="32,64,128",
                       help="fusformer_memory: MSI tile sizes")
   parser.add_argument("--config", default="experiments/jwst.py",
@@ -407,7 +520,11 @@ def main(argv=None) -> int:
                       help="pipeline: batches timed")
   parser.add_argument("--variant", default="",
                       help="experiment variant (modis_lst.py for mrunet, sentinel2_koopman.py "
-                           "for koopman and assimilation)")
+                           "for koopman and assimilation; with --model=all, of every "
+                           "experiment, e.g. smoke)")
+  parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                      help="the models' compute dtype (model.dtype); the matmul peak is "
+                           "measured in it")
   parser.add_argument("--batch", type=int, default=None,
                       help="default: 3 (fusformer), 24 (mrunet), 512 windows (koopman): "
                            "as published")
@@ -427,7 +544,7 @@ def main(argv=None) -> int:
   parser.add_argument("--bands", type=int, default=31)
   parser.add_argument("--msi_bands", type=int, default=3)
   parser.add_argument("--scale", type=int, default=4)
-  parser.add_argument("--attention", default="chunked")
+  parser.add_argument("--attention", default="auto")
   parser.add_argument("--query_chunk", type=int, default=64)
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--steps", type=int, default=5)
@@ -435,53 +552,18 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.model == "pipeline" and not args.workdir:
     parser.error("--model=pipeline needs --workdir (where the experiment's data is prepared)")
-  if args.batch is None and args.model in BATCH:
-    args.batch = BATCH[args.model]
-  if args.size is None:
-    args.size = 100 if args.model == "assimilation" else 64
-  benchmark_fn = {"pipeline": benchmark_pipeline,
+  if args.model == "all" and args.data_dir:
+    parser.error("--model=all prepares each experiment's procedural data: --data_dir names one "
+                 "experiment's (use --model=pipeline for it)")
+  if args.model != "all":
+    args = _for_model(args, args.model)
+  benchmark_fn = {"all": benchmark_all, "pipeline": benchmark_pipeline,
                   "fusformer_memory": fusformer_memory}.get(args.model, benchmark)
   with tempfile.TemporaryDirectory(prefix="fusionjax-benchmark-cache-") as cache:
     result = _with_empty_compilation_cache(cache, benchmark_fn, args)
-  if args.model == "fusformer_memory":
-    title = "Peak temporary memory (XLA memory analysis), MB: "
-    rows = [(f"{row['size']} x {row['size']} ({row['pixels']:,} pixels): train, predict",
-             f"{row['train_mb']:.1f}, {row['predict_mb']:.1f}  "
-             f"({1e3 * row['train_mb'] / row['pixels']:.2f}, "
-             f"{1e3 * row['predict_mb'] / row['pixels']:.2f} per 1000 pixels)")
-            for row in result["sizes"]]
-  elif args.model == "pipeline":
-    title = "Input pipeline against the trainer: "
-    rows = [("device", result["device"]),
-            ("pipeline, examples/s (this process)", f"{result['pipeline_examples_per_s']:.1f}"),
-            ("trainer, examples/s", f"{result['trainer_examples_per_s']:.1f}"),
-            ("train step, median (s)", f"{result['step_s_median']:.3f}"),
-            ("pipeline / trainer", f"{result['ratio']:.1f}")]
-  else:
-    title = "Assimilation: " if args.model == "assimilation" else "Train step: "
-    rows = [("device", result["device"]), ("parameters", f"{result['parameters']:,}"),
-            ("compile, cold (s)", f"{result['compile_s']:.2f}"),
-            ("compile, from the cache (s)", f"{result['compile_cached_s']:.2f}"),
-            ("assimilation iteration, median (s)" if args.model == "assimilation"
-             else "train step, median (s)", f"{result['step_s_median']:.3f}"),
-            ("iterations/s" if args.model == "assimilation" else "samples/s",
-             f"{result['samples_per_s']:.3f}"),
-            ("peak memory, XLA analysis (MB)", f"{result['memory_mb']:.1f}"),
-            ("GFLOP per step (XLA)", f"{result['gflop_per_step']:.1f}"),
-            ("achieved GFLOP/s", f"{result['achieved_gflops']:.1f}"),
-            ("matmul peak GFLOP/s", f"{result['matmul_peak_gflops']:.1f}"),
-            ("fraction of peak", f"{result['fraction_of_peak']:.3f}")]
-    if args.model == "assimilation":
-      rows += [("iterations per assimilation (config)",
-                str(result["iterations_per_assimilation"])),
-               ("start, mean of the observed states (s)", f"{result['start_s']:.3f}"),
-               ("one assimilation: start + iterations (s)", f"{result['assimilation_s']:.2f}")]
-  print(title + ", ".join(f"{k}={v}" for k, v in result["config"].items()))
-  width = max(len(name) for name, _ in rows) + 2
-  for name, value in rows:
-    print(f"  {name:<{width}}{value}")
+  _report(args, result)
   if args.json:
-    with open(args.json, "w") as stream:
+    with atomic.atomic_path(args.json) as temporary, open(temporary, "w") as stream:
       json.dump(result, stream, indent=2)
   return 0
 
