@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -78,6 +79,22 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
                 f"--config.predict.input={tmp_path / 'swapped.fits'}",
                 f"--config.predict.output={tmp_path / 'out'}", check=False)
   assert result.returncode != 0 and "swapped.fits: NIRCam filters" in result.stderr
+
+
+@pytest.mark.parametrize("experiment", ["jwst", "modis_lst", "sentinel2_koopman"])
+def test_every_experiment_trains_and_evaluates_in_mixed_precision(experiment, tmp_path):
+  _run(f"--config=experiments/{experiment}.py:smoke", f"--workdir={tmp_path}",
+       "--config.model.dtype=bfloat16")
+  report = json.loads((tmp_path / "eval.json").read_text())
+
+  def numbers(tree):
+    if isinstance(tree, dict):
+      return [x for value in tree.values() for x in numbers(value)]
+    if isinstance(tree, list):
+      return [x for value in tree for x in numbers(value)]
+    return [tree] if isinstance(tree, float) else []
+  figures = numbers(report)
+  assert figures and np.all(np.isfinite(figures))
 
 
 def test_bad_settings_stop_with_the_field_named(tmp_path):
