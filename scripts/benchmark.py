@@ -49,6 +49,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 from fusionjax import assimilation, atomic, parallel, tasks, train
 from fusionjax.models.fusformer import Fusformer
+from fusionjax.models.precision import compute_dtype
 from fusionjax.data import procedural_phenology
 from fusionjax.tasks.koopman import KoopmanObjective
 from fusionjax.tasks.lst import LstObjective
@@ -279,13 +280,13 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
                     for i, shape in enumerate(_fusformer_shapes(args, args.size)))
   optimizer = optax.adam(1e-3)
   model = Fusformer(**model_kwargs, attention=args.attention, query_chunk=args.query_chunk,
-                    dtype=jnp.dtype(args.dtype))
+                    dtype=compute_dtype(args.dtype))
   params = model.init(jax.random.key(3), lr, msi)
   opt_state = optimizer.init(params)
   step = make_step(model, optimizer)
 
   compiled, compile_s, cached_s = _compile(step, params, opt_state, lr, msi, truth)
-  dense_step = make_step(Fusformer(**model_kwargs, attention="xla", dtype=jnp.dtype(args.dtype)),
+  dense_step = make_step(Fusformer(**model_kwargs, attention="xla", dtype=compute_dtype(args.dtype)),
                          optimizer)
   gflop = _cost_gflop(dense_step.lower(params, opt_state, lr, msi, truth).compile())
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
