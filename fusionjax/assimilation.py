@@ -108,9 +108,7 @@ def decode_at(model: KoopmanAutoencoder, params, z: jax.Array, steps: jax.Array,
   def block(z, steps):
     return model.apply(params, latent_at(model, params, z, steps, segment_steps),
                        method=model.decode)
-  chunks = chunking.Chunks(len(z), steps.shape[1])
-  return chunks.join(jax.lax.map(lambda arrays: block(*arrays),
-                                 (chunks.split(z), chunks.split(steps))))
+  return chunking.Chunks(len(z), steps.shape[1]).map(block, z, steps)
 
 
 def background(model: KoopmanAutoencoder, params, state: jax.Array,
@@ -141,9 +139,8 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
     count = jnp.sum(defined, axis=1)[:, None]
     mean = jnp.sum(defined[..., None] * carried, axis=1) / jnp.maximum(count, 1.0)
     return jnp.where(count > 0, mean, fallback)
-  chunks = chunking.Chunks(len(states), states.shape[1])
-  return chunks.join(jax.lax.map(lambda arrays: block(*arrays), tuple(
-      map(chunks.split, (states, steps, defined, fallback)))))
+  return chunking.Chunks(len(states), states.shape[1]).map(block, states, steps, defined,
+                                                           fallback)
 
 
 def _log_progress(iteration, misfit):

@@ -34,6 +34,12 @@ class Chunks:
     padded = jnp.pad(array, [(0, padding)] + [(0, 0)] * (array.ndim - 1))
     return jnp.moveaxis(padded.reshape(self.size, self.count, *array.shape[1:]), 1, 0)
 
+  def map(self, fn, *arrays: jax.Array):
+    """fn(*chunk) over the chunks of `arrays` (each (P, ...)), one chunk after the other; its
+    (size, ...) outputs joined back to (P, ...)."""
+    return jax.tree.map(self.join, jax.lax.map(lambda chunk: fn(*chunk),
+                                               tuple(map(self.split, arrays))))
+
   def join(self, chunked: jax.Array) -> jax.Array:
     """(count, size, ...) -> (P, ...)."""
     flat = jnp.moveaxis(chunked, 0, 1).reshape(-1, *chunked.shape[2:])

@@ -88,15 +88,21 @@ def _timed(fn) -> float:
   return time.perf_counter() - start
 
 
-def make_step(model: Fusformer, optimizer):
-  def loss_fn(params, lr, msi, truth):
-    return jnp.mean(jnp.abs(model.apply(params, lr, msi) - truth))
-
-  def step(params, opt_state, lr, msi, truth):
-    loss, grads = jax.value_and_grad(loss_fn)(params, lr, msi, truth)
+def make_step(gradient_fn, optimizer):
+  """The jitted training step (params, opt_state, *inputs) -> (params, opt_state, loss), its
+  state donated; gradient_fn(params, *inputs) -> ((loss, aux), gradient)."""
+  def step(params, opt_state, *inputs):
+    (loss, _), grads = gradient_fn(params, *inputs)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
   return jax.jit(step, donate_argnums=(0, 1))
+
+
+def fusformer_gradient(model: Fusformer):
+  """(params, lr, msi, truth) -> ((L1 loss, None), gradient)."""
+  def loss_fn(params, lr, msi, truth):
+    return jnp.mean(jnp.abs(model.apply(params, lr, msi) - truth)), None
+  return jax.value_and_grad(loss_fn, has_aux=True)
 
 
 def _compile(jitted, *args) -> tuple[object, float, float]:
@@ -143,20 +149,13 @@ def _objective_figures(objective, batch: dict, learning_rate: float, args) -> di
   params = objective.init_params(jax.random.key(2))
   opt_state = optimizer.init(params)
 
-  def make_step(gradient_fn):
-    def step(params, opt_state, batch):
-      (loss, _), grads = gradient_fn(params, batch)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, loss
-    return jax.jit(step, donate_argnums=(0, 1))
-
-  compiled, compile_s, cached_s = _compile(make_step(train.loss_and_gradient(objective)),
-                                           params, opt_state, batch)
+  compiled, compile_s, cached_s = _compile(
+      make_step(train.loss_and_gradient(objective), optimizer), params, opt_state, batch)
   # XLA's cost analysis counts a loop's body once: a gradient taken a chunk at a time in a
   # scan is counted on the same step without chunks (the same arithmetic).
   counted = compiled if not hasattr(objective, "loss_and_gradient") else make_step(
-      jax.value_and_grad(objective.loss_fn, has_aux=True)).lower(params, opt_state,
-                                                                batch).compile()
+      jax.value_and_grad(objective.loss_fn, has_aux=True), optimizer).lower(
+          params, opt_state, batch).compile()
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
   return {"parameters": parameters, "compile_s": compile_s, "compile_cached_s": cached_s,
           "memory_mb": _memory_mb(compiled),
@@ -283,10 +282,11 @@ def benchmark_fusformer(args) -> tuple[dict, dict]:
                     dtype=compute_dtype(args.dtype))
   params = model.init(jax.random.key(3), lr, msi)
   opt_state = optimizer.init(params)
-  step = make_step(model, optimizer)
+  step = make_step(fusformer_gradient(model), optimizer)
 
   compiled, compile_s, cached_s = _compile(step, params, opt_state, lr, msi, truth)
-  dense_step = make_step(Fusformer(**model_kwargs, attention="xla", dtype=compute_dtype(args.dtype)),
+  dense_step = make_step(fusformer_gradient(Fusformer(**model_kwargs, attention="xla",
+                                                      dtype=compute_dtype(args.dtype))),
                          optimizer)
   gflop = _cost_gflop(dense_step.lower(params, opt_state, lr, msi, truth).compile())
   parameters = int(sum(x.size for x in jax.tree.leaves(params)))
@@ -350,7 +350,7 @@ def fusformer_memory(args) -> dict:
     optimizer = optax.adam(1e-3)
     params = jax.eval_shape(model.init, jax.random.key(0), lr, msi)
     opt_state = jax.eval_shape(optimizer.init, params)
-    train_mb = make_step(model, optimizer).lower(
+    train_mb = make_step(fusformer_gradient(model), optimizer).lower(
         params, opt_state, lr, msi, truth).compile().memory_analysis().temp_size_in_bytes / 1e6
     predict_mb = jax.jit(model.apply).lower(
         params, lr, msi).compile().memory_analysis().temp_size_in_bytes / 1e6
