@@ -50,7 +50,7 @@ from jax.experimental.compilation_cache import compilation_cache
 from fusionjax import assimilation, atomic, parallel, tasks, train
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.models.precision import compute_dtype
-from fusionjax.data import procedural_phenology
+from fusionjax.data.series import procedural as procedural_phenology
 from fusionjax.tasks.koopman import KoopmanObjective
 from fusionjax.tasks.lst import LstObjective
 

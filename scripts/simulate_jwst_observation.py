@@ -1,5 +1,5 @@
 """Simulates what NIRSpec and NIRCam observe of an experiment's whole scene and writes it as an
-observation file, the input of --mode=predict (format: fusionjax/data/jwst_observation.py).
+observation file, the input of --mode=predict (format: fusionjax/data/jwst/observation.py).
 
   python scripts/simulate_jwst_observation.py --config=experiments/jwst.py:orionbar \
       --config.data.dir=../shared/data/jwst_orionbar --output=runs/orionbar_observation.fits
@@ -13,7 +13,8 @@ training scene saw; change --config.seed for another noise draw.
 from absl import app, flags
 from ml_collections import config_flags
 
-from fusionjax.data import jwst_observation, jwst_scene
+from fusionjax.data.jwst import observation as jwst_observation
+from fusionjax.data.jwst import scene as jwst_scene
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "JWST experiment config (path[:variant]).")

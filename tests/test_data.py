@@ -8,7 +8,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments import jwst as jwst_experiment
-from fusionjax.data import jwst_scene, pipeline
+from fusionjax.data import pipeline
+from fusionjax.data.jwst import scene as jwst_scene
 from fusionjax.data.fusion_scene import FusionScene
 from fusionjax.data.tiles_builder import FusionTiles
 

@@ -4,7 +4,7 @@ import pytest
 from astropy.io import fits
 
 from fusionjax import products
-from fusionjax.data import jwst_observation
+from fusionjax.data.jwst import observation as jwst_observation
 
 
 def _observation(planes=5, filters=("F150W", "F212N")):

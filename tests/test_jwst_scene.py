@@ -6,7 +6,9 @@ import scipy.ndimage
 from astropy.io import fits
 
 from experiments import jwst as jwst_experiment
-from fusionjax.data import jwst_scene, orionbar, procedural_jwst
+from fusionjax.data.jwst import scene as jwst_scene
+from fusionjax.data.jwst import orionbar
+from fusionjax.data.jwst import procedural as procedural_jwst
 from fusionjax.physics import jwst
 from tests.conftest import shared_data_dir
 

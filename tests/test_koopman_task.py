@@ -9,7 +9,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import sentinel2_koopman
 from fusionjax import parallel, train
-from fusionjax.data import procedural_phenology, series
+from fusionjax.data.series import procedural as procedural_phenology
+from fusionjax.data.series import reader as series
 from fusionjax.tasks import koopman
 from tests.conftest import shared_data_dir
 from tests.test_main import _run

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from experiments.modis_lst import get_config
-from fusionjax.data import geotiff, lst_builder, modis, procedural_lst
+from fusionjax.data import geotiff
+from fusionjax.data.modis import builder as lst_builder
+from fusionjax.data.modis import reader as modis
+from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.physics import thermal
 from fusionjax.tasks import lst
 from tests.conftest import shared_data_dir

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from experiments.modis_lst import get_config
-from fusionjax.data import geotiff, lst_builder, lst_climatology, procedural_lst
+from fusionjax.data import geotiff
+from fusionjax.data.modis import builder as lst_builder
+from fusionjax.data.modis import climatology as lst_climatology
+from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.tasks import lst
 from tests.conftest import shared_data_dir
 

@@ -13,7 +13,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from fusionjax.data import jwst_observation
+from fusionjax.data.jwst import observation as jwst_observation
 from tests.conftest import REPO, shared_data_dir
 
 METRICS = ("psnr", "sam_deg", "ergas", "ssim", "rmse")

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from fusionjax.data import geotiff, modis, procedural_lst
+from fusionjax.data import geotiff
+from fusionjax.data.modis import reader as modis
+from fusionjax.data.modis import procedural as procedural_lst
 from tests.conftest import shared_data_dir
 
 

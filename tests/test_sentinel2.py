@@ -9,8 +9,10 @@ import rasterio
 
 from fusionjax import tiling
 from fusionjax.baselines import pansharpening
-from fusionjax.data import geotiff, procedural_sentinel2, sentinel2
-from fusionjax.data.sentinel2_scene import prepare_sentinel2_scene
+from fusionjax.data import geotiff, random_fields
+from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
+from fusionjax.data.sentinel2 import reader as sentinel2
+from fusionjax.data.sentinel2.scene import prepare_sentinel2_scene
 from fusionjax.data.tiles_builder import FusionTiles
 from experiments import sentinel2 as sentinel2_experiment
 from fusionjax.physics import psf, sampling
@@ -129,7 +131,7 @@ def test_degradation_has_the_bands_mtf_at_the_coarse_nyquist_frequency():
 
 def test_baselines_recover_bands_that_are_combinations_of_the_guides():
   rng = np.random.default_rng(0)
-  hr = np.stack([procedural_sentinel2.fractal_field(rng, 64, 2.0) for _ in range(4)], -1)
+  hr = np.stack([random_fields.fractal_field(rng, 64, 2.0) for _ in range(4)], -1)
   mixing = rng.uniform(0.2, 1.0, (4, 3))
   truth = (hr @ mixing + 5.0).astype(np.float32)
   lr = np.asarray(psf.degrade_to_mtf(truth, 2, [0.3] * 3))

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from fusionjax.data import procedural_phenology, series
+from fusionjax.data.series import procedural as procedural_phenology
+from fusionjax.data.series import reader as series
 from tests.conftest import shared_data_dir
 
 DAY = np.timedelta64(86400, "s")
@@ -101,7 +102,7 @@ def test_bad_series_folders_are_refused_by_name(tmp_path):
 
 def test_sampled_window_states_keep_the_start_and_usable_states_in_step_order():
   import tensorflow as tf
-  from fusionjax.data import series_builder
+  from fusionjax.data.series import builder as series_builder
   size, count = 12, 4
   mask = np.ones(size, np.float32)
   mask[[3, 5, 6, 7, 8, 9, 10, 11]] = 0                 # usable: 0, 1, 2, 4

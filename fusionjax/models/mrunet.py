@@ -96,7 +96,7 @@ class LstSuperResolution(nn.Module):
     enforce_consistency: rescales each coarse footprint of the result so that its
       Stefan-Boltzmann aggregate equals the input exactly.
     climatology: the guide's last two channels are the location's climatological pattern (K)
-      and its weight (see fusionjax.data.lst_climatology); the pattern is scaled like the
+      and its weight (see fusionjax.data.modis.climatology); the pattern is scaled like the
       temperatures.
     dtype: the U-Net's compute dtype: float32, or bfloat16 for mixed precision on GPUs and
       TPUs. Its parameters stay float32, and so do the temperatures (bfloat16 resolves only

@@ -14,7 +14,7 @@ from __future__ import annotations
 def get_task(config, workdir: str):
   """The task named by config.task, with its data prepared."""
   if config.task == "jwst_fusion":
-    from fusionjax.data import jwst_scene
+    from fusionjax.data.jwst import scene as jwst_scene
     from fusionjax.tasks import fusion
     return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene)
   if config.task == "sentinel2_fusion":

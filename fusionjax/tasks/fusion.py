@@ -15,7 +15,7 @@ import numpy as np
 
 from fusionjax import metrics, products, tiling
 from fusionjax.baselines import pansharpening
-from fusionjax.data import jwst_observation
+from fusionjax.data.jwst import observation as jwst_observation
 from fusionjax.data.fusion_scene import FusionScene, scene_key
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.models.fusformer import Fusformer

@@ -28,7 +28,10 @@ from absl import logging
 
 from fusionjax import assimilation, atomic, chunking, ensemble, products
 from fusionjax.baselines import temporal
-from fusionjax.data import pipeline, procedural_phenology, series, series_builder
+from fusionjax.data import pipeline
+from fusionjax.data.series import procedural as procedural_phenology
+from fusionjax.data.series import reader as series
+from fusionjax.data.series import builder as series_builder
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, orthogonality_error, rollout
 from fusionjax.models.precision import compute_dtype
 from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder

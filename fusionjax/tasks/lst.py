@@ -21,7 +21,10 @@ import numpy as np
 
 from fusionjax import metrics, products
 from fusionjax.baselines import tsharp
-from fusionjax.data import lst_builder, lst_climatology, modis, procedural_lst
+from fusionjax.data.modis import builder as lst_builder
+from fusionjax.data.modis import climatology as lst_climatology
+from fusionjax.data.modis import reader as modis
+from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.models.mrunet import LstSuperResolution
 from fusionjax.models.precision import compute_dtype
 from fusionjax.physics import psf, sampling, thermal

@@ -16,7 +16,9 @@ from collections.abc import Callable
 import numpy as np
 
 from fusionjax import products, tiling
-from fusionjax.data import geotiff, lst_climatology, modis
+from fusionjax.data import geotiff
+from fusionjax.data.modis import climatology as lst_climatology
+from fusionjax.data.modis import reader as modis
 
 
 def _files(path: str, field: str) -> list[str]:

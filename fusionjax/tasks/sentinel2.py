@@ -10,8 +10,9 @@ from collections.abc import Callable
 import numpy as np
 
 from fusionjax import metrics, products, tiling
-from fusionjax.data import geotiff, sentinel2
-from fusionjax.data import sentinel2_scene
+from fusionjax.data import geotiff
+from fusionjax.data.sentinel2 import reader as sentinel2
+from fusionjax.data.sentinel2 import scene as sentinel2_scene
 from fusionjax.tasks.fusion import FusionTask
 
 RGB_GUIDES = ("B4", "B3", "B2")            # true colour from the 10 m bands

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fusionjax.data import coding as coding_lib
-from fusionjax.data import procedural_sentinel2, sentinel2
+from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
+from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.fusion_scene import FusionScene, validation_start
 from fusionjax.physics import psf, sampling
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusionjax.data.mixture import MixtureScene
+from fusionjax.data.jwst.mixture import MixtureScene
+from fusionjax.data.random_fields import smooth_field
 from fusionjax.physics import jwst, spectral
 
 # Rest wavelengths (um) of bright near-infrared lines of H II regions and PDRs.
@@ -49,15 +50,6 @@ def component_spectra(wavelengths_um: np.ndarray, num_components: int,
   return np.stack(spectra).astype(np.float32)
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
-  """A zero-mean, unit-variance Gaussian random field correlated over `scale_px` pixels."""
-  noise = rng.standard_normal(shape)
-  fy = np.fft.fftfreq(shape[0])[:, None]
-  fx = np.fft.fftfreq(shape[1])[None, :]
-  transfer = np.exp(-2.0 * (np.pi * scale_px) ** 2 * (fx ** 2 + fy ** 2))
-  field = np.real(np.fft.ifft2(np.fft.fft2(noise) * transfer))
-  return (field - field.mean()) / (field.std() + 1e-12)
-
 
 def abundance_maps(shape: tuple[int, int], num_components: int,
                    rng: np.random.Generator) -> np.ndarray:
@@ -66,12 +58,12 @@ def abundance_maps(shape: tuple[int, int], num_components: int,
   yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
   logits = []
   for _ in range(num_components):
-    field = sum(weight * _smooth_field(rng, shape, scale)
+    field = sum(weight * smooth_field(rng, shape, scale)
                 for scale, weight in ((height / 6, 1.0), (6.0, 0.6), (2.0, 0.3)))
     # A sinuous front (an ionisation front seen edge-on), one to two pixels wide.
     angle = rng.uniform(0.0, np.pi)
     across = (xx - width / 2) * np.cos(angle) + (yy - height / 2) * np.sin(angle)
-    wiggle = 4.0 * _smooth_field(rng, shape, 10.0)
+    wiggle = 4.0 * smooth_field(rng, shape, 10.0)
     front = 1.0 / (1.0 + np.exp(-(across - rng.uniform(-0.3, 0.3) * width + wiggle) / 1.5))
     # Compact knots (globules, young stars) about a pixel across.
     knots = np.zeros(shape)

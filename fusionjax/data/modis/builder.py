@@ -18,7 +18,9 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fusionjax.data import lst_climatology, modis, sharded_builder
+from fusionjax.data import sharded_builder
+from fusionjax.data.modis import climatology as lst_climatology
+from fusionjax.data.modis import reader as modis
 
 SPLITS = ("random", "date")
 

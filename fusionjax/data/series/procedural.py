@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusionjax.data.procedural_lst import fractal_field
-from fusionjax.data.series import ImageSeries
+from fusionjax.data.random_fields import fractal_field
+from fusionjax.data.series.reader import ImageSeries
 
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 SOIL = np.array([0.08, 0.10, 0.13, 0.16, 0.18, 0.19, 0.21, 0.22, 0.30, 0.25], np.float32)

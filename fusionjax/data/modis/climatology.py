@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-from fusionjax.data import geotiff, modis
+from fusionjax.data import geotiff
+from fusionjax.data.modis import reader as modis
 
 CHANNELS = 2          # the pattern (K) and the weight n / (n + 1)
 BAND_NAMES = ("day_pattern_k", "night_pattern_k", "day_weight", "night_weight")

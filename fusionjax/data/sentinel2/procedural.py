@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusionjax.data import sentinel2
-from fusionjax.data.procedural_lst import fractal_field
+from fusionjax.data.sentinel2 import reader as sentinel2
+from fusionjax.data.random_fields import fractal_field
 from fusionjax.physics import psf
 
 # TOA reflectance of each surface at B1 B2 B3 B4 B5 B6 B7 B8 B8A B9 B11 B12.

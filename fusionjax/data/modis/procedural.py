@@ -1,6 +1,6 @@
 """A procedural land-surface-temperature archive, written as MODIS-named GeoTIFF tiles.
 
-So that the main job runs without downloaded data, this writes what `fusionjax.data.modis`
+So that the main job runs without downloaded data, this writes what `fusionjax.data.modis.reader`
 reads: daily LST (day, night; kelvin) and 16-day red/NIR/MIR composites on a sinusoidal 926.6 m
 grid. Each tile location has a fractal terrain (km) and vegetation cover; temperatures follow
 a surface energy balance in caricature:
@@ -17,7 +17,9 @@ import os
 import numpy as np
 import rasterio
 
-from fusionjax.data import geotiff, modis
+from fusionjax.data import geotiff
+from fusionjax.data.modis import reader as modis
+from fusionjax.data.random_fields import fractal_field
 
 PIXEL_M = 926.625433
 _SINUSOIDAL = rasterio.crs.CRS.from_proj4(
@@ -25,15 +27,6 @@ _SINUSOIDAL = rasterio.crs.CRS.from_proj4(
 _ORIGIN_M = (889560.42, 5559752.60)   # upper-left corner of MODIS tile h18v04
 _LAPSE_K_PER_KM = 6.5
 
-
-def fractal_field(rng: np.random.Generator, size: int, slope: float) -> np.ndarray:
-  """(size, size) Gaussian random field with power spectrum ~ k^-slope, zero mean, unit std."""
-  frequencies = np.fft.fftfreq(size)
-  k = np.sqrt(frequencies[:, None] ** 2 + frequencies[None, :] ** 2)
-  amplitude = np.where(k > 0, np.maximum(k, 1.0 / size) ** (-slope / 2.0), 0.0)
-  noise = rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))
-  field = np.real(np.fft.ifft2(noise * amplitude))
-  return (field - field.mean()) / field.std()
 
 
 def _location(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:

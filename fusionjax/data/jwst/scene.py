@@ -6,9 +6,10 @@ import logging
 import numpy as np
 
 from fusionjax.data import coding as coding_lib
-from fusionjax.data import orionbar, procedural_jwst
+from fusionjax.data.jwst import orionbar
+from fusionjax.data.jwst import procedural as procedural_jwst
 from fusionjax.data.fusion_scene import FusionScene, validation_start
-from fusionjax.data.jwst_observation import Observation
+from fusionjax.data.jwst.observation import Observation
 from fusionjax.physics import jwst
 
 UNITS = "mJy/arcsec2"

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from fusionjax.data import fits
-from fusionjax.data.mixture import MixtureScene
+from fusionjax.data.jwst.mixture import MixtureScene
 from fusionjax.physics import jwst
 
 NIRCAM_FILTERS = ("F115W", "F140M", "F150W", "F150W2", "F162M", "F164N", "F182M", "F187N",

@@ -1,0 +1,1 @@
+"""JWST NIRSpec + NIRCam: readers, the procedural scene, scene preparation."""

@@ -1,0 +1,1 @@
+"""Sentinel-2 image series: readers, the procedural phenology, the TFDS builder of state windows."""
