@@ -126,3 +126,6 @@ class Fusformer(nn.Module):
                        name="conv2")(features)
     fused = upsampled + residual.astype(upsampled.dtype)
     return jnp.clip(fused, 0.0, 1.0) if self.clip_output else fused
+
+
+Model = Fusformer   # the network of config.model.name="fusformer"

@@ -114,3 +114,6 @@ def orthogonality_error(koopman: jnp.ndarray) -> jnp.ndarray:
   """||K K^T - I||_F^2."""
   gram = koopman @ koopman.T
   return jnp.sum((gram - jnp.eye(koopman.shape[0])) ** 2)
+
+
+Model = KoopmanAutoencoder   # the network of config.model.name="koopman_ae"

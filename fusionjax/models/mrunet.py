@@ -143,3 +143,6 @@ class LstSuperResolution(nn.Module):
     correction = depth_to_space(unet(patches).astype(upsampled.dtype), self.patch_size)
     fine = upsampled + self.temperature_scale_k * correction
     return thermal.enforce_aggregate(fine, coarse_k) if self.enforce_consistency else fine
+
+
+Model = LstSuperResolution   # the network of config.model.name="mrunet"

@@ -18,3 +18,8 @@ def compute_dtype(name: str) -> jnp.dtype:
   if name not in COMPUTE_DTYPES:
     raise ValueError(f"model.dtype={name!r}: expected one of {COMPUTE_DTYPES}")
   return jnp.dtype(name)
+
+
+def dtype_name(dtype) -> str:
+  """The name `compute_dtype` takes for `dtype` (e.g. jnp.float32 -> 'float32')."""
+  return jnp.dtype(dtype).name
