@@ -12,22 +12,17 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2_koopman.py:ndvi,s
 """
 import ml_collections
 
-from fusionjax.variants import parse_variants
+from fusionjax.variants import parse_variants, sibling
 
+common = sibling(__file__, "common")
 VARIANTS = ("ndvi", "cayley", "smoke")
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = parse_variants(arg, VARIANTS, "experiments/sentinel2_koopman.py")
+def get_config(arg: str | None = None):
+  variants, _ = parse_variants(arg, VARIANTS, "experiments/sentinel2_koopman.py")
+  config = common.get_config("sentinel2_koopman", "sentinel2_koopman")
 
-  config = ml_collections.ConfigDict()
-  config.name = "sentinel2_koopman"
-  config.task = "sentinel2_koopman"
-  config.seed = 0
-
-  config.data = ml_collections.ConfigDict()
   config.data.dir = ""                  # NDVI series folder (':ndvi'); '' = procedural
-  config.data.cache_dir = ""            # where the windows are written; '' = <workdir>/data
   config.data.quantity = "reflectance"  # 'reflectance' (10 bands) or 'ndvi'
   config.data.step_days = 5             # published grid
   config.data.hidden_fraction = 0.2     # observations held out for gap-filling
@@ -39,20 +34,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.windows_per_pixel = 8
   config.data.sampled_steps = 0         # > 0: the loss at a window's start and sampled_steps - 1
                                         # random other states (0: all, as published)
-  config.data.num_shards = 4
-  config.data.num_streams = 4         # read streams: the batches depend on them, not on processes
   config.data.shuffle_buffer = 8192
-  config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = False           # (no augmentation of series)
   config.data.procedural_size = 32      # pixels per side of the procedural scene
   config.data.procedural_years = 3
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = "koopman_ae"
-  config.model.hidden = (512, 256)      # published 20 -> 512 -> 256 -> 32
-  config.model.latent_dim = 32
-  config.model.operator = "penalty"     # 'penalty' (published) or 'cayley' (exactly orthogonal)
-  config.model.dtype = "float32"       # compute dtype; "bfloat16": mixed precision (GPU/TPU)
+  # Published 20 -> 512 -> 256 -> 32; operator 'penalty' (published) or 'cayley' (exactly
+  # orthogonal); dtype: the compute dtype, "bfloat16" for mixed precision (GPU/TPU).
+  common.set_model(config, "koopman_ae", data_arguments=("state_dim",))
 
   config.loss = ml_collections.ConfigDict()
   config.loss.prediction_weight = 1.0
@@ -60,20 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.loss.linearity_weight = 1.0
   config.loss.orthogonality_weight = 100.0   # published lambda
 
-  config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 512         # published
+  config.train.batch_size = 512         # published (Adam, learning rate 1e-3)
   config.train.num_steps = 3000
-  config.train.learning_rate = 1e-3     # published (Adam)
-  config.train.schedule = "cosine"
-  config.train.decay_every = 100000
-  config.train.decay_factor = 0.1
-  config.train.log_every = 50
-  config.train.eval_every = 500
-  config.train.checkpoint_every = 500
-  config.train.keep_checkpoints = 3
   config.train.chunk_rows = 0           # window states each device differentiates at once
                                         # (speed only; 0: cache-sized on CPUs, large on GPUs)
-  config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
 
   # Assimilation: Adam on every pixel at once. The observed period is filled with the
   # gap_filling settings, the dates after a pixel's last observation with the forecast ones.
@@ -108,11 +87,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.ensemble = ml_collections.ConfigDict()
   config.ensemble.members = ""
 
-  config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 512
-  config.predict.input = ""             # --mode=predict: an NDVI series folder
-  config.predict.output = ""            # folder for series.npz and quicklook.png
   config.predict.forecast_steps = 36    # grid steps forecast past the last date (180 days)
+  # predict.input: an NDVI series folder; predict.output: folder for series.npz and
+  # quicklook.png.
 
   if "ndvi" in variants:
     config.name = "sentinel2_koopman_ndvi"
@@ -121,18 +99,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.operator = "cayley"
     config.loss.orthogonality_weight = 0.0
   if "smoke" in variants:
+    common.smoke(config)
     config.data.procedural_size = 8
     config.data.procedural_years = 2
     config.data.window_steps = 21
     config.data.windows_per_pixel = 4
     config.data.shuffle_buffer = 256
-    config.model.hidden = (32, 16)
-    config.model.latent_dim = 8
     config.train.batch_size = 16
-    config.train.num_steps = 6
-    config.train.log_every = 2
     config.train.eval_every = 6
-    config.train.checkpoint_every = 3
     for settings in (config.assimilation.gap_filling, config.assimilation.forecast):
       settings.iterations = 10
       settings.log_every = 5

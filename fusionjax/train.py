@@ -1,6 +1,8 @@
 """The one generic trainer: mesh, sharded init, jitted step, loop, eval, checkpoints, products.
 
-It knows nothing of any model: the task (see fusionjax.tasks) gives it pure functions and data.
+It knows no task and no model: a task (the contract of fusionjax.tasks.base) gives it pure
+functions, data and reports, and checks its own settings; the trainer reads only config.train,
+config.predict's batch size, input and output, and config.seed.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ import optax
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from fusionjax import checkpoint, ensemble, parallel, products, tasks
-from fusionjax.data import pipeline
+from fusionjax import checkpoint, parallel, products, tasks
+from fusionjax.tasks.base import Task
 
 MODES = ("train", "eval", "predict")
 
@@ -51,18 +53,12 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
   return optax.adam(schedule), schedule
 
 
-def initial_state(task, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+def initial_state(task: Task, optimizer: optax.GradientTransformation,
+                  rng: jax.Array) -> TrainState:
   """Step 0: the task's initial parameters and the optimizer's state for them."""
   params = task.init_params(rng)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params))
-
-
-def loss_and_gradient(task):
-  """(params, batch) -> ((loss, metrics), gradient): the task's own `loss_and_gradient` where
-  it has one (e.g. computed a chunk at a time), else the autodiff of its loss_fn."""
-  return getattr(task, "loss_and_gradient", None) or jax.value_and_grad(task.loss_fn,
-                                                                         has_aux=True)
 
 
 def optimizer_step(gradient_fn, optimizer, state: TrainState, batch):
@@ -83,7 +79,8 @@ def optimizer_step(gradient_fn, optimizer, state: TrainState, batch):
 
 
 def validate_config(config, mode: str) -> None:
-  """Checks the settings that would otherwise fail late, naming the field and the value."""
+  """Checks the trainer's settings, then the task's (its `validate`), before anything is
+  prepared or compiled; an error names the field and the value."""
   if mode not in MODES:
     raise ValueError(f"--mode={mode!r}: expected one of {', '.join(MODES)}")
   parallel.check_global_batch(config.train.batch_size)
@@ -93,35 +90,10 @@ def validate_config(config, mode: str) -> None:
       raise ValueError(f"train.{field}={value}: expected a positive integer")
   if mode == "predict" and config.predict.get("input") and not config.predict.get("output"):
     raise ValueError("predict.output is empty: expected the folder for the results")
-  if ensemble_members(config) and mode != "eval":
-    raise ValueError(f"ensemble.members={config.ensemble.members!r} with --mode={mode}: an "
-                     "ensemble is evaluated with --mode=eval")
-  data_dir = config.data.get("dir", "")
-  if data_dir and not os.path.exists(data_dir):
-    raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
-  _validate_streams(config)
-  factors = {"data.scale_factor": config.data.get("scale_factor"),
-             "instrument.decimation": config.get("instrument", {}).get("decimation"),
-             "model.window": (config.model.get("window")
-                              if config.model.get("attention") == "windowed" else None)}
-  tile_size = config.data.get("tile_size")
-  for field, factor in factors.items():
-    if factor and tile_size and tile_size % factor:
-      raise ValueError(f"data.tile_size={tile_size} is not a multiple of {field}={factor}")
+  tasks.task_class(config.task).validate(config, mode)
 
 
-def _validate_streams(config) -> None:
-  """data.num_streams must split the global batch, be shared evenly by the processes and have
-  a shard to read each (see fusionjax.data.pipeline)."""
-  streams = config.data.num_streams
-  pipeline.stream_batch_size(config.train.batch_size, streams)
-  pipeline.process_streams(streams, jax.process_index(), jax.process_count())
-  if config.data.num_shards < streams:
-    raise ValueError(f"data.num_shards={config.data.num_shards} is fewer than "
-                     f"data.num_streams={streams}: every read stream needs a shard")
-
-
-def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
+def _evaluate_split(task: Task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
   totals = {}
   for local in task.eval_batches(global_batch_size=global_batch_size):
     sums = eval_step(params, parallel.global_batch(local, mesh))
@@ -131,23 +103,23 @@ def _evaluate_split(task, eval_step, params, mesh, global_batch_size) -> dict[st
   return {f"val_{key}": value / weight for key, value in totals.items()}
 
 
-def make_train_step(task, optimizer: optax.GradientTransformation, mesh):
+def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh):
   """The compiled training step, (state, batch) -> (state, metrics): the state replicated on
   `mesh` and donated, the batch sharded over it."""
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  return jax.jit(functools.partial(optimizer_step, loss_and_gradient(task), optimizer),
+  return jax.jit(functools.partial(optimizer_step, task.loss_and_gradient, optimizer),
                  in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
                  donate_argnums=(0,))
 
 
-def replicated_initial_state(task, optimizer: optax.GradientTransformation, mesh,
+def replicated_initial_state(task: Task, optimizer: optax.GradientTransformation, mesh,
                              seed: int) -> TrainState:
   """`initial_state` from `seed`, computed and replicated on every device of `mesh`."""
   return jax.jit(functools.partial(initial_state, task, optimizer),
                  out_shardings=parallel.replicated(mesh))(jax.random.key(seed))
 
 
-def train_loop(task, state: TrainState, *, config, workdir: str, mesh, optimizer, schedule,
+def train_loop(task: Task, state: TrainState, *, config, workdir: str, mesh, optimizer, schedule,
                checkpointer: checkpoint.Checkpointer) -> TrainState:
   """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
   train_config = config.train
@@ -254,21 +226,11 @@ class _TerminationNotice:
     return False
 
 
-def ensemble_members(config) -> list[str]:
-  """The workdirs of config.ensemble.members (comma-separated; none without the field)."""
-  members = config.get("ensemble", {}).get("members", "")
-  return [workdir.strip() for workdir in members.split(",") if workdir.strip()]
-
-
-def make_predict_fn(task, params, mesh, stacked: bool = False):
-  """A host function (B, ...) numpy inputs -> numpy output(s), B split over all devices.
-  stacked: params of ensemble members stacked on a leading axis; each output gets that axis
-  (one vmapped program runs every member)."""
+def make_predict_fn(task: Task, params, mesh):
+  """A host function (B, ...) numpy inputs -> numpy output(s) of `task.apply`, B split over
+  all devices."""
   sharded = parallel.batch_sharded(mesh)
-  members_apply = lambda member_params, *inputs: jax.vmap(
-      lambda p: task.apply(p, *inputs))(member_params)
-  apply = jax.jit(members_apply if stacked else task.apply,
-                  out_shardings=parallel.replicated(mesh))
+  apply = jax.jit(task.apply, out_shardings=parallel.replicated(mesh))
 
   def predict(*inputs):
     arrays = [jax.device_put(jnp.asarray(x), sharded) for x in inputs]
@@ -294,6 +256,23 @@ def _print_report(report: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _restored_params(template: TrainState, config, workdir: str):
+  """The params of the latest checkpoint in another run's `workdir`, restored with the
+  structure of `template`; FileNotFoundError naming the folder if it has none."""
+  directory = os.path.join(workdir, "checkpoints")
+  missing = FileNotFoundError(f"no checkpoint in {directory}; train that run first")
+  if not os.path.isdir(directory):   # checked first: the checkpointer would create it
+    raise missing
+  checkpointer = checkpoint.Checkpointer(directory, save_every=1,
+                                         keep=config.train.keep_checkpoints)
+  try:
+    if checkpointer.latest_step() is None:
+      raise missing
+    return checkpointer.restore(template).params
+  finally:
+    checkpointer.close()
+
+
 def run(config, workdir: str, mode: str = "train") -> dict | None:
   """Trains (mode 'train'), evaluates ('train', 'eval') and writes products ('train',
   'predict'), resuming from the latest checkpoint in `workdir`. Returns the evaluation report."""
@@ -317,14 +296,9 @@ def run(config, workdir: str, mode: str = "train") -> dict | None:
                          optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
   finally:
     checkpointer.close()   # waits for saves in flight, also when training stops on an error
-  members = ensemble_members(config)
-  params = state.params
-  if members:   # this run and config.ensemble.members, evaluated as one ensemble
-    params = ensemble.stacked([params] + ensemble.restored_params(
-        state, members, config.train.keep_checkpoints))
-    logging.info("Evaluating an ensemble of %d members: %s", len(members) + 1,
-                 ", ".join([workdir] + members))
-  predict = make_predict_fn(task, params, mesh, stacked=bool(members))
+  params = task.inference_params(
+      state.params, restore=functools.partial(_restored_params, state, config))
+  predict = make_predict_fn(task, params, mesh)
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   if mode == "predict" and config.predict.get("input"):  # the user's own scenes
     if jax.process_count() > 1:

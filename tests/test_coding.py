@@ -49,5 +49,5 @@ def test_arrays_round_trip():
 
 
 def test_bad_subspace_dim_is_named():
-  with pytest.raises(ValueError, match="model.subspace_dim=12"):
+  with pytest.raises(ValueError, match="data.subspace_dim=12"):
     coding.fit_coding(np.ones((20, 10)), subspace_dim=12)

@@ -16,7 +16,7 @@ from fusionjax.tasks import lst
 from tests.conftest import shared_data_dir
 from tests.test_main import _run
 
-METHODS = ("mrunet", "bicubic", "tsharp")
+METHODS = ("model", "bicubic", "tsharp")
 FIELDS = ("rmse_k", "psnr_db", "ssim", "consistency_rmse_k")
 
 
@@ -67,7 +67,7 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
   for method in METHODS:
     assert set(FIELDS) <= set(report[method]) and method in run.stdout
   # The consistency projection makes the result aggregate back to its input.
-  assert report["mrunet"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
+  assert report["model"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
   assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
   # A climatology-guided model reads <workdir>/climatology/ (the 1 km output grid) to predict.
@@ -103,7 +103,7 @@ def test_multiscale_smoke_run_reports_every_scale_step(tmp_path):
   study = json.loads((workdir / "eval.json").read_text())["scale_study"]
   assert sorted(study) == ["3.71km->0.927km", "7.41km->1.85km"]
   for step in study.values():
-    assert np.isfinite(step["mrunet"]["correction_rms_k"])
+    assert np.isfinite(step["model"]["correction_rms_k"])
 
 
 def test_missing_data_directory_is_named(tmp_path):
@@ -129,7 +129,7 @@ def test_real_modis_tiles_smoke_run(tmp_path):
 
 def test_self_ensemble_is_equivariant_to_flips_and_rotations_and_stays_consistent():
   config = get_config("disr,smoke")
-  config.model.self_ensemble = True
+  config.predict.self_ensemble = True
   objective = lst.LstObjective(config)
   params = objective.init_params(jax.random.key(0))
   noise = jax.tree.map(lambda x: 0.05 * jax.random.normal(jax.random.key(1), x.shape),
@@ -151,7 +151,7 @@ def test_self_ensemble_is_equivariant_to_flips_and_rotations_and_stays_consisten
 
 def test_validation_sums_ignore_padding_examples_with_the_self_ensemble():
   config = get_config("disr,smoke")
-  config.model.self_ensemble = True
+  config.predict.self_ensemble = True
   objective = lst.LstObjective(config)
   params = objective.init_params(jax.random.key(0))
   rng = np.random.default_rng(0)

@@ -40,9 +40,9 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   run = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}")
   report = json.loads((workdir / "eval.json").read_text())
   assert report["step"] == 6
-  for method in ("fusformer", "bicubic"):
+  for method in ("model", "bicubic"):
     assert set(METRICS) <= set(report[method])
-  assert "fusformer" in run.stdout and "bicubic" in run.stdout
+  assert "model" in run.stdout and "bicubic" in run.stdout
   cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
   assert cube.shape == (24, 48, 24) and np.all(np.isfinite(cube))
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
@@ -52,7 +52,7 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   # --mode=eval reproduces the evaluation of the latest checkpoint.
   _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=eval")
   again = json.loads((workdir / "eval.json").read_text())
-  assert again["fusformer"]["psnr"] == report["fusformer"]["psnr"]
+  assert again["model"]["psnr"] == report["model"]["psnr"]
   # --mode=predict rewrites the products.
   os.remove(workdir / "products" / "fused_cube.fits")
   _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict")

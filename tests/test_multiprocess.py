@@ -87,7 +87,7 @@ def test_two_processes_follow_the_loss_trajectory_of_one(runs):
   assert sorted(losses["one"]) == sorted(losses["two"]) == list(range(1, 7))
   np.testing.assert_allclose([losses["two"][s] for s in range(1, 7)],
                              [losses["one"][s] for s in range(1, 7)], rtol=1e-6)
-  one, two = eval_reports["one"]["fusformer"], eval_reports["two"]["fusformer"]
+  one, two = eval_reports["one"]["model"], eval_reports["two"]["model"]
   assert set(one) == set(two) >= {"psnr", "rmse", "ssim"}
   for name, value in one.items():
     assert two[name] == pytest.approx(value, rel=1e-5), name

@@ -176,8 +176,8 @@ def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
     train.validate_config(config, "train")
   config = jwst_experiment.get_config("smoke")
   config.data.tile_size = 25
-  with pytest.raises(ValueError, match=r"data.tile_size=25 is not a multiple of "
-                                       r"instrument.decimation=3"):
+  with pytest.raises(ValueError, match=r"data.tile_size=25 is not a multiple of the scale "
+                                       r"factor 3"):
     train.validate_config(config, "train")
   config = modis_experiment.get_config("smoke")
   config.data.tile_size = 30
@@ -186,8 +186,8 @@ def test_bad_data_settings_are_refused_before_anything_is_prepared(tmp_path):
     train.validate_config(config, "train")
   config = jwst_experiment.get_config("smoke")   # tiles of 24 pixels
   config.model.attention = "windowed"
-  with pytest.raises(ValueError, match=r"data.tile_size=24 is not a multiple of "
-                                       r"model.window=16"):
+  with pytest.raises(ValueError, match=r"model 'fusformer' on data.tile_size=24: "
+                                       r"model.window=16 does not divide"):
     train.validate_config(config, "train")
   config = jwst_experiment.get_config("smoke")   # batch 4, 2 shards
   config.data.num_streams = 3

@@ -111,7 +111,7 @@ def fit_coding(pixels: np.ndarray, subspace_dim: int = 0, *,
     return SpectralCoding(mean=mean.astype(np.float32),
                           scale=np.where(scale > 0, scale, 1.0).astype(np.float32))
   if not 0 < subspace_dim < num_bands:
-    raise ValueError(f"model.subspace_dim={subspace_dim}: expected 0 (all {num_bands} bands) "
+    raise ValueError(f"data.subspace_dim={subspace_dim}: expected 0 (all {num_bands} bands) "
                      f"or a number of components between 1 and {num_bands - 1}")
   covariance = centred.T @ centred / num_pixels
   _, vectors = scipy.linalg.eigh(covariance, subset_by_index=[num_bands - subspace_dim,

@@ -7,9 +7,6 @@ channels); physical cubes are (wavelength, rows, columns) as in FITS.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 
 import numpy as np
 
@@ -118,18 +115,3 @@ def validation_start(width: int, fraction: float, tile_size: int, factor: int) -
     raise ValueError(f"scene width {width} leaves no room for a {tile_size}-pixel training tile "
                      f"beside a {val_width}-pixel validation strip (data.val_fraction={fraction})")
   return width - val_width
-
-
-def scene_key(config) -> str:
-  """A short hash of every setting that changes a prepared scene: the seed, data (but how it
-  is tiled and fed), the instrument (if the config has one) and model.subspace_dim."""
-  settings = {"format": FORMAT_VERSION, "seed": config.seed, "data": config.data.to_dict(),
-              "instrument": config.instrument.to_dict() if "instrument" in config else None,
-              "subspace_dim": config.model.get("subspace_dim", 0)}
-  for transient in ("cache_dir", "shuffle_buffer", "augment", "num_shards", "num_streams",
-                    "skip_corrupt", "train_stride"):
-    settings["data"].pop(transient, None)
-  if settings["data"].get("dir"):
-    settings["data"]["dir"] = os.path.abspath(settings["data"]["dir"])
-  text = json.dumps(settings, sort_keys=True, default=str)
-  return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,30 +1,35 @@
-"""Tasks: what the generic trainer trains.
+"""Tasks: what the generic trainer trains, found by `config.task`.
 
-A task owns its data and model and gives the trainer pure functions:
-  init_params(rng) -> params
-  loss_fn(params, batch) -> (loss, metrics)           batch: dict of global jax.Arrays
-  eval_fn(params, batch) -> dict of weighted sums      (with 'weight', the example count)
-  apply(params, *inputs) -> outputs                    for whole-scene prediction
-and host-side methods: train_batches, eval_batches, predict_validation (the held-out
-prediction), evaluate(prediction) and write_products(prediction, out_dir).
+Each is a fusionjax.tasks.base.Task (the contract every method the trainer calls is in);
+`TASKS` maps the built-in names to their classes, and an import path 'package.module:Class'
+names a task outside this package.
 """
 from __future__ import annotations
 
+import importlib
 
-def get_task(config, workdir: str):
+from fusionjax.tasks.base import Task
+
+TASKS = {"jwst_fusion": "fusionjax.tasks.jwst:JwstTask",
+         "sentinel2_fusion": "fusionjax.tasks.sentinel2:Sentinel2Task",
+         "modis_lst": "fusionjax.tasks.lst:LstTask",
+         "sentinel2_koopman": "fusionjax.tasks.koopman:KoopmanTask"}
+
+
+def task_class(name: str) -> type[Task]:
+  """The task class of `name` (a key of TASKS or 'package.module:Class'); ValueError listing
+  the known names if there is none."""
+  path = TASKS.get(name, name if ":" in name else None)
+  if path is None:
+    raise ValueError(f"task={name!r}: expected one of {', '.join(TASKS)}, or an import path "
+                     "'package.module:Class'")
+  module_name, _, class_name = path.partition(":")
+  cls = getattr(importlib.import_module(module_name), class_name, None)
+  if not (isinstance(cls, type) and issubclass(cls, Task)):
+    raise ValueError(f"task={name!r}: {path} is not a fusionjax.tasks.base.Task")
+  return cls
+
+
+def get_task(config, workdir: str) -> Task:
   """The task named by config.task, with its data prepared."""
-  if config.task == "jwst_fusion":
-    from fusionjax.data.jwst import scene as jwst_scene
-    from fusionjax.tasks import fusion
-    return fusion.FusionTask(config, workdir, prepare_scene=jwst_scene.prepare_jwst_scene)
-  if config.task == "sentinel2_fusion":
-    from fusionjax.tasks import sentinel2
-    return sentinel2.Sentinel2Task(config, workdir)
-  if config.task == "modis_lst":
-    from fusionjax.tasks import lst
-    return lst.LstTask(config, workdir)
-  if config.task == "sentinel2_koopman":
-    from fusionjax.tasks import koopman
-    return koopman.KoopmanTask(config, workdir)
-  raise ValueError(f"task={config.task!r}: expected one of 'jwst_fusion', "
-                   "'sentinel2_fusion', 'modis_lst', 'sentinel2_koopman'")
+  return task_class(config.task)(config, workdir)

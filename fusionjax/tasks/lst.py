@@ -8,28 +8,26 @@ scale finer (1 km -> 250 m) assuming scale invariance. Loss per step: mean squar
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fusionjax import metrics, products
+from fusionjax import metrics, models, products
 from fusionjax.baselines import tsharp
 from fusionjax.data.modis import builder as lst_builder
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 from fusionjax.data.modis import procedural as procedural_lst
-from fusionjax.models.mrunet import LstSuperResolution
-from fusionjax.models.precision import compute_dtype
+from fusionjax.data import cache
 from fusionjax.physics import psf, sampling, thermal
+from fusionjax.products import lst as lst_products
 from fusionjax.tasks import lst_predict
-from fusionjax.tasks.tfds_batches import TfdsBatches, prepared_builder
+from fusionjax.tasks.base import PredictFn
+from fusionjax.tasks.tfds_batches import TfdsTask, prepared_builder
 
 Batch = dict[str, jax.Array]
 ScaleStep = tuple[int, int]   # (coarse, fine) pixel sizes in tile pixels, e.g. (4, 1)
@@ -57,18 +55,13 @@ class LstObjective:
 
   def __init__(self, config):
     self.config = config
-    model = config.model
-    self.model = LstSuperResolution(
-        widths=tuple(model.widths), patch_size=model.patch_size,
-        temperature_scale_k=model.temperature_scale_k,
-        scale_conditioning=model.scale_conditioning,
-        enforce_consistency=model.enforce_consistency, climatology=model.climatology,
-        dtype=compute_dtype(model.dtype))
+    data = config.data
+    if data.guide not in modis.GUIDES:
+      raise ValueError(f"data.guide={data.guide!r}: expected one of {tuple(modis.GUIDES)}")
+    self.model = models.build(config.model, climatology=data.climatology)
     self.train_steps = [tuple(step) for step in config.train.scale_steps]
-    self.main_step = (config.data.scale_factor, 1)
-    if model.guide not in modis.GUIDES:
-      raise ValueError(f"model.guide={model.guide!r}: expected one of {tuple(modis.GUIDES)}")
-    self.guide_keys = modis.GUIDES[model.guide] + (("climatology",) if model.climatology else ())
+    self.main_step = (data.scale_factor, 1)
+    self.guide_keys = modis.GUIDES[data.guide] + (("climatology",) if data.climatology else ())
 
   # Physics of the scale steps -------------------------------------------------------------
 
@@ -78,11 +71,11 @@ class LstObjective:
 
   def degrade(self, batch: Batch, step: ScaleStep) -> dict:
     """Inputs and truth of one scale step from a batch of tiles: 'lst' (B, T, T, 1) K,
-    'ndvi' (B, T, T, 1), for model.guide='reflectances' 'reflectance' (B, T, T, 3), and for
-    model.climatology 'climatology' (B, T, T, 2) (pattern K, weight).
+    'ndvi' (B, T, T, 1), for data.guide='reflectances' 'reflectance' (B, T, T, 3), and for
+    data.climatology 'climatology' (B, T, T, 2) (pattern K, weight).
 
     Returns a dict: 'fine' (B, T/f, T/f, 1) truth K, 'coarse' (B, T/c, T/c, 1) input K,
-    'fine_ndvi', 'coarse_ndvi', 'guide' (B, T/f, T/f, G) the guide images (model.guide, then
+    'fine_ndvi', 'coarse_ndvi', 'guide' (B, T/f, T/f, G) the guide images (data.guide, then
     the climatology) at the fine resolution (G = 0 without guidance), 'fine_km' (B,).
     """
     coarse_px, fine_px = step
@@ -117,10 +110,10 @@ class LstObjective:
     return self.model.apply(params, coarse_k, guide, fine_km)
 
   def apply(self, params, coarse_k: jax.Array, guide: jax.Array, fine_km: jax.Array):
-    """The network at inference, as `_network`; with model.self_ensemble, the mean of its
+    """The network at inference, as `_network`; with predict.self_ensemble, the mean of its
     results on the 8 flips and rotations of the inputs (each turned back), made consistent
-    with the input again."""
-    if not self.config.model.self_ensemble:
+    with the input again (`thermal.enforce_aggregate`, when the network enforces it)."""
+    if not self.config.predict.self_ensemble:
       return self._network(params, coarse_k, guide, fine_km)
     results = []
     for flip in (False, True):
@@ -130,7 +123,8 @@ class LstObjective:
                            -turns, axes=(1, 2))
         results.append(result[:, :, ::-1] if flip else result)
     mean = jnp.mean(jnp.stack(results), axis=0)
-    return thermal.enforce_aggregate(mean, coarse_k) if self.model.enforce_consistency else mean
+    enforce = getattr(self.model, "enforce_consistency", False)
+    return thermal.enforce_aggregate(mean, coarse_k) if enforce else mean
 
   def loss_fn(self, params, batch: Batch):
     """Mean over the training scale steps of the physics-regularised loss (K^2)."""
@@ -162,24 +156,41 @@ class LstObjective:
     return {"rmse_k": total(fine), "bicubic_rmse_k": total(bicubic), "weight": jnp.sum(weight)}
 
 
-class LstTask(TfdsBatches, LstObjective):
-  """MODIS LST super-resolution, single-image or guided (NDVI, reflectances), on its tiles."""
+class LstTask(TfdsTask, LstObjective):
+  """MODIS LST super-resolution, single-image or guided (NDVI, reflectances), on its tiles.
+
+  Models of this task (config.model.name, fusionjax.models): a Flax module built as
+  `Model(climatology=data.climatology, **config.model)` with an integer `size_multiple` (the
+  fine-grid sizes it accepts are its multiples), called as `model.apply(params, coarse_k,
+  guide, fine_km)` with coarse_k (B, h, w, 1) K, guide (B, H, W, G) and fine_km (B,),
+  returning (B, H, W, 1) K.
+  """
+
+  @classmethod
+  def validate(cls, config, mode: str) -> None:
+    """Also: data.dir is a folder; data.guide is known; tiles hold whole coarse pixels."""
+    super().validate(config, mode)
+    data = config.data
+    if data.tile_size % data.scale_factor:
+      raise ValueError(f"data.tile_size={data.tile_size} is not a multiple of "
+                       f"data.scale_factor={data.scale_factor}")
+    if config.data.dir and not os.path.isdir(config.data.dir):
+      raise FileNotFoundError(f"data.dir={config.data.dir!r} is not a directory; expected a "
+                              "folder with lst_1km/ and ndvi_1km/ GeoTIFFs")
+    if config.data.guide not in modis.GUIDES:
+      raise ValueError(f"data.guide={config.data.guide!r}: expected one of "
+                       f"{tuple(modis.GUIDES)}")
 
   def __init__(self, config, workdir: str):
     super().__init__(config)
     data = config.data
-    data_root = data.cache_dir or os.path.join(workdir, "data")
-    source_dir = data.dir
-    if not source_dir:
-      settings = f"{data.procedural_locations}-{data.procedural_dates}-{data.tile_size}-{config.seed}"
-      source_dir = os.path.join(data_root, f"lst-procedural-{settings}")
-    elif not os.path.isdir(source_dir):
-      raise FileNotFoundError(f"data.dir={source_dir!r} is not a directory; expected a folder "
-                              "with lst_1km/ and ndvi_1km/ GeoTIFFs")
-    dataset_key = hashlib.sha1(json.dumps([
-        os.path.abspath(source_dir), data.tile_size, data.val_fraction, data.split_seed,
-        data.split_by, data.num_shards]).encode()).hexdigest()[:10]
-    tfds_dir = os.path.join(data_root, f"{config.name}-{dataset_key}")
+    source_dir = data.dir or cache.prepared_dir(config, workdir, {
+        "locations": data.procedural_locations, "dates": data.procedural_dates,
+        "tile_size": data.tile_size, "seed": config.seed}, kind="lst_procedural")
+    tfds_dir = cache.prepared_dir(config, workdir, {
+        "source": os.path.abspath(source_dir), "tile_size": data.tile_size,
+        "val_fraction": data.val_fraction, "split_seed": data.split_seed,
+        "split_by": data.split_by, "num_shards": data.num_shards})
 
     def write_procedural_archive():
       if not data.dir and not os.path.isdir(source_dir):
@@ -192,7 +203,7 @@ class LstTask(TfdsBatches, LstObjective):
     self.builder = prepared_builder(lambda: self._builder(source_dir, tfds_dir),
                                     write_procedural_archive)
     self.climatology_dir = os.path.join(workdir, "climatology")
-    if config.model.climatology and jax.process_index() == 0:
+    if data.climatology and jax.process_index() == 0:
       self._write_climatology(source_dir)
 
   def _write_climatology(self, source_dir: str) -> None:
@@ -225,7 +236,7 @@ class LstTask(TfdsBatches, LstObjective):
     steps = [self.main_step] + [tuple(s) for s in self.config.eval.scale_steps]
     return list(dict.fromkeys(steps))
 
-  def predict_validation(self, predict_batch: Callable, batch_size: int) -> dict:
+  def predict_validation(self, predict_batch: PredictFn, batch_size: int) -> dict:
     """Every validation tile at every evaluated scale step: {step: dict of (N, ...) arrays
     'fine', 'coarse', 'coarse_ndvi', 'fine_ndvi', 'model'}."""
     results = {step: {} for step in self._steps_to_evaluate()}
@@ -244,7 +255,7 @@ class LstTask(TfdsBatches, LstObjective):
     truth, coarse = step_result["fine"], step_result["coarse"]
     factor = truth.shape[1] // coarse.shape[1]
     estimates = {
-        "mrunet": step_result["model"],
+        "model": step_result["model"],
         "bicubic": np.asarray(sampling.upsample_bicubic(coarse, factor)),
         "tsharp": np.asarray(tsharp.tsharp(coarse, step_result["coarse_ndvi"],
                                            step_result["fine_ndvi"]))}
@@ -255,8 +266,9 @@ class LstTask(TfdsBatches, LstObjective):
           "rmse_k": quality["rmse"], "psnr_db": quality["psnr"], "ssim": quality["ssim"],
           "consistency_rmse_k": float(np.sqrt(np.mean(
               np.asarray(self.consistency_error(jnp.asarray(estimate), coarse)) ** 2)))}
-    report["mrunet"]["correction_rms_k"] = float(np.sqrt(np.mean(
-        (estimates["mrunet"] - estimates["bicubic"]) ** 2)))
+    report["model"]["model_name"] = self.config.model.name
+    report["model"]["correction_rms_k"] = float(np.sqrt(np.mean(
+        (estimates["model"] - estimates["bicubic"]) ** 2)))
     return report
 
   def evaluate(self, prediction: dict) -> dict:
@@ -270,40 +282,15 @@ class LstTask(TfdsBatches, LstObjective):
     report["validation_images"] = len(prediction[self.main_step]["fine"])
     return report
 
-  def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
+  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
     """Super-resolves the GeoTIFFs of config.predict.input into config.predict.output."""
-    multiple = self.model.patch_size * 2 ** (len(self.model.widths) - 1)
-    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size, multiple,
+    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size,
+                                           self.model.size_multiple,
                                            climatology_dir=self.climatology_dir)
 
   def write_products(self, prediction: dict, out_dir: str) -> list[str]:
     """A quicklook PNG of validation tiles at the main scale step."""
     path = os.path.join(out_dir, "quicklook.png")
-    products.save_figure(self.quicklook(prediction[self.main_step]), path)
+    products.save_figure(lst_products.quicklook(prediction[self.main_step],
+                                                self.config.model.name), path)
     return [path]
-
-  def quicklook(self, step_result: dict, count: int = 4):
-    """Figure: per tile, the coarse input, the result, the NDVI guide, the truth and the
-    difference result - truth."""
-    import matplotlib.pyplot as plt
-    picks = np.linspace(0, len(step_result["fine"]) - 1, min(count, len(step_result["fine"])))
-    figure, axes = plt.subplots(len(picks), 5, figsize=(15, 3.1 * len(picks)), squeeze=False)
-    for row, index in zip(axes, picks.astype(int)):
-      truth = step_result["fine"][index, ..., 0]
-      low, high = np.percentile(truth, [1, 99])
-      panels = ((step_result["coarse"][index, ..., 0], "coarse input (K)", "inferno", low, high),
-                (step_result["model"][index, ..., 0], "super-resolved (K)", "inferno", low, high),
-                (step_result["fine_ndvi"][index, ..., 0], "NDVI", "YlGn", None, None),
-                (truth, "truth (K)", "inferno", low, high))
-      for ax, (image, title, cmap, vmin, vmax) in zip(row, panels):
-        shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=9)
-        figure.colorbar(shown, ax=ax, fraction=0.046)
-      difference = step_result["model"][index, ..., 0] - truth
-      limit = float(np.max(np.abs(difference))) or 1.0
-      shown = row[4].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
-      row[4].set_title("super-resolved - truth (K)", fontsize=9)
-      figure.colorbar(shown, ax=row[4], fraction=0.046)
-      for ax in row:
-        ax.set_axis_off()
-    return figure

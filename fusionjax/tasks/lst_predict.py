@@ -72,24 +72,24 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
 
   Args:
     config: the experiment config (predict.input, predict.output, predict.guide for guided
-      models, predict.truth optional, predict.tile_size; data.scale_factor; model.guide).
+      models, predict.truth optional, predict.tile_size; data.scale_factor; data.guide).
     predict_batch: (B, h, w, 1) K, (B, H, W, G) guide, (B,) fine km -> (B, H, W, 1) K.
     batch_size: tiles per call.
     network_multiple: fine-grid sizes the network accepts are multiples of this.
-    climatology_dir: for a model with model.climatology, the folder of climatology files on
+    climatology_dir: for a model with data.climatology, the folder of climatology files on
       the output grid used when predict.climatology is empty (training writes the 1 km ones).
   Returns:
     The paths written.
   """
   settings = config.predict
   factor = config.data.scale_factor
-  guided = config.model.guide != "none"
+  guided = config.data.guide != "none"
   if guided and not settings.guide:
-    expected = ("a red, NIR, MIR composite GeoTIFF" if config.model.guide == "reflectances"
+    expected = ("a red, NIR, MIR composite GeoTIFF" if config.data.guide == "reflectances"
                 else "an NDVI (or red, NIR) GeoTIFF")
     raise ValueError(f"predict.guide is empty: this model is guided; expected {expected}, or a "
                      "folder of them, on the output grid")
-  climatology = config.model.climatology and (settings.climatology or climatology_dir)
+  climatology = config.data.climatology and (settings.climatology or climatology_dir)
   written = []
   for path in _files(settings.input, "predict.input"):
     coarse, georef = geotiff.read_geotiff(path)
@@ -100,7 +100,7 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
     guide = np.zeros((*fine_shape, 0), np.float32)
     if guided:
       guide_path = _companion(path, settings.guide, "predict.guide", composite=True)
-      guide = modis.read_guide_images(guide_path, config.model.guide, shape=fine_shape)
+      guide = modis.read_guide_images(guide_path, config.data.guide, shape=fine_shape)
     fine_bands, masks = [], []
     for band_index, band in enumerate(coarse):
       valid = np.isfinite(band) & (band >= modis.VALID_RANGE_K[0]) & (
@@ -121,7 +121,8 @@ def super_resolve_files(config, predict_batch: Callable, batch_size: int,
       tile = min(settings.tile_size, hr.shape[0], hr.shape[1])
       tile -= tile % max(network_multiple, factor)
       fine = tiling.predict_tiled(
-          _at_scale(predict_batch, fine_km), lr, hr, tile=tile, overlap=min(settings.tile_overlap, tile // 2) // factor * factor,
+          _at_scale(predict_batch, fine_km), lr, hr, tile=tile,
+          overlap=min(settings.tile_overlap, tile // 2) // factor * factor,
           scale=factor, batch_size=batch_size)[:fine_shape[0], :fine_shape[1], 0]
       mask = np.repeat(np.repeat(valid, factor, axis=0), factor, axis=1)
       fine_bands.append(np.where(mask, fine, 0.0))

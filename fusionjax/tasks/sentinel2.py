@@ -1,31 +1,37 @@
-"""Sentinel-2 band sharpening (20 m or 60 m -> 10 m) with Fusformer: the fusion task with
-Sentinel-2's per-band metrics and MTFs, GeoTIFF products, and whole scenes at full
-resolution."""
+"""Sentinel-2 band sharpening (20 m or 60 m -> 10 m): the fusion task with Sentinel-2's
+per-band metrics and MTFs, GeoTIFF products, and whole scenes at full resolution."""
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-
 import numpy as np
 
 from fusionjax import metrics, products, tiling
 from fusionjax.data import geotiff
 from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.sentinel2 import scene as sentinel2_scene
+from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.products import sentinel2 as sentinel2_products
+from fusionjax.tasks.base import PredictFn
 from fusionjax.tasks.fusion import FusionTask
-
-RGB_GUIDES = ("B4", "B3", "B2")            # true colour from the 10 m bands
-
 
 class Sentinel2Task(FusionTask):
   """The 20 m (or 60 m) bands sharpened by the finer ones (data.bands)."""
+
+  @classmethod
+  def scale_factor(cls, config) -> int:
+    """The coarse bands' pixel over the guides' (data.bands: 2 for '20m', 6 for '60m')."""
+    return sentinel2_scene.sharpening_of(config).factor
+
+  @classmethod
+  def prepare_scene(cls, config) -> FusionScene:
+    return sentinel2_scene.prepare_sentinel2_scene(config)
 
   def __init__(self, config, workdir: str):
     self.sharpening = sentinel2_scene.sharpening_of(config)
     self.baseline_mtf = tuple(sentinel2.BANDS[n].mtf_at_nyquist
                               for n in self.sharpening.targets)
-    super().__init__(config, workdir, prepare_scene=sentinel2_scene.prepare_sentinel2_scene)
+    super().__init__(config, workdir)
 
   def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
     """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels),
@@ -38,8 +44,7 @@ class Sentinel2Task(FusionTask):
                                             estimate[..., index:index + 1], ratio, valid)
         per_band[band] = {k: band_report[k] for k in ("rmse", "psnr", "ssim", "ergas")}
       report[method]["per_band"] = per_band
-    report["rmse_ratio_bicubic_to_fusformer"] = (report["bicubic"]["rmse"]
-                                                 / report["fusformer"]["rmse"])
+    report["rmse_ratio_bicubic_to_model"] = report["bicubic"]["rmse"] / report["model"]["rmse"]
 
   def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
     """The fused held-out strip (reduced resolution) as a GeoTIFF without georeferencing (the
@@ -50,12 +55,12 @@ class Sentinel2Task(FusionTask):
                           units=sentinel2.UNITS)
     png_path = os.path.join(out_dir, "quicklook.png")
     msi = scene.msi[:, scene.val_col_start:] * scene.msi_scale + scene.msi_mean
-    products.save_figure(quicklook(sharpening, msi, np.moveaxis(scene.val_lr, 0, -1),
-                                   np.moveaxis(fused, 0, -1),
-                                   np.moveaxis(scene.val_truth, 0, -1)), png_path)
+    products.save_figure(sentinel2_products.quicklook(
+        sharpening, msi, np.moveaxis(scene.val_lr, 0, -1), np.moveaxis(fused, 0, -1),
+        np.moveaxis(scene.val_truth, 0, -1), method=self.config.model.name), png_path)
     return [tif_path, png_path]
 
-  def predict_inputs(self, predict_batch: Callable, batch_size: int) -> list[str]:
+  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
     """Sharpens the whole scene of config.predict.input to 10 m, tile by tile (memory bounded
     by the tile, whatever the scene's size); writes <output>/<name>_sharpened_10m.tif (the
     scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
@@ -82,36 +87,6 @@ class Sentinel2Task(FusionTask):
                           nodata=sentinel2.NODATA, band_names=sharpening.targets,
                           units=sentinel2.UNITS)
     png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
-    products.save_figure(quicklook(sharpening, hr, lr, sharpened, None), png_path)
+    products.save_figure(sentinel2_products.quicklook(sharpening, hr, lr, sharpened, None,
+                                                      method=self.config.model.name), png_path)
     return [tif_path, png_path]
-
-
-def quicklook(sharpening: sentinel2_scene.Sharpening, guides: np.ndarray, lr: np.ndarray,
-              fused: np.ndarray, truth: np.ndarray | None):
-  """Figure: the 10 m bands in true colour (on the guides' grid), the input and the result as
-  a false-colour composite of the targets, and where the truth is known, the truth and the
-  error of one band."""
-  import matplotlib.pyplot as plt
-  targets = sharpening.targets
-  pick = lambda image, names, order: image[..., [order.index(n) for n in names]]  # noqa: E731
-  composite = " ".join(sharpening.composite)
-  panels = [(products.stretch(pick(guides, RGB_GUIDES, sharpening.guides)), "guide (B4 B3 B2)"),
-            (products.stretch(pick(lr, sharpening.composite, targets)), f"input ({composite})"),
-            (products.stretch(pick(fused, sharpening.composite, targets)), f"sharpened ({composite})")]
-  if truth is not None:
-    panels.append((products.stretch(pick(truth, sharpening.composite, targets)), f"truth ({composite})"))
-  figure, axes = plt.subplots(1, len(panels) + (truth is not None),
-                              figsize=(4.2 * (len(panels) + (truth is not None)), 4.4))
-  for ax, (image, title) in zip(axes, panels):
-    ax.imshow(image, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-  if truth is not None:
-    band = targets.index(sharpening.error_band)
-    error = fused[..., band] - truth[..., band]
-    limit = float(np.percentile(np.abs(error), 99.5)) or 1.0
-    shown = axes[-1].imshow(error, cmap="coolwarm", vmin=-limit, vmax=limit)
-    axes[-1].set_title(f"{sharpening.error_band} error ({sentinel2.UNITS})", fontsize=9)
-    figure.colorbar(shown, ax=axes[-1], fraction=0.046)
-  for ax in axes:
-    ax.set_axis_off()
-  return figure

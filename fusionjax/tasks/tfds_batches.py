@@ -1,6 +1,8 @@
-"""A task's TFDS builder: prepared once by process 0, then its training and validation batches."""
+"""Tasks whose data is a TFDS builder: prepared once by process 0, then read as training and
+validation batches by every process (fusionjax.data.pipeline)."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import jax
@@ -8,6 +10,7 @@ import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
 from fusionjax.data import pipeline
+from fusionjax.tasks.base import Task
 
 
 def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
@@ -23,10 +26,25 @@ def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
   return builder if jax.process_index() == 0 else make_builder()
 
 
-class TfdsBatches:
-  """Gives a task with `self.builder` (train and validation splits) and `self.config` (seed,
-  data.num_streams, data.shuffle_buffer, data.augment, data.skip_corrupt) the trainer's
-  `train_batches`, `eval_batches` and `skipped_records`."""
+class TfdsTask(Task):
+  """A task with `self.builder` (train and validation splits) and `self.config` (seed,
+  data.num_streams, data.num_shards, data.shuffle_buffer, data.augment, data.skip_corrupt):
+  its `train_batches`, `eval_batches` and `skipped_records`."""
+
+  @classmethod
+  def validate(cls, config, mode: str) -> None:
+    """Also: data.dir exists; data.num_streams splits the global batch, is shared evenly by
+    the processes and has a shard to read each (see fusionjax.data.pipeline)."""
+    super().validate(config, mode)
+    data_dir = config.data.get("dir", "")
+    if data_dir and not os.path.exists(data_dir):
+      raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
+    streams = config.data.num_streams
+    pipeline.stream_batch_size(config.train.batch_size, streams)
+    pipeline.process_streams(streams, jax.process_index(), jax.process_count())
+    if config.data.num_shards < streams:
+      raise ValueError(f"data.num_shards={config.data.num_shards} is fewer than "
+                       f"data.num_streams={streams}: every read stream needs a shard")
 
   def train_batches(self, *, start_step: int, global_batch_size: int):
     """This process's slices of the global training batches from `start_step` on."""

@@ -79,7 +79,7 @@ def prepare_jwst_scene(config) -> FusionScene:
   num_wavelengths, height, width = scene.shape
   nirspec, nircam_e = observation.nirspec, observation.nircam
   lr_pixels = nirspec.reshape(num_wavelengths, -1).T
-  coding = coding_lib.fit_coding(lr_pixels, config.model.subspace_dim,
+  coding = coding_lib.fit_coding(lr_pixels, config.data.subspace_dim,
                                  line_spread=instruments.nirspec_lsf,
                                  deconvolution_eps=config.data.deconvolution_eps)
   lr_codes = coding.encode_observed(np.moveaxis(nirspec, 0, -1)).astype(np.float32)

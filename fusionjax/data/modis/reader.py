@@ -28,7 +28,7 @@ COMPOSITE_DAYS = 16
 REFLECTANCE_PER_STORED_VALUE = 0.005
 STORED_FILL_VALUE = -20.0
 VALID_RANGE_K = (150.0, 400.0)
-# The guide images of each model.guide setting, stacked on the channel axis in this order:
+# The guide images of each data.guide setting, stacked on the channel axis in this order:
 # 'ndvi' (1 channel) and 'reflectance' (red, NIR, MIR reflectance, 3 channels).
 GUIDES = {"none": (), "ndvi": ("ndvi",), "reflectances": ("ndvi", "reflectance")}
 _NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\.(?P<tile>h\d\dv\d\d)"

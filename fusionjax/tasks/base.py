@@ -1,0 +1,109 @@
+"""The task contract: everything the generic trainer (fusionjax.train) calls.
+
+A task owns its data and its network (built by name from `config.model`, see
+fusionjax.models) and gives the trainer pure functions of (params, batch) and host-side
+iterators and reports. The trainer reads no other setting of a task: a task checks its own
+settings in `validate`, before any data is prepared or anything compiles.
+
+Shapes: a Batch is a dict of arrays with a leading example axis B; on the device it is a
+global jax.Array sharded over the mesh's `data` axis. Padding examples (to fill the last
+evaluation batch) have weight 0.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+
+from fusionjax import models
+
+Batch = dict[str, Any]          # name -> (B, ...) array
+Params = Any                    # a pytree of arrays
+Metrics = dict[str, jax.Array]  # name -> scalar
+PredictFn = Callable[..., Any]  # host function: (B, ...) numpy inputs -> numpy output(s)
+Prediction = Any                # what predict_validation returns, for evaluate/write_products
+
+
+class Task(abc.ABC):
+  """Base of every task. Subclasses are constructed as `Task(config, workdir)` after
+  `validate(config, mode)`; the constructor prepares the data (once, on process 0)."""
+
+  # Settings ---------------------------------------------------------------------------------
+
+  @classmethod
+  def validate(cls, config, mode: str) -> None:
+    """Raises ValueError (or FileNotFoundError) naming the field and value of any setting
+    this task cannot use in `mode` ('train', 'eval' or 'predict'); called before anything
+    is prepared or compiled. The default checks that the model name is known."""
+    models.model_class(config.model.name)
+
+  # Pure functions (jitted by the trainer) ----------------------------------------------------
+
+  @abc.abstractmethod
+  def init_params(self, rng: jax.Array) -> Params:
+    """The network's initial parameters (float32)."""
+
+  @abc.abstractmethod
+  def loss_fn(self, params: Params, batch: Batch) -> tuple[jax.Array, Metrics]:
+    """(scalar loss, metrics to log) of a training batch."""
+
+  def loss_and_gradient(self, params: Params,
+                        batch: Batch) -> tuple[tuple[jax.Array, Metrics], Params]:
+    """((loss, metrics), d loss / d params); by default the autodiff of `loss_fn` (a task may
+    compute it in chunks to bound memory)."""
+    return jax.value_and_grad(self.loss_fn, has_aux=True)(params, batch)
+
+  @abc.abstractmethod
+  def eval_fn(self, params: Params, batch: Batch) -> Metrics:
+    """Sums over the batch's examples, weighted by batch['weight'], of per-example validation
+    metrics, and 'weight' (their total): the trainer logs sum / weight as 'val_<name>'."""
+
+  @abc.abstractmethod
+  def apply(self, params: Params, *inputs: jax.Array) -> Any:
+    """The network at inference on (B, ...) inputs (what `predict_validation` and
+    `predict_inputs` feed through their PredictFn)."""
+
+  # Data ---------------------------------------------------------------------------------------
+
+  @abc.abstractmethod
+  def train_batches(self, *, start_step: int, global_batch_size: int) -> Iterator[Batch]:
+    """This process's slices of the global training batches of steps start_step + 1, ...
+    (a function of the step: a resumed run sees the batches an uninterrupted run would)."""
+
+  @abc.abstractmethod
+  def eval_batches(self, *, global_batch_size: int) -> Iterator[Batch]:
+    """This process's slices of the validation split in global batches, with 'weight'."""
+
+  def skipped_records(self) -> dict[str, int]:
+    """Unreadable records left out, per split (empty when none can be)."""
+    return {}
+
+  # Inference and reports ----------------------------------------------------------------------
+
+  def inference_params(self, params: Params, *, restore: Callable[[str], Params]) -> Params:
+    """The parameters `apply` runs with in evaluation and prediction: by default the trained
+    ones. `restore(workdir)` gives the parameters of another run's latest checkpoint (e.g.
+    for an ensemble)."""
+    del restore
+    return params
+
+  @abc.abstractmethod
+  def predict_validation(self, predict: PredictFn, batch_size: int) -> Prediction:
+    """The model's prediction of the held-out data (computed once for `evaluate` and
+    `write_products`); `batch_size` is a multiple of the device count."""
+
+  @abc.abstractmethod
+  def evaluate(self, prediction: Prediction) -> dict:
+    """The report written to eval.json: the figures of the model under the key 'model'
+    (with 'model_name') and of each baseline under its own name."""
+
+  @abc.abstractmethod
+  def write_products(self, prediction: Prediction, out_dir: str) -> list[str]:
+    """Writes the products of the held-out prediction into out_dir; returns their paths."""
+
+  @abc.abstractmethod
+  def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:
+    """--mode=predict with config.predict.input: processes the user's own data and writes
+    the results to config.predict.output; returns the paths written."""

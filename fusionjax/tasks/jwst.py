@@ -1,0 +1,144 @@
+"""JWST NIRSpec IFU + NIRCam fusion: the fusion task on a JWST scene (procedural or the Orion
+Bar simulation), FITS products with the wavelength axis tabulated, and whole observations of
+any size fused with --mode=predict."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+
+from fusionjax import products, tiling
+from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.data.jwst import observation as jwst_observation
+from fusionjax.data.jwst import scene as jwst_scene
+from fusionjax.products import fusion as fusion_products
+from fusionjax.tasks.base import PredictFn
+from fusionjax.tasks.fusion import FusionTask
+
+
+class JwstTask(FusionTask):
+  """Fusion of the NIRSpec cube (coded) with the NIRCam images of a JWST scene."""
+
+  @classmethod
+  def scale_factor(cls, config) -> int:
+    """NIRSpec's pixel over NIRCam's (instrument.decimation)."""
+    return config.instrument.decimation
+
+  @classmethod
+  def prepare_scene(cls, config) -> FusionScene:
+    return jwst_scene.prepare_jwst_scene(config)
+
+  def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
+    """Writes the fused (L, H, Wv) cube of the held-out strip (FITS) and a quicklook PNG."""
+    scene = self.scene
+    cube_path = os.path.join(out_dir, "fused_cube.fits")
+    products.write_fits_cube(
+        cube_path, fused, scene.wavelengths_um, units=scene.units,
+        pixel_scale_arcsec=scene.pixel_size, origin_pixel=(0, scene.val_col_start),
+        description=f"{self.config.model.name} fusion of {scene.name}, held-out columns from "
+                    f"{scene.val_col_start}")
+    png_path = os.path.join(out_dir, "quicklook.png")
+    products.save_figure(self.quicklook(fused), png_path)
+    return [cube_path, png_path]
+
+  def quicklook(self, fused: np.ndarray):
+    """Figure of the held-out strip: truth, NIRSpec input, fused and error at one wavelength;
+    the spectra at the pixel where the truth varies most."""
+    scene = self.scene
+    band = self._quicklook_band()
+    row, col = np.unravel_index(np.argmax(np.std(scene.val_truth, axis=0)), fused.shape[1:])
+    s = scene.scale_factor
+    spectra = {"truth": scene.val_truth[:, row, col],
+               "low-resolution input": scene.val_lr[:, row // s, col // s],
+               self.config.model.name: fused[:, row, col]}
+    return fusion_products.quicklook(scene.wavelengths_um, band, scene.val_lr[band], fused[band],
+                                     scene.val_truth[band], spectra, (row, col), scene.units,
+                                     method=self.config.model.name)
+
+  def _quicklook_band(self) -> int:
+    return int(np.argmin(np.abs(self.scene.wavelengths_um - self.config.predict.quicklook_um)))
+
+  # A user's observation -------------------------------------------------------------------
+
+  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
+    """Fuses the whole observation in config.predict.input (a FITS file as
+    fusionjax/data/jwst/observation.py describes) tile by tile, memory bounded by the tile and by
+    `planes_per_write` output planes whatever its size; writes <output>/<name>_fused.fits
+    (L, H, W) and a quicklook PNG."""
+    settings = self.config.predict
+    observation = jwst_observation.read_observation(settings.input)
+    lr, msi = self._observation_inputs(observation, settings.input)
+    scene = self.scene
+    logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", settings.input,
+                 scene.num_bands, *msi.shape[:2])
+    codes = tiling.predict_tiled(
+        predict_batch, lr, msi, tile=self.config.data.tile_size,
+        overlap=settings.tile_overlap, scale=scene.scale_factor, batch_size=batch_size)
+    fused = products.PlaneSource(
+        (scene.num_bands, *codes.shape[:2]),
+        lambda start, stop: np.moveaxis(scene.coding.decode(codes, slice(start, stop)), -1, 0))
+    stem = os.path.splitext(os.path.basename(settings.input))[0]
+    cube_path = os.path.join(settings.output, f"{stem}_fused.fits")
+    products.write_fits_cube(cube_path, fused, scene.wavelengths_um, units=scene.units,
+                             pixel_scale_arcsec=observation.pixel_scale_arcsec,
+                             description=f"{self.config.model.name} fusion of {settings.input}")
+    band = self._quicklook_band()
+    fused_plane = fused.planes(band, band + 1)[0]
+    row, col = np.unravel_index(np.argmax(fused_plane), fused_plane.shape)
+    s = scene.scale_factor
+    spectra = {"low-resolution input": observation.nirspec[:, row // s, col // s],
+               self.config.model.name: scene.coding.decode(codes[row, col])}
+    # Colour composites: three NIRCam filters (longest wavelength red) and the fused cube at
+    # their pivot wavelengths.
+    filters = sorted(scene.msi_bands, key=_filter_um)
+    filters = [filters[-1], filters[len(filters) // 2], filters[0]]
+    nircam_rgb = np.stack([observation.nircam[scene.msi_bands.index(f)] for f in filters], -1)
+    planes = [int(np.argmin(np.abs(scene.wavelengths_um - _filter_um(f)))) for f in filters]
+    fused_rgb = np.stack([fused.planes(p, p + 1)[0] for p in planes], -1)
+    composites = [(nircam_rgb, "NIRCam " + " ".join(filters)),
+                  (fused_rgb, "fused at " + " ".join(f"{scene.wavelengths_um[p]:.2f}"
+                                                     for p in planes) + " um")]
+    png_path = os.path.join(settings.output, f"{stem}_fused.png")
+    products.save_figure(fusion_products.quicklook(
+        scene.wavelengths_um, band, observation.nirspec[band], fused_plane, None, spectra,
+        (row, col), scene.units, composites=composites, method=self.config.model.name), png_path)
+    return [cube_path, png_path]
+
+  def _observation_inputs(self, observation, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The coded (h, w, d) NIRSpec cube and standardised (H, W, M) NIRCam images of an
+    observation, after checking that it matches what the model was trained on."""
+    scene = self.scene
+    if observation.filters != scene.msi_bands:
+      raise ValueError(f"{path}: NIRCam filters {list(observation.filters)}, expected "
+                       f"{list(scene.msi_bands)} (the model's, in that order)")
+    if (observation.wavelengths_um.shape != scene.wavelengths_um.shape
+        or not np.allclose(observation.wavelengths_um, scene.wavelengths_um, rtol=1e-6)):
+      raise ValueError(f"{path}: WAVELENGTH holds {observation.wavelengths_um.shape[0]} "
+                       f"wavelengths, expected the model's {scene.num_bands} "
+                       f"({scene.wavelengths_um[0]:.4f}-{scene.wavelengths_um[-1]:.4f} um)")
+    if observation.units != scene.units:
+      raise ValueError(f"{path}: NIRSPEC BUNIT is {observation.units!r}, expected "
+                       f"{scene.units!r}")
+    _, h, w = observation.nirspec.shape
+    s, tile = scene.scale_factor, self.config.data.tile_size
+    if observation.nircam.shape[1:] != (s * h, s * w):
+      raise ValueError(f"{path}: NIRCAM is {observation.nircam.shape[1]} x "
+                       f"{observation.nircam.shape[2]} pixels, expected {s * h} x {s * w} "
+                       f"({s} x the NIRSPEC grid of {h} x {w})")
+    if min(s * h, s * w) < tile:
+      raise ValueError(f"{path}: the scene is {s * h} x {s * w} NIRCam pixels, smaller than "
+                       f"one data.tile_size={tile} tile")
+    lr = scene.coding.encode_observed(np.moveaxis(observation.nirspec, 0, -1))
+    msi = (np.moveaxis(observation.nircam, 0, -1) - scene.msi_mean) / scene.msi_scale
+    return lr.astype(np.float32), msi.astype(np.float32)
+
+
+
+def _filter_um(name: str) -> float:
+  """A NIRCam filter's nominal wavelength from its name (F150W -> 1.50 um)."""
+  match = re.match(r"F(\d{3})", name)
+  if not match:
+    raise ValueError(f"NIRCam filter {name!r}: expected a name like F150W")
+  return int(match.group(1)) / 100.0
