@@ -29,9 +29,11 @@ def parse_variants(arg: str | None, allowed: tuple[str, ...],
 
 def sibling(config_file: str, name: str) -> types.ModuleType:
   """The module <name>.py in the folder of `config_file` (e.g. experiments/common.py beside
-  an experiment file), loaded once per process whatever the working directory."""
-  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), f"{name}.py")
-  module_name = f"_fusionjax_experiments_{name}_{abs(hash(path))}"
+  an experiment file; `name` may be a relative path such as '../experiments/common'), loaded
+  once per process whatever the working directory."""
+  path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_file)),
+                                       f"{name}.py"))
+  module_name = f"_fusionjax_experiments_{os.path.basename(name)}_{abs(hash(path))}"
   if module_name not in sys.modules:
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,40 @@
+"""A tiny sharpening CNN: the model of docs/extending.md, "Add a model".
+
+Use it in any fusion experiment without editing fusionjax (this folder on PYTHONPATH):
+
+  PYTHONPATH=docs/examples python -m fusionjax.main \
+      --config=experiments/sentinel2.py:model=tiny_sharpener:TinySharpener --workdir=runs/tiny
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from fusionjax import models
+from fusionjax.physics import sampling
+
+
+@models.register("tiny_sharpener")   # also known by name once this module is imported
+class TinySharpener(nn.Module):
+  """(B, h, w, C) low-resolution and (B, s h, s w, M) high-resolution bands -> (B, s h, s w, C).
+
+  Attributes:
+    out_bands, scale_factor: C and s, set by the fusion task from its data.
+    features: width of the hidden convolution.
+    dtype: compute dtype (the experiments' model.dtype).
+  """
+  out_bands: int
+  scale_factor: int
+  features: int = 16
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
+    upsampled = sampling.upsample_bicubic(lr, self.scale_factor)
+    hidden = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(
+        jnp.concatenate([upsampled, msi], axis=-1)))
+    detail = nn.Conv(self.out_bands, (3, 3), kernel_init=nn.initializers.zeros,
+                     dtype=self.dtype)(hidden)
+    return upsampled + detail.astype(upsampled.dtype)
