@@ -1,10 +1,19 @@
-"""Test set-up: four simulated CPU devices (before jax starts) and the shared real data."""
+"""Test set-up: four simulated CPU devices (before jax starts), one persistent compilation
+cache shared by every test and every process a test starts (a step compiled once is loaded
+by the next run that builds it), and the shared real data."""
 import os
+import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The trainer's cache (fusionjax.main reads it), here one per test session unless given.
+os.environ.setdefault("FUSIONJAX_COMPILATION_CACHE", tempfile.mkdtemp(prefix="fusionjax-xla-"))
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["FUSIONJAX_COMPILATION_CACHE"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("FUSIONJAX_SHARED_DATA",
