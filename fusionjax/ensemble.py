@@ -3,34 +3,9 @@ axis (so that one vmapped program runs every member), and the continuous ranked 
 score of the ensemble's spread of predictions."""
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from fusionjax import checkpoint
-
-
-def restored_params(template_state, workdirs: list[str], keep: int) -> list:
-  """The params of the latest checkpoint of each of `workdirs` (runs of the same experiment,
-  e.g. other seeds), restored with the structure of template_state. A workdir without a
-  checkpoint is named."""
-  members = []
-  for workdir in workdirs:
-    directory = os.path.join(workdir, "checkpoints")
-    missing = FileNotFoundError(f"ensemble.members: no checkpoint in {directory}; train that "
-                                "member first")
-    if not os.path.isdir(directory):   # checked first: the checkpointer would create it
-      raise missing
-    checkpointer = checkpoint.Checkpointer(directory, save_every=1, keep=keep)
-    try:
-      if checkpointer.latest_step() is None:
-        raise missing
-      members.append(checkpointer.restore(template_state).params)
-    finally:
-      checkpointer.close()
-  return members
 
 
 def stacked(members: list):

@@ -8,10 +8,13 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import sentinel2_koopman
-from fusionjax import parallel, train
+from fusionjax import parallel, tasks
+from fusionjax.assimilation import driver
+from fusionjax.data.series import experiment as series_experiment
 from fusionjax.data.series import procedural as procedural_phenology
 from fusionjax.data.series import reader as series
-from fusionjax.tasks import koopman
+from fusionjax.tasks.koopman import KoopmanTask
+from fusionjax.tasks.koopman_objective import KoopmanObjective
 from tests.conftest import shared_data_dir
 from tests.test_main import _run
 
@@ -33,9 +36,9 @@ def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(tm
   _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={workdir}",
        "--config.data.sampled_steps=5")
   report = json.loads((workdir / "eval.json").read_text())
-  assert report["step"] == 6
-  assert set(report["gap_filling"]) >= {"koopman", "linear_interpolation"}
-  assert set(report["forecast"]) >= {"koopman", "koopman_free_run", "persistence",
+  assert report["step"] == 6 and report["model_name"] == "koopman_ae"
+  assert set(report["gap_filling"]) >= {"model", "linear_interpolation"}
+  assert set(report["forecast"]) >= {"model", "model_free_run", "persistence",
                                      "linear_dynamics"}
   for section in SECTIONS:
     assert section in report
@@ -93,7 +96,7 @@ def test_real_ndvi_series_smoke_run(tmp_path):
   assert report["forecast"]["first_forecast_date"].startswith("2017-06-30")
   hidden = report["gap_filling"]["hidden_observations"]
   assert hidden == round(0.2 * report["dataset"]["observations"])
-  for method in ("koopman", "linear_interpolation"):
+  for method in ("model", "linear_interpolation"):
     assert np.isfinite(report["gap_filling"][method]["rmse"])
 
 
@@ -103,7 +106,7 @@ def test_training_never_sees_hidden_or_forecast_observations():
 
   class Data:
     hidden_fraction, forecast_fraction, validation_pixel_fraction = 0.2, 0.25, 0.1
-  experiment = koopman.Experiment.make(grid, Data, seed=0)
+  experiment = series_experiment.Experiment.make(grid, Data, seed=0)
   usable = experiment.usable(before_cutoff=True)
   assert not (usable & experiment.hidden).any() and not usable[:, experiment.cutoff:].any()
   assert experiment.hidden.sum() == round(0.2 * grid.observed.sum())
@@ -117,14 +120,14 @@ def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
   config.assimilation.forecast.iterations = 0      # the forecast part is then the free run
   config.assimilation.forecast.control = "latent"
   config.assimilation.forecast.start = "first_state"
-  objective = koopman.KoopmanObjective(config, channels=1)
+  objective = KoopmanObjective(config, channels=1)
   params = objective.init_params(jax.random.key(0))
   grid = series.to_grid(procedural_phenology.to_ndvi(procedural_phenology.make_series(
       size=4, num_years=1, field_pixels=2, seed=0)), 5)
   usable = grid.observed.copy()
   usable[:, 40:] = False
-  inputs = koopman.assimilation_inputs(grid.values, usable, grid.image_shape,
-                                       len(grid.dates) + 5)
+  inputs = driver.assimilation_inputs(grid.values, usable, grid.image_shape,
+                                      len(grid.dates) + 5)
   assimilated, free = jax.jit(objective.apply)(params, *inputs.values())
   last = np.array([np.flatnonzero(row).max() for row in usable])
   steps = np.arange(assimilated.shape[1])
@@ -142,6 +145,34 @@ def test_bad_assimilation_settings_are_named_by_field(tmp_path):
                 "--config.data.sampled_steps=1", check=False)
   assert result.returncode != 0
   assert "data.sampled_steps=1: expected 0" in result.stderr
+  assert not (tmp_path / "data").exists()         # refused before any data was prepared
+
+
+def test_validate_refuses_an_ensemble_outside_eval_and_bad_settings_without_the_task():
+  """The checks of settings run on the class, before the task is built (and its data
+  prepared)."""
+  assert tasks.task_class("sentinel2_koopman") is KoopmanTask
+  config = sentinel2_koopman.get_config("smoke")
+  config.ensemble.members = "runs/seed1, runs/seed2"
+  KoopmanTask.validate(config, "eval")
+  for mode in ("train", "predict"):
+    with pytest.raises(ValueError, match=f"ensemble.members='runs/seed1, runs/seed2' with "
+                                         f"--mode={mode}: an ensemble is evaluated with "
+                                         "--mode=eval"):
+      KoopmanTask.validate(config, mode)
+  config = sentinel2_koopman.get_config("smoke")
+  for steps in (1, -2):
+    config.data.sampled_steps = steps
+    with pytest.raises(ValueError, match=f"data.sampled_steps={steps}: expected 0"):
+      KoopmanTask.validate(config, "train")
+  config = sentinel2_koopman.get_config("smoke")
+  config.assimilation.gap_filling.segment_steps = -1
+  with pytest.raises(ValueError, match="assimilation.gap_filling.segment_steps=-1: expected"):
+    KoopmanTask.validate(config, "train")
+  config = sentinel2_koopman.get_config("smoke")
+  config.data.quantity = "radiance"
+  with pytest.raises(ValueError, match="data.quantity='radiance': expected one of"):
+    KoopmanTask.validate(config, "train")
 
 
 def test_a_pixel_without_observations_is_reported_and_left_out(tmp_path):
@@ -177,16 +208,18 @@ def test_two_seeds_are_evaluated_as_one_ensemble(tmp_path):
     assert scores["members"] == 2
     # Each member of the vmapped ensemble scores as its own run did.
     np.testing.assert_allclose(scores["member_rmse"],
-                               [run[section]["koopman"]["rmse"] for run in alone], rtol=1e-4)
+                               [run[section]["model"]["rmse"] for run in alone], rtol=1e-4)
     assert scores["spread"] > 0 and scores["crps"] > 0
     # The top-level figures are the ensemble mean's.
-    np.testing.assert_allclose(report[section]["koopman"]["rmse"], scores["mean_rmse"])
+    np.testing.assert_allclose(report[section]["model"]["rmse"], scores["mean_rmse"])
   # An ensemble is evaluated only, and every member must have been trained.
   result = _run(smoke, f"--workdir={first}", f"--config.ensemble.members={second}", check=False)
   assert result.returncode != 0 and "an ensemble is evaluated with --mode=eval" in result.stderr
   result = _run(smoke, f"--workdir={first}", "--mode=eval",
                 f"--config.ensemble.members={tmp_path / 'untrained'}", check=False)
   assert result.returncode != 0 and "ensemble.members: no checkpoint in" in result.stderr
+  assert f"{tmp_path / 'untrained' / 'checkpoints'}" in result.stderr
+  assert not (tmp_path / "untrained").exists()    # refused before a checkpoint folder is made
 
 
 @pytest.mark.parametrize("windows, sharded", [(12, True), (10, False)])
@@ -196,7 +229,7 @@ def test_training_gradient_by_chunks_of_windows_equals_the_whole_batch(windows, 
   states."""
   config = sentinel2_koopman.get_config("smoke")
   config.train.chunk_rows = 7
-  objective = koopman.KoopmanObjective(config, channels=10)
+  objective = KoopmanObjective(config, channels=10)
   params = objective.init_params(jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = {"state": rng.normal(size=(windows, 7, 20)).astype(np.float32),
@@ -205,7 +238,7 @@ def test_training_gradient_by_chunks_of_windows_equals_the_whole_batch(windows, 
   batch["offset"][:, 0] = 0
   if sharded:
     batch = jax.device_put(batch, NamedSharding(parallel.make_mesh(), PartitionSpec("data")))
-  (loss, terms), grads = jax.jit(train.loss_and_gradient(objective))(params, batch)
+  (loss, terms), grads = jax.jit(objective.loss_and_gradient)(params, batch)
   (expected, expected_terms), expected_grads = jax.value_and_grad(
       objective.loss_fn, has_aux=True)(params, batch)
   np.testing.assert_allclose(loss, expected, rtol=1e-5)

@@ -164,7 +164,8 @@ class Problem:
 
   observations: (P, N, C) observed bands at grid steps `steps` (P, N) int, each below
   num_steps; mask (P, N) 1 where observed. background: the control's background, shaped as
-  the control. neighbours: (P, 4) int indices of each pixel's neighbours (itself where none).
+  the control. neighbours: (P, 4) int indices of each pixel's neighbours (itself where none;
+  fusionjax.assimilation.driver.grid_neighbours of an image).
   """
   observations: jax.Array
   steps: jax.Array
@@ -341,11 +342,3 @@ def analysis(model: KoopmanAutoencoder, params, observations: jax.Array, steps: 
                                                  num_steps), settings)
   return model.apply(params, control, method=model.encode) if state_control else control
 
-
-def grid_neighbours(height: int, width: int) -> np.ndarray:
-  """(H W, 4) indices of the up, down, left and right neighbours of each pixel of an H x W
-  image in row-major order (the pixel itself at the edges)."""
-  rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-  index = lambda r, c: np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
-  return np.stack([index(rows - 1, cols), index(rows + 1, cols), index(rows, cols - 1),
-                   index(rows, cols + 1)], -1).reshape(-1, 4).astype(np.int32)
