@@ -82,3 +82,19 @@ def test_bfloat16_unet_keeps_the_temperatures_float32():
     return jnp.mean((model.apply(p, coarse_k, guide, fine_km) - 295.0) ** 2)
   mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
                                          jax.grad(loss)(params, mixed))
+
+
+def test_size_multiple_is_what_the_unet_needs():
+  assert mrunet.LstSuperResolution().size_multiple == 16   # 4 x 4 patches, 2 downsamplings
+  model = mrunet.LstSuperResolution(widths=(4, 8, 16), patch_size=2)
+  assert model.size_multiple == 8
+
+  def output_shape(coarse_k, guide, fine_km):
+    return jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), coarse_k, guide,
+                                                         fine_km))[0].shape
+  assert output_shape(*_inputs(coarse=2)) == (2, 8, 8, 1)   # 8 x 8 fine pixels
+  coarse_k, guide, fine_km = _inputs(coarse=3)   # 12 x 12: a multiple of 4, not of 8
+  with pytest.raises(ValueError, match="not a multiple of 4"):   # the patch grid, 6 x 6
+    output_shape(coarse_k, guide, fine_km)
+  with pytest.raises(ValueError, match="LstSuperResolution: guide .* is not a whole multiple"):
+    output_shape(coarse_k, guide[:, 1:], fine_km)

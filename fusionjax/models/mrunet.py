@@ -5,7 +5,9 @@ The network sees the coarse temperatures upsampled (bicubic) to the fine grid an
 correction to them (global residual). Each level has a residual double convolution; strided
 convolutions go down, transposed convolutions go up, with skips. The published network has
 64 -> 1024 channels (about 45M parameters); `widths` sets ours. A final step can rescale each
-coarse footprint so that the result aggregates (Stefan-Boltzmann) exactly to its input.
+coarse footprint so that the result aggregates (Stefan-Boltzmann) exactly to its input. The
+steps around the network (upsampling, normalisation, consistency) are those of
+`fusionjax.models.temperature`, shared with the other LST networks.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fusionjax.physics import sampling, thermal
+from fusionjax.models import temperature
 
 
 class ResidualDoubleConv(nn.Module):
@@ -111,6 +113,12 @@ class LstSuperResolution(nn.Module):
   climatology: bool = False
   dtype: Any = jnp.float32
 
+  @property
+  def size_multiple(self) -> int:
+    """The fine grid's height and width must be multiples of this (fine pixels): the patch
+    size times 2 ^ the U-Net's downsamplings."""
+    return self.patch_size * 2 ** (len(self.widths) - 1)
+
   @nn.compact
   def __call__(self, coarse_k: jnp.ndarray, guide: jnp.ndarray,
                fine_km: jnp.ndarray) -> jnp.ndarray:
@@ -123,26 +131,18 @@ class LstSuperResolution(nn.Module):
     Returns:
       (B, H, W, 1) fine temperatures, K.
     """
-    factor = guide.shape[1] // coarse_k.shape[1]
-    if factor * coarse_k.shape[1] != guide.shape[1] or factor * coarse_k.shape[2] != guide.shape[2]:
-      raise ValueError(f"LstSuperResolution: guide {guide.shape[1:3]} is not a whole multiple "
-                       f"of the coarse image {coarse_k.shape[1:3]}")
-    upsampled = sampling.upsample_bicubic(coarse_k, factor)
-    offset = jnp.mean(coarse_k, axis=(1, 2, 3), keepdims=True)
-    if self.climatology:
-      guide = jnp.concatenate([guide[..., :-2], guide[..., -2:-1] / self.temperature_scale_k,
-                               guide[..., -1:]], axis=-1)
-    images = [(upsampled - offset) / self.temperature_scale_k, guide]
-    patches = space_to_depth(jnp.concatenate(images, -1), self.patch_size)
+    upsampled, images = temperature.network_input(
+        coarse_k, guide, temperature_scale_k=self.temperature_scale_k,
+        climatology=self.climatology, network="LstSuperResolution")
+    patches = space_to_depth(images, self.patch_size)
     if self.scale_conditioning:   # one channel on the patch grid
-      log_scale = jnp.log2(fine_km).astype(patches.dtype)[:, None, None, None]
-      patches = jnp.concatenate(
-          [patches, jnp.broadcast_to(log_scale, (*patches.shape[:3], 1))], -1)
+      patches = temperature.append_log_scale(patches, fine_km)
     unet = MultiResidualUNet(self.widths, out_channels=self.patch_size ** 2, dtype=self.dtype,
                              name="unet")
     correction = depth_to_space(unet(patches).astype(upsampled.dtype), self.patch_size)
-    fine = upsampled + self.temperature_scale_k * correction
-    return thermal.enforce_aggregate(fine, coarse_k) if self.enforce_consistency else fine
+    return temperature.corrected(upsampled, correction, coarse_k,
+                                 temperature_scale_k=self.temperature_scale_k,
+                                 enforce_consistency=self.enforce_consistency)
 
 
 Model = LstSuperResolution   # the network of config.model.name="mrunet"
