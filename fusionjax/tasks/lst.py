@@ -156,7 +156,7 @@ class LstObjective:
     return {"rmse_k": total(fine), "bicubic_rmse_k": total(bicubic), "weight": jnp.sum(weight)}
 
 
-class LstTask(TfdsTask, LstObjective):
+class LstTask(LstObjective, TfdsTask):
   """MODIS LST super-resolution, single-image or guided (NDVI, reflectances), on its tiles.
 
   Models of this task (config.model.name, fusionjax.models): a Flax module built as
