@@ -57,15 +57,8 @@ class Srcnn(nn.Module):
   @nn.compact
   def __call__(self, coarse_k: jnp.ndarray, guide: jnp.ndarray,
                fine_km: jnp.ndarray) -> jnp.ndarray:
-    """
-    Args:
-      coarse_k: (B, h, w, 1) coarse temperatures, K.
-      guide: (B, H, W, G) fine guide images (e.g. NDVI; G = 0 without a guide; with
-        `climatology`, the last two are its pattern, K, and weight); H = f h.
-      fine_km: (B,) fine pixel size, km (used with scale_conditioning).
-    Returns:
-      (B, H, W, 1) fine temperatures, K.
-    """
+    """The LST networks' call, as `mrunet.LstSuperResolution`: (B, h, w, 1) coarse K,
+    (B, H, W, G) fine guide and (B,) fine pixel km -> (B, H, W, 1) fine K."""
     if len(self.kernel_sizes) != len(self.features) + 1:
       raise ValueError(f"Srcnn: {len(self.kernel_sizes)} kernel sizes for "
                        f"{len(self.features) + 1} convolutions (features {self.features} and "
