@@ -5,7 +5,7 @@ Trained and evaluated under the Wald protocol at reduced resolution (40 m + 20 m
 band degraded by its own MTF), applied at full resolution with --mode=predict.
 
 Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
-  (none)   a procedural scene (240 x 240 pixels at 10 m), or the scene of --config.data.dir:
+  (none)   a procedural scene (264 x 264 pixels at 10 m), or the scene of --config.data.dir:
            a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat
            (or the folder holding it), or a folder of band files (JP2 or GeoTIFF, one per band).
   60m      the two 60 m bands (B1 B9) sharpened to 10 m by the 10 m and 20 m bands (factor 6;
@@ -26,7 +26,7 @@ def get_config(arg: str | None = None):
 
   config.data.dir = ""                # a .mat scene or a folder of band files; '' = procedural
   config.data.bands = "20m"           # the bands sharpened: '20m' or '60m'
-  config.data.procedural_size = 240   # pixels at 10 m (a multiple of 6)
+  config.data.procedural_size = 264   # pixels at 10 m (a multiple of 6)
   config.data.val_fraction = 0.25     # right-hand strip held out for evaluation
   config.data.tile_size = 32          # pixels of the target bands' grid (20 m)
   config.data.train_stride = 8

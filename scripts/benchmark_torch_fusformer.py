@@ -9,8 +9,12 @@ multispectral image, one token per pixel, a linear embedding to 48 features, 2 e
 (pre-LayerNorm multi-head self-attention, 3 heads of 16, then a 48 -> 48 LeakyReLU
 feed-forward) and 2 decoder layers (two attention blocks, then the feed-forward), tokens back
 to an image, conv3x3 - LeakyReLU - conv3x3, plus the upsampled input; dense attention over all
-4096 pixels, L1 loss, Adam 1e-3. Run it beside `python scripts/benchmark.py` to compare step
-times on the same machine in the same session.
+4096 pixels, L1 loss, Adam 1e-3. Its median step is also printed as `median_step_s=<seconds>`,
+which scripts/benchmark.py reads to time it in turns with a config's step, e.g. Sentinel-2's:
+
+  python scripts/benchmark.py --config=experiments/sentinel2.py \
+      --reference=scripts/benchmark_torch_fusformer.py \
+      --reference_args="--batch=16 --size=32 --bands=6 --msi_bands=4 --scale=2"
 """
 from __future__ import annotations
 

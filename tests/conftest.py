@@ -27,3 +27,35 @@ def shared_data_dir(name: str) -> str:
     pytest.skip(f"real data {path} is absent (set FUSIONJAX_SHARED_DATA to the shared data "
                 "folder to run this test)")
   return path
+
+
+def experiment_config(experiment: str, arg: str = "", **overrides):
+  """experiments/<experiment>.py's config for `arg`, with dotted-key overrides
+  (e.g. **{"train.num_steps": 3}) as --config.<key>=<value> would set them."""
+  import importlib
+  config = importlib.import_module(f"experiments.{experiment}").get_config(arg)
+  for key, value in overrides.items():
+    *parents, field = key.split(".")
+    section = config
+    for parent in parents:
+      section = section[parent]
+    section[field] = value
+  return config
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+  """trained(experiment, arg, **overrides) -> the workdir of that smoke run, trained in this
+  process once per session and shared by every test that inspects it (or evaluates and
+  predicts from it: those must not retrain it)."""
+  from fusionjax import train
+  root, workdirs = tmp_path_factory.mktemp("trained"), {}
+
+  def run(experiment: str, arg: str, **overrides):
+    key = (experiment, arg, tuple(sorted(overrides.items())))
+    if key not in workdirs:
+      workdir = root / f"{experiment}-{len(workdirs)}"
+      train.run(experiment_config(experiment, arg, **overrides), str(workdir))
+      workdirs[key] = workdir
+    return workdirs[key]
+  return run

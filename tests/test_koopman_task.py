@@ -1,4 +1,5 @@
-"""The Koopman experiment end to end from the command line (4 simulated devices)."""
+"""The Koopman experiment end to end, through the trainer (4 simulated devices); the smoke
+runs are trained once per session and shared (conftest.trained)."""
 import json
 
 import jax
@@ -8,15 +9,14 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import sentinel2_koopman
-from fusionjax import parallel, tasks
+from fusionjax import parallel, tasks, train
 from fusionjax.assimilation import driver
 from fusionjax.data.series import experiment as series_experiment
 from fusionjax.data.series import procedural as procedural_phenology
 from fusionjax.data.series import reader as series
 from fusionjax.tasks.koopman import KoopmanTask
 from fusionjax.tasks.koopman_objective import KoopmanObjective
-from tests.conftest import shared_data_dir
-from tests.test_main import _run
+from tests.conftest import experiment_config, shared_data_dir
 
 SECTIONS = ("gap_filling", "forecast", "assimilation_vs_free_run")
 
@@ -30,11 +30,19 @@ def _write_ndvi_folder(folder, ndvi, clear, dates):
   (folder / "timestamps.json").write_text(json.dumps([str(d) for d in dates]))
 
 
-def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(tmp_path):
-  workdir = tmp_path / "run"
-  # Training windows sampled down to 5 of their states: the run goes through all the same.
-  _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={workdir}",
-       "--config.data.sampled_steps=5")
+SAMPLED = {"data.sampled_steps": 5}   # training windows sampled to 5 states: runs all the same
+
+
+def _predict(trained_workdir, arg, folder, out, **overrides):
+  """--mode=predict of a trained smoke run on the series folder `folder`, into `out`."""
+  config = experiment_config("sentinel2_koopman", arg, **overrides)
+  config.predict.input, config.predict.output = str(folder), str(out)
+  train.run(config, str(trained_workdir), mode="predict")
+  return np.load(out / "series.npz")
+
+
+def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(trained):
+  workdir = trained("sentinel2_koopman", "smoke", **SAMPLED)
   report = json.loads((workdir / "eval.json").read_text())
   assert report["step"] == 6 and report["model_name"] == "koopman_ae"
   assert set(report["gap_filling"]) >= {"model", "linear_interpolation"}
@@ -52,45 +60,38 @@ def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(tm
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
 
 
-def test_predict_assimilates_a_series_folder(tmp_path):
-  workdir = tmp_path / "run"
-  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}")
+def test_predict_assimilates_a_series_folder(trained, tmp_path):
+  workdir = trained("sentinel2_koopman", "ndvi,smoke")
   ndvi = procedural_phenology.to_ndvi(procedural_phenology.make_series(size=8, num_years=1,
                                                                       seed=3))
   folder = tmp_path / "series"
   _write_ndvi_folder(folder, ndvi.values[..., 0], ndvi.clear, ndvi.dates)
-  out = tmp_path / "out"
-  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
-       "--mode=predict", f"--config.predict.input={folder}", f"--config.predict.output={out}")
-  products = np.load(out / "series.npz")
+  products = _predict(workdir, "ndvi,smoke", folder, tmp_path / "out")
   grid = series.to_grid(ndvi, 5)
   assert products["values"].shape == (len(grid.dates) + 6, 8, 8, 1)
   assert str(products["dates"][0]) == str(grid.dates[0])
   assert np.all(np.isfinite(products["values"]))
   np.testing.assert_array_equal(products["observed"][:len(grid.dates)].reshape(
       len(grid.dates), -1).T, grid.observed)
-  # A missing input folder is named.
-  result = _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
-                "--mode=predict", f"--config.predict.input={tmp_path / 'missing'}",
-                f"--config.predict.output={out}",
-                check=False)
-  assert result.returncode != 0 and "predict.input=" in result.stderr
+  # A missing input folder is named, before anything runs.
+  config = experiment_config("sentinel2_koopman", "ndvi,smoke")
+  config.predict.input, config.predict.output = str(tmp_path / "missing"), str(tmp_path)
+  with pytest.raises(FileNotFoundError, match="predict.input="):
+    train.validate_config(config, "predict")
 
 
 def test_a_reflectance_run_refuses_an_ndvi_folder_by_field(tmp_path):
-  result = _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={tmp_path}",
-                f"--config.data.dir={tmp_path}", check=False)
-  assert result.returncode != 0 and "use the ':ndvi' variant" in result.stderr
+  config = experiment_config("sentinel2_koopman", "smoke", **{"data.dir": str(tmp_path)})
+  with pytest.raises(ValueError, match="use the ':ndvi' variant"):
+    train.validate_config(config, "train")
 
 
-def test_real_ndvi_series_smoke_run(tmp_path):
+def test_real_ndvi_series_smoke_run(trained, tmp_path_factory):
   """A 12 x 12 pixel crop of the real series, end to end."""
   full = series.read_ndvi_series(shared_data_dir("sentinel2_ndvi_ts"))
-  folder = tmp_path / "crop"
+  folder = tmp_path_factory.mktemp("real") / "crop"
   _write_ndvi_folder(folder, full.values[:, :12, :12, 0], full.clear[:, :12, :12], full.dates)
-  workdir = tmp_path / "run"
-  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--config.data.dir={folder}",
-       f"--workdir={workdir}")
+  workdir = trained("sentinel2_koopman", "ndvi,smoke", **{"data.dir": str(folder)})
   report = json.loads((workdir / "eval.json").read_text())
   assert report["dataset"]["grid_steps"] == 180 and report["dataset"]["pixels"] == 144
   assert report["forecast"]["first_forecast_date"].startswith("2017-06-30")
@@ -137,15 +138,16 @@ def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
 
 
 def test_bad_assimilation_settings_are_named_by_field(tmp_path):
-  result = _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={tmp_path}",
-                "--config.assimilation.forecast.control=weights", check=False)
-  assert result.returncode != 0
-  assert "assimilation.forecast.control='weights': expected one of" in result.stderr
-  result = _run("--config=experiments/sentinel2_koopman.py:smoke", f"--workdir={tmp_path}",
-                "--config.data.sampled_steps=1", check=False)
-  assert result.returncode != 0
-  assert "data.sampled_steps=1: expected 0" in result.stderr
-  assert not (tmp_path / "data").exists()         # refused before any data was prepared
+  config = experiment_config("sentinel2_koopman", "smoke",
+                             **{"assimilation.forecast.control": "weights"})
+  with pytest.raises(ValueError, match="assimilation.forecast.control='weights': expected one "
+                                       "of"):
+    train.validate_config(config, "train")
+  config = experiment_config("sentinel2_koopman", "smoke", **{"data.sampled_steps": 1,
+                                                              "data.cache_dir": str(tmp_path)})
+  with pytest.raises(ValueError, match="data.sampled_steps=1: expected 0"):
+    train.run(config, str(tmp_path / "run"))
+  assert not list(tmp_path.iterdir())              # refused before any data was prepared
 
 
 def test_validate_refuses_an_ensemble_outside_eval_and_bad_settings_without_the_task():
@@ -175,34 +177,30 @@ def test_validate_refuses_an_ensemble_outside_eval_and_bad_settings_without_the_
     KoopmanTask.validate(config, "train")
 
 
-def test_a_pixel_without_observations_is_reported_and_left_out(tmp_path):
-  workdir = tmp_path / "run"
-  _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}")
+def test_a_pixel_without_observations_is_reported_and_left_out(trained, tmp_path, caplog):
+  workdir = trained("sentinel2_koopman", "ndvi,smoke")
   ndvi = procedural_phenology.to_ndvi(procedural_phenology.make_series(size=8, num_years=1,
                                                                       seed=3))
   clear = ndvi.clear.copy()
   clear[:, 2, 5] = False                          # never seen
   folder = tmp_path / "series"
   _write_ndvi_folder(folder, ndvi.values[..., 0], clear, ndvi.dates)
-  out = tmp_path / "out"
-  result = _run("--config=experiments/sentinel2_koopman.py:ndvi,smoke", f"--workdir={workdir}",
-                "--mode=predict", f"--config.predict.input={folder}",
-                f"--config.predict.output={out}")
-  assert "1 pixel(s) without any usable observation are left out" in result.stderr
-  assert "row 2, column 5" in result.stderr
-  values = np.load(out / "series.npz")["values"]
+  with caplog.at_level("WARNING"):
+    values = _predict(workdir, "ndvi,smoke", folder, tmp_path / "out")["values"]
+  assert "1 pixel(s) without any usable observation are left out" in caplog.text
+  assert "row 2, column 5" in caplog.text
   assert np.all(np.isnan(values[:, 2, 5])) and np.isfinite(np.delete(
       values.reshape(len(values), -1), 2 * 8 + 5, axis=1)).all()
 
 
-def test_two_seeds_are_evaluated_as_one_ensemble(tmp_path):
-  smoke = "--config=experiments/sentinel2_koopman.py:smoke"
-  first, second = tmp_path / "seed0", tmp_path / "seed1"
-  _run(smoke, f"--workdir={first}")
-  _run(smoke, f"--workdir={second}", "--config.seed=1")
+def test_two_seeds_are_evaluated_as_one_ensemble(trained, tmp_path):
+  first = trained("sentinel2_koopman", "smoke", **SAMPLED)
+  second = trained("sentinel2_koopman", "smoke", **SAMPLED, seed=1)
   alone = [json.loads((workdir / "eval.json").read_text()) for workdir in (first, second)]
-  _run(smoke, f"--workdir={first}", "--mode=eval", f"--config.ensemble.members={second}")
-  report = json.loads((first / "eval.json").read_text())
+  shared_report = (first / "eval.json").read_bytes()
+  config = experiment_config("sentinel2_koopman", "smoke", **SAMPLED,
+                             **{"ensemble.members": str(second)})
+  report = train.run(config, str(first), mode="eval")
   for section in ("gap_filling", "forecast"):
     scores = report["ensemble"][section]
     assert scores["members"] == 2
@@ -212,14 +210,16 @@ def test_two_seeds_are_evaluated_as_one_ensemble(tmp_path):
     assert scores["spread"] > 0 and scores["crps"] > 0
     # The top-level figures are the ensemble mean's.
     np.testing.assert_allclose(report[section]["model"]["rmse"], scores["mean_rmse"])
+  assert json.loads((first / "eval.json").read_text())["ensemble"] == report["ensemble"]
   # An ensemble is evaluated only, and every member must have been trained.
-  result = _run(smoke, f"--workdir={first}", f"--config.ensemble.members={second}", check=False)
-  assert result.returncode != 0 and "an ensemble is evaluated with --mode=eval" in result.stderr
-  result = _run(smoke, f"--workdir={first}", "--mode=eval",
-                f"--config.ensemble.members={tmp_path / 'untrained'}", check=False)
-  assert result.returncode != 0 and "ensemble.members: no checkpoint in" in result.stderr
-  assert f"{tmp_path / 'untrained' / 'checkpoints'}" in result.stderr
+  with pytest.raises(ValueError, match="an ensemble is evaluated with --mode=eval"):
+    train.validate_config(config, "train")
+  config.ensemble.members = str(tmp_path / "untrained")
+  with pytest.raises(FileNotFoundError, match="ensemble.members: no checkpoint in "
+                                              f"{tmp_path / 'untrained' / 'checkpoints'}"):
+    train.run(config, str(first), mode="eval")
   assert not (tmp_path / "untrained").exists()    # refused before a checkpoint folder is made
+  (first / "eval.json").write_bytes(shared_report)  # the shared run as other tests expect it
 
 
 @pytest.mark.parametrize("windows, sharded", [(12, True), (10, False)])
