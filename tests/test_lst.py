@@ -12,9 +12,9 @@ from fusionjax.data.modis import builder as lst_builder
 from fusionjax.data.modis import reader as modis
 from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.physics import thermal
+from fusionjax import train
 from fusionjax.tasks import lst
-from tests.conftest import shared_data_dir
-from tests.test_main import _run
+from tests.conftest import experiment_config, shared_data_dir
 
 METHODS = ("model", "bicubic", "tsharp")
 FIELDS = ("rmse_k", "psnr_db", "ssim", "consistency_rmse_k")
@@ -58,14 +58,14 @@ def test_tiles_with_no_data_or_impossible_temperatures_are_dropped_and_counted(t
     assert modis.invalid_reason(example["lst"]) is None
 
 
-@pytest.mark.parametrize("variant", ["disr", "reflectances,climatology"])
-def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
-  workdir = tmp_path / variant.replace(",", "_")
-  run = _run(f"--config=experiments/modis_lst.py:{variant},smoke", f"--workdir={workdir}")
+@pytest.mark.parametrize("variant, model", [("disr", "mrunet"), ("disr,model=srcnn", "srcnn"),
+                                            ("reflectances,climatology", "mrunet")])
+def test_guided_smoke_run_evaluates_model_and_baselines(trained, tmp_path, variant, model):
+  workdir = trained("modis_lst", f"{variant},smoke")
   report = json.loads((workdir / "eval.json").read_text())
-  assert report["step"] == 4
+  assert report["step"] == 4 and report["model"]["model_name"] == model
   for method in METHODS:
-    assert set(FIELDS) <= set(report[method]) and method in run.stdout
+    assert set(FIELDS) <= set(report[method])
   # The consistency projection makes the result aggregate back to its input.
   assert report["model"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
   assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
@@ -75,7 +75,7 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
                                                                 else 0)
 
   # --mode=predict on a GeoTIFF: a 1 km tile aggregated to 4 km, guided by its 1 km composite.
-  archive = next((workdir / "data").glob("lst-procedural-*"))
+  archive = next((workdir / "data").glob("lst_procedural-*"))
   lst_path = min((archive / "lst_1km").glob("*.tif"))
   truth, georef = geotiff.read_geotiff(str(lst_path))
   truth[0, :4, :4] = 0.0                                  # one no-data coarse pixel
@@ -85,10 +85,10 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
   geotiff.write_geotiff(str(inputs / lst_path.name), np.moveaxis(coarse, -1, 0),
                         georef.coarsened(4))
   outputs = tmp_path / "outputs"
-  _run(f"--config=experiments/modis_lst.py:{variant},smoke", f"--workdir={workdir}",
-       "--mode=predict",
-       f"--config.predict.input={inputs}", f"--config.predict.output={outputs}",
-       f"--config.predict.guide={archive / 'ndvi_1km'}", f"--config.predict.truth={lst_path}")
+  config = experiment_config("modis_lst", f"{variant},smoke", **{
+      "predict.input": str(inputs), "predict.output": str(outputs),
+      "predict.guide": str(archive / "ndvi_1km"), "predict.truth": str(lst_path)})
+  train.run(config, str(workdir), mode="predict")
   fine, fine_georef = geotiff.read_geotiff(str(outputs / (lst_path.stem + ".sr4.tif")))
   assert fine.shape == truth.shape and fine_georef.matches(georef)
   assert np.all(fine[:, :4, :4] == 0.0) and np.all(fine[:, 4:, 4:] > 150.0)
@@ -97,27 +97,24 @@ def test_guided_smoke_run_evaluates_model_and_baselines(tmp_path, variant):
   assert (outputs / (lst_path.stem + ".sr4.png")).stat().st_size > 10_000
 
 
-def test_multiscale_smoke_run_reports_every_scale_step(tmp_path):
-  workdir = tmp_path / "multiscale"
-  _run("--config=experiments/modis_lst.py:multiscale,smoke", f"--workdir={workdir}")
+def test_multiscale_smoke_run_reports_every_scale_step(trained):
+  workdir = trained("modis_lst", "multiscale,smoke")
   study = json.loads((workdir / "eval.json").read_text())["scale_study"]
   assert sorted(study) == ["3.71km->0.927km", "7.41km->1.85km"]
   for step in study.values():
     assert np.isfinite(step["model"]["correction_rms_k"])
 
 
-def test_missing_data_directory_is_named(tmp_path):
-  result = _run("--config=experiments/modis_lst.py:smoke", f"--workdir={tmp_path}",
-                "--config.data.dir=/no/such/folder", check=False)
-  assert result.returncode != 0
-  assert "data.dir='/no/such/folder': no such file or directory" in result.stderr
+def test_missing_data_directory_is_named():
+  config = experiment_config("modis_lst", "smoke", **{"data.dir": "/no/such/folder"})
+  with pytest.raises(FileNotFoundError,
+                     match="data.dir='/no/such/folder': no such file or directory"):
+    train.validate_config(config, "train")
 
 
-def test_real_modis_tiles_smoke_run(tmp_path):
-  directory = shared_data_dir("modis_lst")
-  workdir = tmp_path / "real"
-  _run("--config=experiments/modis_lst.py:sisr,smoke", f"--config.data.dir={directory}",
-       "--config.data.tile_size=64", f"--workdir={workdir}")
+def test_real_modis_tiles_smoke_run(trained):
+  workdir = trained("modis_lst", "sisr,smoke", **{"data.dir": shared_data_dir("modis_lst"),
+                                                  "data.tile_size": 64})
   report = json.loads((workdir / "eval.json").read_text())
   dataset = report["dataset"]
   assert dataset["lst_files"] == 1343 and dataset["dropped_samples"] == {}

@@ -82,10 +82,9 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
 
 
 @pytest.mark.parametrize("experiment", ["jwst", "modis_lst", "sentinel2_koopman"])
-def test_every_experiment_trains_and_evaluates_in_mixed_precision(experiment, tmp_path):
-  _run(f"--config=experiments/{experiment}.py:smoke", f"--workdir={tmp_path}",
-       "--config.model.dtype=bfloat16")
-  report = json.loads((tmp_path / "eval.json").read_text())
+def test_every_experiment_trains_and_evaluates_in_mixed_precision(experiment, trained):
+  workdir = trained(experiment, "smoke", **{"model.dtype": "bfloat16"})
+  report = json.loads((workdir / "eval.json").read_text())
 
   def numbers(tree):
     if isinstance(tree, dict):
@@ -107,11 +106,8 @@ def test_bad_settings_stop_with_the_field_named(tmp_path):
   assert result.returncode != 0 and "no_such_field" in result.stderr
 
 
-def test_orionbar_smoke_run(tmp_path):
-  directory = shared_data_dir("jwst_orionbar")
-  workdir = tmp_path / "orionbar"
-  _run("--config=experiments/jwst.py:orionbar,smoke", f"--config.data.dir={directory}",
-       f"--workdir={workdir}")
+def test_orionbar_smoke_run(trained):
+  workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
   report = json.loads((workdir / "eval.json").read_text())
   assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
   assert set(METRICS) <= set(report["truth_in_subspace"])

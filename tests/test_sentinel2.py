@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from fusionjax import tiling
+from fusionjax import tiling, train
 from fusionjax.baselines import pansharpening
 from fusionjax.data import geotiff, random_fields
 from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
@@ -16,8 +16,7 @@ from fusionjax.data.sentinel2.scene import prepare_sentinel2_scene
 from fusionjax.data.tiles_builder import FusionTiles
 from experiments import sentinel2 as sentinel2_experiment
 from fusionjax.physics import psf, sampling
-from tests.conftest import shared_data_dir
-from tests.test_main import _run
+from tests.conftest import experiment_config, shared_data_dir
 
 ALL_BANDS = sentinel2.BANDS_10M + sentinel2.BANDS_20M + sentinel2.BANDS_60M
 
@@ -143,15 +142,23 @@ def test_baselines_recover_bands_that_are_combinations_of_the_guides():
     assert error(estimate) < 0.25 * error(bicubic), method.__name__
 
 
-def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(tmp_path):
-  workdir = tmp_path / "run"
-  run = _run("--config=experiments/sentinel2.py:smoke", f"--workdir={workdir}")
+def _predict(workdir, arg, scene, outputs):
+  """--mode=predict of the trained smoke run in `workdir` on a whole scene file."""
+  config = experiment_config("sentinel2", arg)
+  config.predict.input, config.predict.output = str(scene), str(outputs)
+  train.run(config, str(workdir), mode="predict")
+
+
+@pytest.mark.parametrize("arg, model", [("smoke", "fusformer"), ("smoke,model=dsen2", "dsen2")])
+def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(trained, tmp_path,
+                                                                           arg, model):
+  workdir = trained("sentinel2", arg)
   report = json.loads((workdir / "eval.json").read_text())
+  assert report["model"]["model_name"] == model
   for method in ("model", "bicubic", "gsa", "mtf_glp"):
     assert {"rmse", "psnr", "ssim", "sam_deg", "ergas"} <= set(report[method])
     assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
     assert set(report[method]["per_band"]["B11"]) == {"rmse", "psnr", "ssim", "ergas"}
-    assert method in run.stdout
   assert report["rmse_ratio_bicubic_to_model"] > 0
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
 
@@ -159,8 +166,7 @@ def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(tmp_p
   # no-data in its top-left corner.
   write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96, seed=5), rows=10, cols=30))
   outputs = tmp_path / "outputs"
-  _run("--config=experiments/sentinel2.py:smoke", f"--workdir={workdir}", "--mode=predict",
-       f"--config.predict.input={tmp_path / 'scene.mat'}", f"--config.predict.output={outputs}")
+  _predict(workdir, arg, tmp_path / "scene.mat", outputs)
   with rasterio.open(outputs / "scene_sharpened_10m.tif") as result:
     sharpened = result.read()
     assert result.descriptions == sentinel2.BANDS_20M and result.nodata == sentinel2.NODATA
@@ -189,17 +195,14 @@ def test_real_scene_bands_are_read_aligned():
   assert abs(np.corrcoef(red.T.ravel(), scene.bands["B5"].ravel())[0, 1]) < 0.2
 
 
-def test_60m_variant_sharpens_b1_and_b9_to_10m(tmp_path):
-  workdir = tmp_path / "run"
-  _run("--config=experiments/sentinel2.py:60m,smoke", f"--workdir={workdir}")
+def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):
+  workdir = trained("sentinel2", "60m,smoke")
   report = json.loads((workdir / "eval.json").read_text())
   for method in ("model", "bicubic", "gsa", "mtf_glp"):
     assert set(report[method]["per_band"]) == set(sentinel2.BANDS_60M)
   assert report["region"]["bands"] == 2
   write_mat(tmp_path / "scene.mat", _scene(216, seed=3))
-  _run("--config=experiments/sentinel2.py:60m,smoke", f"--workdir={workdir}", "--mode=predict",
-       f"--config.predict.input={tmp_path / 'scene.mat'}",
-       f"--config.predict.output={tmp_path / 'out'}")
+  _predict(workdir, "60m,smoke", tmp_path / "scene.mat", tmp_path / "out")
   with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as result:
     assert result.descriptions == sentinel2.BANDS_60M
     sharpened = result.read()
