@@ -105,11 +105,12 @@ def test_a_model_outside_the_package_needs_no_benchmark_code(benchmark, tmp_path
 
 
 def test_experiment_of_a_model_is_the_first_whose_task_takes_it(benchmark):
-  assert benchmark.experiment_of("srcnn", "smoke", []) == (
+  import benchmark_configs   # beside benchmark.py, on the path the fixture set
+  assert benchmark_configs.experiment_of("srcnn", "smoke", []) == (
       "experiments/modis_lst.py:smoke,model=srcnn")
-  assert benchmark.experiment_of("dsen2", "", []) == "experiments/sentinel2.py:model=dsen2"
+  assert benchmark_configs.experiment_of("dsen2", "", []) == "experiments/sentinel2.py:model=dsen2"
   with pytest.raises(ValueError, match="no experiment takes model 'nonexistent'"):
-    benchmark.experiment_of("nonexistent", "", [])
+    benchmark_configs.experiment_of("nonexistent", "", [])
 
 
 def test_a_reference_without_pytorch_is_skipped_with_the_reason(benchmark):
