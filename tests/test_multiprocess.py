@@ -89,6 +89,7 @@ def test_two_processes_follow_the_loss_trajectory_of_one(runs):
                              [losses["one"][s] for s in range(1, 7)], rtol=1e-6)
   one, two = eval_reports["one"]["model"], eval_reports["two"]["model"]
   assert set(one) == set(two) >= {"psnr", "rmse", "ssim"}
+  assert one.pop("model_name") == two.pop("model_name") == "fusformer"
   for name, value in one.items():
     assert two[name] == pytest.approx(value, rel=1e-5), name
 
