@@ -5,8 +5,7 @@ import pytest
 import scipy.ndimage
 from astropy.io import fits
 
-from experiments import jwst as jwst_experiment
-from fusionjax.data.jwst import scene as jwst_scene
+from fusionjax.data.fusion_scene import FusionScene
 from fusionjax.data.jwst import orionbar
 from fusionjax.data.jwst import procedural as procedural_jwst
 from fusionjax.physics import jwst
@@ -62,11 +61,10 @@ def test_orionbar_files_read():
                              rtol=1e-5)
 
 
-def test_orionbar_scene_prepares_in_a_pca_subspace():
-  directory = shared_data_dir("jwst_orionbar")
-  config = jwst_experiment.get_config("orionbar,smoke")
-  config.data.dir = directory
-  scene = jwst_scene.prepare_jwst_scene(config)
+def test_orionbar_scene_prepares_in_a_pca_subspace(trained):
+  """The scene the Orion Bar smoke run prepared (shared with test_main's run of it)."""
+  workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
+  scene = FusionScene.load(str(next((workdir / "data").glob("jwst-*/scene.npz"))))
   assert scene.lr_codes.shape == (16, 48, 4) and scene.msi.shape == (48, 144, 11)
   assert scene.val_truth.shape[0] == 4974
   # The 4-component truth lies almost entirely in the 4-D subspace fitted on the noisy cube.
