@@ -61,27 +61,12 @@ def test_space_to_depth_round_trip_and_bad_shapes():
 
 
 def test_bfloat16_unet_keeps_the_temperatures_float32():
-  coarse_k, guide, fine_km = _inputs()
   kwargs = dict(widths=(8, 16), patch_size=2, enforce_consistency=False)
-  full = mrunet.LstSuperResolution(**kwargs)
-  mixed = mrunet.LstSuperResolution(**kwargs, dtype=jnp.bfloat16)
-  untrained = full.init(jax.random.key(0), coarse_k, guide, fine_km)
-  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(0), coarse_k, guide,
-                                                       fine_km))
-  # Untrained, the correction is zero: the result is the float32 bicubic upsampling exactly
-  # (bfloat16 temperatures near 300 K would be off by up to 1 K).
-  bicubic = sampling.upsample_bicubic(coarse_k, 4)
-  np.testing.assert_array_equal(mixed.apply(untrained, coarse_k, guide, fine_km), bicubic)
-  params = jax.tree_util.tree_map_with_path(
-      lambda path, x: 0.1 * jnp.ones_like(x) if "output" in str(path) else x, untrained)
-  reference = full.apply(params, coarse_k, guide, fine_km)
-  mixed_precision.assert_rounding_only(reference, mixed.apply(params, coarse_k, guide, fine_km),
-                                       reference - bicubic)
-
-  def loss(p, model):
-    return jnp.mean((model.apply(p, coarse_k, guide, fine_km) - 295.0) ** 2)
-  mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
-                                         jax.grad(loss)(params, mixed))
+  mixed_precision.assert_temperature_network(
+      mrunet.LstSuperResolution(**kwargs),
+      mrunet.LstSuperResolution(**kwargs, dtype=jnp.bfloat16), _inputs(),
+      lambda untrained: jax.tree_util.tree_map_with_path(
+          lambda path, x: 0.1 * jnp.ones_like(x) if "output" in str(path) else x, untrained))
 
 
 def test_size_multiple_is_what_the_unet_needs():

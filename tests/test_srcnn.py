@@ -105,25 +105,9 @@ def test_trained_correction_depends_on_guide_and_scale():
 
 
 def test_bfloat16_keeps_the_temperatures_float32():
-  coarse_k, guide, fine_km = _inputs()
-  full = srcnn.Srcnn(**SMALL, enforce_consistency=False)
-  mixed = srcnn.Srcnn(**SMALL, enforce_consistency=False, dtype=jnp.bfloat16)
-  untrained = full.init(jax.random.key(0), coarse_k, guide, fine_km)
-  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(0), coarse_k, guide,
-                                                       fine_km))
-  # Untrained, the correction is zero: the result is the float32 bicubic upsampling exactly
-  # (bfloat16 temperatures near 300 K would be off by up to 1 K).
-  bicubic = sampling.upsample_bicubic(coarse_k, 4)
-  np.testing.assert_array_equal(mixed.apply(untrained, coarse_k, guide, fine_km), bicubic)
-  params = _trained(untrained)
-  reference = full.apply(params, coarse_k, guide, fine_km)
-  mixed_precision.assert_rounding_only(reference, mixed.apply(params, coarse_k, guide, fine_km),
-                                       reference - bicubic)
-
-  def loss(p, model):
-    return jnp.mean((model.apply(p, coarse_k, guide, fine_km) - 295.0) ** 2)
-  mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
-                                         jax.grad(loss)(params, mixed))
+  mixed_precision.assert_temperature_network(
+      srcnn.Srcnn(**SMALL, enforce_consistency=False),
+      srcnn.Srcnn(**SMALL, enforce_consistency=False, dtype=jnp.bfloat16), _inputs(), _trained)
 
 
 def test_registry_builds_srcnn_from_its_config():
