@@ -123,8 +123,7 @@ class LstObjective:
                            -turns, axes=(1, 2))
         results.append(result[:, :, ::-1] if flip else result)
     mean = jnp.mean(jnp.stack(results), axis=0)
-    enforce = getattr(self.model, "enforce_consistency", False)
-    return thermal.enforce_aggregate(mean, coarse_k) if enforce else mean
+    return thermal.enforce_aggregate(mean, coarse_k) if self.model.enforce_consistency else mean
 
   def loss_fn(self, params, batch: Batch):
     """Mean over the training scale steps of the physics-regularised loss (K^2)."""
@@ -161,7 +160,8 @@ class LstTask(LstObjective, TfdsTask):
 
   Models of this task (config.model.name, fusionjax.models): a Flax module built as
   `Model(climatology=data.climatology, **config.model)` with an integer `size_multiple` (the
-  fine-grid sizes it accepts are its multiples), called as `model.apply(params, coarse_k,
+  fine-grid sizes it accepts are its multiples) and a bool `enforce_consistency` (its result
+  aggregates exactly to its input), called as `model.apply(params, coarse_k,
   guide, fine_km)` with coarse_k (B, h, w, 1) K, guide (B, H, W, G) and fine_km (B,),
   returning (B, H, W, 1) K.
   """
