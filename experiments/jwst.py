@@ -34,6 +34,7 @@ def get_config(arg: str | None = None):
   config.data.subspace_dim = 8        # k PCA components of the NIRSpec cube; 0: every band
   config.data.deconvolution_eps = 1e-4  # Tikhonov weight, NIRSpec line-spread deconvolution
   config.data.tile_size = 24          # NIRCam pixels (8 NIRSpec pixels), 576 tokens
+  config.data.base_estimate = "bicubic"  # what the network corrects: 'bicubic' or 'mtf_glp'
   config.data.train_stride = 6
   config.data.shuffle_buffer = 512
 

@@ -1,6 +1,8 @@
 """Command-line entry point.
 
   python -m fusionjax.main --config=experiments/jwst.py --workdir=runs/jwst [--mode=eval]
+  python -m fusionjax.main --config=experiments/sentinel2.py --workdir=runs/s2 --mode=adapt \
+      --config.predict.input=<scene> --config.predict.output=<folder>
 
 Settings are overridden with --config.<field>=<value>, e.g. --config.train.num_steps=100.
 """
@@ -19,7 +21,9 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:v
 flags.DEFINE_string("workdir", None, "Directory for data, checkpoints, logs and products.")
 flags.DEFINE_enum("mode", "train", train.MODES,
                   "train: train (resuming), evaluate and write products; eval: evaluate the "
-                  "latest checkpoint; predict: write the products of the latest checkpoint.")
+                  "latest checkpoint; predict: write the products of the latest checkpoint; "
+                  "adapt: fine-tune it on predict.input alone (self-supervised), then "
+                  "predict that input.")
 flags.DEFINE_string("coordinator_address", "", "host:port of process 0 for multi-process runs.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes in a multi-process run.")
 flags.DEFINE_integer("process_id", 0, "Index of this process in a multi-process run.")

@@ -17,11 +17,12 @@ SMALL = {"num_blocks": 2, "features": 8}   # one size for the quick tests: their
 
 
 def _inputs(scale=2, seed=0, height=4, width=5):
-  """(2, height, width, 6) low-resolution and (2, scale height, scale width, 4) guide bands."""
+  """(2, height, width, 6) low-resolution and (2, scale height, scale width, 4) guide bands,
+  and their bicubic upsampling as the estimate to correct."""
   rng = np.random.default_rng(seed)
-  lr = rng.random((2, height, width, TARGET_BANDS)).astype(np.float32)
-  msi = rng.random((2, scale * height, scale * width, GUIDE_BANDS)).astype(np.float32)
-  return jnp.asarray(lr), jnp.asarray(msi)
+  lr = jnp.asarray(rng.random((2, height, width, TARGET_BANDS)), jnp.float32)
+  msi = jnp.asarray(rng.random((2, scale * height, scale * width, GUIDE_BANDS)), jnp.float32)
+  return lr, msi, sampling.upsample_bicubic(lr, scale)
 
 
 def _count(params):
@@ -36,69 +37,74 @@ def _expected_count(blocks, features, target=TARGET_BANDS, guide=GUIDE_BANDS):
 
 
 def test_published_parameter_counts():
-  lr, msi = _inputs()
+  inputs = _inputs()
   for model, blocks, features, published in [
       (DSen2(out_bands=TARGET_BANDS, scale_factor=2), 6, 128, 1_789_574),
       (VDSen2(out_bands=TARGET_BANDS, scale_factor=2), 32, 256, 37_802_246)]:
-    params = jax.eval_shape(model.init, jax.random.key(0), lr, msi)
+    params = jax.eval_shape(model.init, jax.random.key(0), *inputs)
     assert _count(params) == _expected_count(blocks, features) == published
     assert len(params["params"]) == blocks + 2   # conv_in, the blocks, conv_out
 
 
 @pytest.mark.parametrize("scale", [2, 6])
-def test_untrained_model_is_bicubic_upsampling(scale):
-  lr, msi = _inputs(scale)
+def test_untrained_model_is_the_estimate_it_corrects(scale):
+  lr, msi, _ = _inputs(scale)
+  base = jnp.asarray(np.random.default_rng(7).random((2, 4 * scale, 5 * scale, TARGET_BANDS)),
+                     jnp.float32)   # any estimate: the network adds to it
   model = DSen2(out_bands=TARGET_BANDS, scale_factor=scale, **SMALL)
-  params = model.init(jax.random.key(1), lr, msi)
-  fused = model.apply(params, lr, msi)
+  params = model.init(jax.random.key(1), lr, msi, base)
+  fused = model.apply(params, lr, msi, base)
   assert fused.shape == (2, 4 * scale, 5 * scale, TARGET_BANDS) and fused.dtype == jnp.float32
-  np.testing.assert_array_equal(fused, sampling.upsample_bicubic(lr, scale))
+  np.testing.assert_array_equal(fused, base)
   default_init = DSen2(out_bands=TARGET_BANDS, scale_factor=scale, **SMALL,
                        zero_init_residual=False)
-  params = default_init.init(jax.random.key(1), lr, msi)
-  assert not np.allclose(default_init.apply(params, lr, msi),
-                         sampling.upsample_bicubic(lr, scale), atol=1e-3)
+  params = default_init.init(jax.random.key(1), lr, msi, base)
+  assert not np.allclose(default_init.apply(params, lr, msi, base), base, atol=1e-3)
 
 
 def test_blocks_add_their_scaled_output_to_their_input():
-  lr, msi = _inputs()
+  inputs = _inputs()
   kwargs = {"out_bands": TARGET_BANDS, "scale_factor": 2, "features": SMALL["features"],
             "zero_init_residual": False}
   deep = DSen2(num_blocks=SMALL["num_blocks"], **kwargs)
-  params = deep.init(jax.random.key(4), lr, msi)
+  params = deep.init(jax.random.key(4), *inputs)
   ends = {"params": {key: params["params"][key] for key in ("conv_in", "conv_out")}}
-  shallow = DSen2(num_blocks=0, **kwargs).apply(ends, lr, msi)
+  shallow = DSen2(num_blocks=0, **kwargs).apply(ends, *inputs)
   # Scaled to nothing, the blocks are the identity; at the published 0.1 they are not.
   np.testing.assert_array_equal(DSen2(num_blocks=SMALL["num_blocks"], residual_scaling=0.0,
-                                      **kwargs).apply(params, lr, msi), shallow)
-  assert not np.allclose(deep.apply(params, lr, msi), shallow, atol=1e-4)
+                                      **kwargs).apply(params, *inputs), shallow)
+  assert not np.allclose(deep.apply(params, *inputs), shallow, atol=1e-4)
 
 
 def test_mismatched_inputs_are_named():
-  lr, msi = _inputs(3)
+  lr, msi, base = _inputs(3)
   model = DSen2(out_bands=TARGET_BANDS, scale_factor=3, **SMALL)
   with pytest.raises(ValueError, match=r"DSen2: low-resolution input has 5 bands, expected "
                                        r"out_bands=6"):
-    model.init(jax.random.key(0), lr[..., :5], msi)
+    model.init(jax.random.key(0), lr[..., :5], msi, base)
   with pytest.raises(ValueError, match=r"input \(4, 5\) x 3 does not match the "
                                        r"high-resolution image \(12, 14\)"):
-    model.init(jax.random.key(0), lr, msi[:, :, :14])
+    model.init(jax.random.key(0), lr, msi[:, :, :14], base)
+  with pytest.raises(ValueError, match=r"the estimate to correct is \(12, 15, 5\); expected "
+                                       r"\(12, 15, 6\)"):
+    model.init(jax.random.key(0), lr, msi, base[..., :5])
   with pytest.raises(ValueError, match=r"^VDSen2: .* does not match"):
-    VDSen2(out_bands=TARGET_BANDS, scale_factor=2, **SMALL).init(jax.random.key(0), lr, msi)
+    VDSen2(out_bands=TARGET_BANDS, scale_factor=2, **SMALL).init(jax.random.key(0), lr, msi,
+                                                                   base)
 
 
 def test_bfloat16_compute_keeps_float32_parameters_gradients_and_output():
-  lr, msi = _inputs(seed=2)
+  inputs = _inputs(seed=2)
   kwargs = {"out_bands": TARGET_BANDS, "scale_factor": 2, **SMALL, "zero_init_residual": False}
   full, mixed = DSen2(**kwargs), DSen2(**kwargs, dtype=jnp.bfloat16)
-  params = full.init(jax.random.key(3), lr, msi)
-  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(3), lr, msi))
-  reference = full.apply(params, lr, msi)
-  mixed_precision.assert_rounding_only(reference, mixed.apply(params, lr, msi),
-                                       reference - sampling.upsample_bicubic(lr, 2))
+  params = full.init(jax.random.key(3), *inputs)
+  mixed_precision.assert_float32_parameters(mixed.init(jax.random.key(3), *inputs))
+  reference = full.apply(params, *inputs)
+  mixed_precision.assert_rounding_only(reference, mixed.apply(params, *inputs),
+                                       reference - inputs[2])
 
   def loss(p, model):
-    return jnp.mean(jnp.abs(model.apply(p, lr, msi) - 0.5))
+    return jnp.mean(jnp.abs(model.apply(p, *inputs) - 0.5))
   mixed_precision.assert_gradients_agree(jax.grad(loss)(params, full),
                                          jax.grad(loss)(params, mixed))
 
@@ -142,11 +148,13 @@ def test_training_learns_the_detail_the_guide_bands_hold():
     return lr, msi, sampling.upsample_bicubic(lr, scale) + _detail(msi, scale) @ mix
 
   model = DSen2(out_bands=TARGET_BANDS, scale_factor=scale, **SMALL)
-  params = model.init(jax.random.key(1), *problem(jax.random.key(0))[:2])
+  lr, msi, _ = problem(jax.random.key(0))
+  params = model.init(jax.random.key(1), lr, msi, sampling.upsample_bicubic(lr, scale))
   optimizer = optax.adam(1e-2)
 
   def loss(p, lr, msi, truth):
-    return jnp.mean(jnp.abs(model.apply(p, lr, msi) - truth))
+    return jnp.mean(jnp.abs(model.apply(p, lr, msi, sampling.upsample_bicubic(lr, scale))
+                            - truth))
 
   @jax.jit
   def train(params):

@@ -17,6 +17,7 @@ from experiments import jwst as jwst_experiment
 from experiments import modis_lst as modis_experiment
 from fusionjax import checkpoint, parallel, train
 from fusionjax.models.fusformer import Fusformer
+from fusionjax.physics import sampling
 from tests import test_main
 
 
@@ -33,9 +34,15 @@ def _model_and_loss():
                     mlp_dim=16, num_encoder_layers=1, num_decoder_layers=1)
 
   def loss_fn(params, batch):
-    l1 = jnp.mean(jnp.abs(model.apply(params, batch["lr"], batch["msi"]) - batch["truth"]))
+    base = sampling.upsample_bicubic(batch["lr"], 3)
+    l1 = jnp.mean(jnp.abs(model.apply(params, batch["lr"], batch["msi"], base) - batch["truth"]))
     return l1, {"l1": l1}
   return model, loss_fn
+
+
+def _init(model, batch, seed):
+  lr = batch["lr"][:1]
+  return model.init(jax.random.key(seed), lr, batch["msi"][:1], sampling.upsample_bicubic(lr, 3))
 
 
 def test_train_step_lowers_the_loss_on_a_fixed_batch():
@@ -47,7 +54,7 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
   train_config = jwst_experiment.get_config("smoke").train
   train_config.schedule, train_config.learning_rate = "constant", 1e-2
   optimizer = train.make_optimizer(train_config)[0]
-  params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
+  params = _init(model, batch, 0)
   state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                            opt_state=optimizer.init(params))
   state = jax.device_put(state, parallel.replicated(mesh))
@@ -66,7 +73,7 @@ def test_checkpoint_round_trip(tmp_path):
   mesh = parallel.make_mesh()
   model, _ = _model_and_loss()
   batch = _fixed_batch(mesh)
-  params = model.init(jax.random.key(1), batch["lr"][:1], batch["msi"][:1])
+  params = _init(model, batch, 1)
   state = jax.device_put(train.TrainState(step=jnp.array(7, jnp.int32), params=params,
                                           opt_state={"count": jnp.arange(3.0)}),
                          parallel.replicated(mesh))
@@ -135,7 +142,7 @@ def test_a_nonfinite_step_changes_nothing_but_the_step_count():
   batch = dict(_fixed_batch(mesh))
   model, loss_fn = _model_and_loss()
   optimizer = train.make_optimizer(jwst_experiment.get_config("smoke").train)[0]
-  params = model.init(jax.random.key(0), batch["lr"][:1], batch["msi"][:1])
+  params = _init(model, batch, 0)
   state = train.TrainState(step=jnp.array(4, jnp.int32), params=params,
                            opt_state=optimizer.init(params))
   step = jax.jit(functools.partial(train.optimizer_step,

@@ -13,12 +13,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fusionjax import models
-from fusionjax.physics import sampling
 
 
 @models.register("tiny_sharpener")   # also known by name once this module is imported
 class TinySharpener(nn.Module):
-  """(B, h, w, C) low-resolution and (B, s h, s w, M) high-resolution bands -> (B, s h, s w, C).
+  """(B, h, w, C) low-resolution and (B, s h, s w, M) high-resolution bands -> (B, s h, s w, C),
+  a correction of the (B, s h, s w, C) estimate `base` the task gives (bicubic or MTF-GLP).
 
   Attributes:
     out_bands, scale_factor: C and s, set by the fusion task from its data.
@@ -31,10 +31,9 @@ class TinySharpener(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
-    upsampled = sampling.upsample_bicubic(lr, self.scale_factor)
+  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray, base: jnp.ndarray) -> jnp.ndarray:
     hidden = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype)(
-        jnp.concatenate([upsampled, msi], axis=-1)))
+        jnp.concatenate([base, msi], axis=-1)))
     detail = nn.Conv(self.out_bands, (3, 3), kernel_init=nn.initializers.zeros,
                      dtype=self.dtype)(hidden)
-    return upsampled + detail.astype(upsampled.dtype)
+    return base + detail.astype(base.dtype)

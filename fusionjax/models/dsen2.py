@@ -1,10 +1,11 @@
 """DSen2 (Lanaras et al., ISPRS J. Photogramm. 2018): a residual CNN that sharpens
 low-resolution bands to the grid of high-resolution bands.
 
-The low-resolution bands are upsampled (bicubic) to the high-resolution grid and concatenated
-with the high-resolution bands; a conv3x3 - ReLU maps them to `features` channels; `num_blocks`
-residual blocks (conv3x3 - ReLU - conv3x3, scaled by `residual_scaling` and added to the
-block's input) follow, then a conv3x3 to the output bands, plus the upsampled bands (global
+The estimate to correct (`base`, on the high-resolution grid: the published network's bicubic
+upsampling of the low-resolution bands, or a classical fusion; see fusion_contract) is
+concatenated with the high-resolution bands; a conv3x3 - ReLU maps them to `features` channels;
+`num_blocks` residual blocks (conv3x3 - ReLU - conv3x3, scaled by `residual_scaling` and added
+to the block's input) follow, then a conv3x3 to the output bands, plus `base` (global
 residual). No normalisation layers, no pooling: every layer works on the full grid.
 
 Published sizes: DSen2, 6 blocks x 128 features, and the very deep VDSen2, 32 blocks x 256
@@ -20,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fusionjax.models import register
-from fusionjax.physics import sampling
+from fusionjax.models.fusion_contract import check_inputs
 
 
 class ScaledResidualBlock(nn.Module):
@@ -48,13 +49,13 @@ class DSen2(nn.Module):
     features: channels of every hidden layer (published: 128; 256 for VDSen2).
     residual_scaling: factor of each block's output before it is added to its input
       (published: 0.1), which keeps a deep stack stable to train.
-    zero_init_residual: start the last convolution at zero, so that the untrained model is
-      bicubic upsampling and training learns the correction (the published network
+    zero_init_residual: start the last convolution at zero, so that the untrained model
+      returns `base` and training learns the correction (the published network
       initialises every convolution, the last one included, He-uniform; the architecture and
       parameter count are the same).
     dtype: the dtype the convolutions compute in: float32, or bfloat16 for mixed precision on
-      GPUs and TPUs. Parameters (and so the optimizer state) stay float32; the bicubic path
-      and the output are float32 (the correction is cast back before it is added).
+      GPUs and TPUs. Parameters (and so the optimizer state) stay float32; `base` and the
+      output are float32 (the correction is cast back before it is added).
   """
   out_bands: int
   scale_factor: int
@@ -65,23 +66,19 @@ class DSen2(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray, base: jnp.ndarray) -> jnp.ndarray:
     """
     Args:
       lr: (B, h, w, C) low-resolution bands.
       msi: (B, s*h, s*w, M) high-resolution bands.
+      base: (B, s*h, s*w, C) the estimate to correct, in the units of `lr`.
     Returns:
       (B, s*h, s*w, C) float32, the sharpened bands, in the units of `lr`.
     """
-    name = type(self).__name__
-    if lr.shape[-1] != self.out_bands:
-      raise ValueError(f"{name}: low-resolution input has {lr.shape[-1]} bands, expected "
-                       f"out_bands={self.out_bands}")
-    upsampled = sampling.upsample_bicubic(lr, self.scale_factor)
-    if upsampled.shape[1:3] != msi.shape[1:3]:
-      raise ValueError(f"{name}: low-resolution input {lr.shape[1:3]} x {self.scale_factor} "
-                       f"does not match the high-resolution image {msi.shape[1:3]}")
-    h = jnp.concatenate([upsampled, msi], axis=-1)
+    check_inputs(type(self).__name__, lr, msi, base, out_bands=self.out_bands,
+                 scale_factor=self.scale_factor)
+    base = base.astype(jnp.float32)
+    h = jnp.concatenate([base, msi], axis=-1)
     h = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype, name="conv_in")(h))
     for i in range(self.num_blocks):
       h = ScaledResidualBlock(self.features, self.residual_scaling, self.dtype,
@@ -90,7 +87,7 @@ class DSen2(nn.Module):
                    else nn.linear.default_kernel_init)
     residual = nn.Conv(self.out_bands, (3, 3), kernel_init=output_init, dtype=self.dtype,
                        name="conv_out")(h)
-    return upsampled + residual.astype(upsampled.dtype)
+    return base + residual.astype(base.dtype)
 
 
 Model = DSen2   # the network of config.model.name="dsen2"

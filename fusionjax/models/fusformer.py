@@ -1,12 +1,11 @@
 """Fusformer (Hu et al., IEEE GRSL 2022): transformer fusion of a low-resolution hyperspectral
 image with a high-resolution multispectral image.
 
-The defaults are the published architecture: the LR cube is upsampled (bicubic) to the MSI
-grid and concatenated with the MSI; one token per pixel, no position embedding; a linear
+The defaults are the published architecture: the LR cube upsampled to the MSI grid (`base`:
+bicubic as published, or a classical fusion; see fusion_contract) is concatenated with the MSI; one token per pixel, no position embedding; a linear
 embedding to 48 features; 2 encoder layers (pre-LayerNorm attention with 3 heads x 16, then a
 48 -> 48 LeakyReLU -> 48 feed-forward) and 2 decoder layers (two attention blocks, then the
-feed-forward); tokens back to an image, conv3x3 - LeakyReLU - conv3x3, plus the upsampled
-input. About 111k parameters for 31 HS and 3 MS bands.
+feed-forward); tokens back to an image, conv3x3 - LeakyReLU - conv3x3, plus `base`. About 111k parameters for 31 HS and 3 MS bands.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fusionjax.models import attention
-from fusionjax.physics import sampling
+from fusionjax.models.fusion_contract import check_inputs
 
 
 class SelfAttentionBlock(nn.Module):
@@ -59,7 +58,7 @@ class FeedForwardBlock(nn.Module):
 
 class Fusformer(nn.Module):
   """Fuses (B, h, w, C) low-resolution and (B, s*h, s*w, M) high-resolution images into
-  (B, s*h, s*w, C).
+  (B, s*h, s*w, C), a correction of the (B, s*h, s*w, C) estimate `base`.
 
   Attributes:
     out_bands: C, the hyperspectral bands (or spectral codes) to produce.
@@ -71,12 +70,11 @@ class Fusformer(nn.Module):
       for standardised inputs.
     attention, query_chunk, window: attention kernel (see fusionjax.models.attention); window
       is the side in pixels of the windows of 'windowed' (local) attention.
-    zero_init_residual: start the last convolution at zero, so that the untrained model is
-      bicubic upsampling and training learns the correction (the published code uses the
+    zero_init_residual: start the last convolution at zero, so that the untrained model
+      returns `base` and training learns the correction (the published code uses the
       default initialisation; the architecture and parameter count are the same).
     dtype: the dtype the layers compute in: float32, or bfloat16 for mixed precision on GPUs
-      and TPUs. Parameters (and so the optimizer state) stay float32; the bicubic path, the
-      softmax of the chunked attention and the output are float32.
+      and TPUs. Parameters (and so the optimizer state) stay float32; `base`, the softmax of the chunked attention and the output are float32.
   """
   out_bands: int
   scale_factor: int
@@ -94,18 +92,15 @@ class Fusformer(nn.Module):
   window: int = 16
 
   @nn.compact
-  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray) -> jnp.ndarray:
-    if lr.shape[-1] != self.out_bands:
-      raise ValueError(f"Fusformer: low-resolution input has {lr.shape[-1]} bands, expected "
-                       f"out_bands={self.out_bands}")
-    upsampled = sampling.upsample_bicubic(lr, self.scale_factor)
-    if upsampled.shape[1:3] != msi.shape[1:3]:
-      raise ValueError(f"Fusformer: low-resolution input {lr.shape[1:3]} x {self.scale_factor} "
-                       f"does not match the multispectral image {msi.shape[1:3]}")
+  def __call__(self, lr: jnp.ndarray, msi: jnp.ndarray, base: jnp.ndarray) -> jnp.ndarray:
+    """lr (B, h, w, C), msi (B, s*h, s*w, M), base (B, s*h, s*w, C) -> (B, s*h, s*w, C)."""
+    check_inputs("Fusformer", lr, msi, base, out_bands=self.out_bands,
+                 scale_factor=self.scale_factor)
+    base = base.astype(jnp.float32)
     if self.clip_output:
-      upsampled = jnp.clip(upsampled, 0.0, 1.0)
+      base = jnp.clip(base, 0.0, 1.0)
     batch, height, width, _ = msi.shape
-    tokens = jnp.concatenate([upsampled, msi], axis=-1).reshape(batch, height * width, -1)
+    tokens = jnp.concatenate([base, msi], axis=-1).reshape(batch, height * width, -1)
     tokens = nn.Dense(self.embed_dim, dtype=self.dtype, name="embed")(tokens)
     attn = (self.num_heads, self.head_dim, self.attention, self.query_chunk, self.dtype,
             self.window)
@@ -124,7 +119,7 @@ class Fusformer(nn.Module):
                    else nn.linear.default_kernel_init)
     residual = nn.Conv(self.out_bands, (3, 3), kernel_init=output_init, dtype=self.dtype,
                        name="conv2")(features)
-    fused = upsampled + residual.astype(upsampled.dtype)
+    fused = base + residual.astype(base.dtype)
     return jnp.clip(fused, 0.0, 1.0) if self.clip_output else fused
 
 

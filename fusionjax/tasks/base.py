@@ -39,6 +39,16 @@ class Task(abc.ABC):
     is prepared or compiled. The default checks that the model name is known."""
     models.model_class(config.model.name)
 
+  @classmethod
+  def adaptation_config(cls, config):
+    """--mode=adapt: the config of the run that fine-tunes this task's model on the user's
+    own data, config.predict.input, without truth (self-supervised: its training examples
+    are made from that input alone), and then predicts it. The model settings stay those of
+    `config`, so that the trained parameters carry over. NotImplementedError (the default)
+    for a task without an adapt mode."""
+    raise NotImplementedError(f"--mode=adapt: task {config.task!r} has no adapt mode; "
+                              "use --mode=predict")
+
   # Pure functions (jitted by the trainer) ----------------------------------------------------
 
   @abc.abstractmethod

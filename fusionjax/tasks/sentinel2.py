@@ -27,6 +27,30 @@ class Sentinel2Task(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return sentinel2_scene.prepare_sentinel2_scene(config)
 
+  @classmethod
+  def adaptation_config(cls, config):
+    """--mode=adapt on the scene of config.predict.input: the experiment's training on that
+    scene alone (Wald's protocol: every band degraded by its MTF, the grids aligned as in
+    L1C), with a right-hand strip of adapt.val_fraction held out to report on, for
+    adapt.steps steps at adapt.learning_rate (cosine to zero)."""
+    settings = config.adapt
+    if not isinstance(settings.steps, int) or settings.steps < 1:
+      raise ValueError(f"adapt.steps={settings.steps!r}: expected a positive number of steps")
+    if not settings.learning_rate > 0:
+      raise ValueError(f"adapt.learning_rate={settings.learning_rate!r}: expected a positive "
+                       "value")
+    if not 0 < settings.val_fraction < 1:
+      raise ValueError(f"adapt.val_fraction={settings.val_fraction!r}: expected a fraction in "
+                       "(0, 1)")
+    adapted = config.copy_and_resolve_references()
+    adapted.data.dir = config.predict.input
+    adapted.data.val_fraction = settings.val_fraction
+    adapted.train.num_steps = settings.steps
+    adapted.train.learning_rate = settings.learning_rate
+    adapted.train.eval_every = settings.steps
+    adapted.train.checkpoint_every = min(config.train.checkpoint_every, settings.steps)
+    return adapted
+
   def __init__(self, config, workdir: str):
     self.sharpening = sentinel2_scene.sharpening_of(config)
     self.baseline_mtf = tuple(sentinel2.BANDS[n].mtf_at_nyquist
@@ -62,7 +86,8 @@ class Sentinel2Task(FusionTask):
 
   def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
     """Sharpens the whole scene of config.predict.input to 10 m, tile by tile (memory bounded
-    by the tile, whatever the scene's size); writes <output>/<name>_sharpened_10m.tif (the
+    by the tile, whatever the scene's size), its bands standardised by the scene's own
+    statistics (`sentinel2_scene.standardisation`); writes <output>/<name>_sharpened_10m.tif (the
     scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
     quicklook."""
     settings, sharpening = self.config.predict, self.sharpening
@@ -74,12 +99,13 @@ class Sentinel2Task(FusionTask):
                        f"pixels, smaller than one predict.tile_size={tile} tile")
     logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
                  *hr.shape[:2], tile)
-    lr_codes = self.scene.coding.encode(lr)
-    msi = (hr - self.scene.msi_mean) / self.scene.msi_scale
+    coding, msi_mean, msi_scale = sentinel2_scene.standardisation(
+        lr, sentinel2.valid_at_coarser(measured, sharpening.factor), hr, measured)
     codes = tiling.predict_tiled(
-        predict_batch, lr_codes.astype(np.float32), msi.astype(np.float32), tile=tile,
+        predict_batch, coding.encode(lr).astype(np.float32),
+        ((hr - msi_mean) / msi_scale).astype(np.float32), tile=tile,
         overlap=settings.tile_overlap, scale=sharpening.factor, batch_size=batch_size)
-    sharpened = np.asarray(self.scene.coding.decode(codes), np.float32)
+    sharpened = np.asarray(coding.decode(codes), np.float32)
     sharpened[~measured] = sentinel2.NODATA
     stem = os.path.splitext(os.path.basename(os.path.normpath(settings.input)))[0]
     tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")

@@ -110,6 +110,16 @@ def full_resolution_inputs(scene: sentinel2.Scene, sharpening: Sharpening):
   return targets, guides, _valid_on_grid(scene.bands, names, grid)
 
 
+def standardisation(lr: np.ndarray, lr_valid: np.ndarray, msi: np.ndarray,
+                    msi_valid: np.ndarray):
+  """What the network's inputs are standardised by, from the scene itself (so that a scene
+  of other brightness or gains reaches the network as the training scenes did): the coding of
+  the (h, w, T) target bands and the (M,) mean and standard deviation of the (H, W, M) guides,
+  over their measured pixels (lr_valid (h, w), msi_valid (H, W) bool)."""
+  coding = coding_lib.fit_coding(lr[lr_valid], 0)
+  return coding, msi[msi_valid].mean(axis=0), msi[msi_valid].std(axis=0)
+
+
 def _crop(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.Scene:
   """The scene's targets and guides, cropped so that the targets' grid is a multiple of the
   factor."""
@@ -149,9 +159,8 @@ def prepare_sentinel2_scene(config) -> FusionScene:
   resolutions = {n: sentinel2.BANDS[n].resolution_m * f for n in names}
   msi = _on_grid(degraded, sharpening.guides, resolutions, sharpening.resolution_m)
   lr = np.stack([degraded[n] for n in sharpening.targets], axis=-1).astype(np.float32)
-  # Standardisations from measured pixels only.
-  coding = coding_lib.fit_coding(lr[sentinel2.valid_at_coarser(truth_valid, f)], 0)
-  msi_mean, msi_scale = msi[truth_valid].mean(axis=0), msi[truth_valid].std(axis=0)
+  coding, msi_mean, msi_scale = standardisation(
+      lr, sentinel2.valid_at_coarser(truth_valid, f), msi, truth_valid)
   val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, f)
   return FusionScene(
       lr_codes=coding.encode(lr).astype(np.float32),

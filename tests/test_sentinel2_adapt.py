@@ -1,0 +1,87 @@
+"""Sentinel-2 sharpening that starts from the classical estimate and adapts to the user's own
+scene: the network's base (MTF-GLP), and --mode=adapt end to end on a procedural scene the
+model never saw."""
+import shutil
+
+import jax
+import numpy as np
+import pytest
+import rasterio
+
+from fusionjax import tasks, train
+from fusionjax.baselines import pansharpening
+from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
+from fusionjax.data.sentinel2 import reader as sentinel2
+from fusionjax.tasks import fusion
+from fusionjax.tasks.sentinel2 import Sentinel2Task
+from tests.conftest import experiment_config
+from tests.test_sentinel2 import write_mat
+
+
+@pytest.mark.parametrize("arg", ["smoke", "smoke,model=fusformer"])
+def test_untrained_network_is_the_classical_estimate(trained, arg):
+  workdir = trained("sentinel2", arg)
+  task = tasks.get_task(experiment_config("sentinel2", arg), str(workdir))   # data prepared
+  lr, msi = task.scene.val_inputs()
+  lr, msi = lr[None, :8, :8], msi[None, :16, :16]     # one 16-pixel tile of the smoke config
+  untrained = task.init_params(jax.random.key(3))
+  classical = pansharpening.mtf_glp_batch(lr, msi, 2, task.baseline_mtf, fusion.BASE_WINDOW)
+  np.testing.assert_array_equal(task.apply(untrained, lr, msi), classical)
+  assert task.baseline_mtf == tuple(sentinel2.BANDS[b].mtf_at_nyquist
+                                    for b in sentinel2.BANDS_20M)
+  # and it is better than bicubic upsampling there: the detail injection is not a no-op.
+  truth = task.scene.truth_codes[None, :16, task.scene.val_col_start:][:, :, :16]
+  bicubic = jax.image.resize(lr, truth.shape, "cubic")
+  assert np.abs(classical - truth).mean() < 0.6 * np.abs(bicubic - truth).mean()
+
+
+def _adapt_config(scene, output, **overrides):
+  return experiment_config("sentinel2", "smoke", **{
+      "predict.input": str(scene), "predict.output": str(output), **overrides})
+
+
+def test_adapt_fine_tunes_on_an_unseen_scene_and_sharpens_it(trained, tmp_path):
+  trained_dir = trained("sentinel2", "smoke")
+  scene = tmp_path / "unseen.mat"   # another procedural scene: another seed, another size
+  write_mat(scene, procedural_sentinel2.make_scene(120, seed=11))
+  config = _adapt_config(scene, tmp_path / "out", **{"adapt.steps": 30,
+                                                    "adapt.learning_rate": 1e-3})
+  # The trained model on the unseen scene's reduced-resolution strip, before adaptation.
+  before_dir, run_dir = tmp_path / "before", tmp_path / "run"
+  for directory in (before_dir, run_dir):
+    shutil.copytree(trained_dir / "checkpoints", directory / "checkpoints")
+  before = train.run(Sentinel2Task.adaptation_config(config), str(before_dir), "eval")
+
+  after = train.run(config, str(run_dir), "adapt")
+  assert after["step"] == 30
+  assert after["model"]["rmse"] < before["model"]["rmse"]
+  assert after["model"]["rmse"] < after["mtf_glp"]["rmse"] < after["bicubic"]["rmse"]
+  adapted = train.adaptation_dir(config, str(run_dir))
+  assert adapted == str(run_dir / "adapt" / "unseen")
+  with rasterio.open(tmp_path / "out" / "unseen_sharpened_10m.tif") as product:
+    sharpened = product.read()
+    assert product.descriptions == sentinel2.BANDS_20M
+  assert sharpened.shape == (6, 120, 120) and np.all(np.isfinite(sharpened))
+  # Rerun: the adaptation is done (its checkpoint is the last step), only the prediction runs.
+  assert train.run(config, str(run_dir), "adapt")["model"] == after["model"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("adapt.steps", 0, r"adapt.steps=0: expected a positive number of steps"),
+    ("adapt.val_fraction", 1.0, r"adapt.val_fraction=1.0: expected a fraction in \(0, 1\)"),
+    ("predict.output", "", r"--mode=adapt: predict.output is empty")])
+def test_bad_adapt_settings_are_named(tmp_path, field, value, message):
+  config = _adapt_config(tmp_path / "scene.mat", tmp_path / "out")
+  with config.unlocked():
+    section, name = field.split(".")
+    config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    train.validate_config(config, "adapt")
+
+
+def test_a_scene_too_small_for_one_tile_is_named(tmp_path):
+  scene = tmp_path / "small.mat"
+  write_mat(scene, procedural_sentinel2.make_scene(24, seed=2))   # 12 x 12 pixels at 20 m
+  with pytest.raises(ValueError, match=r"small.mat: the 20 m bands are 12 x 12 pixels, smaller "
+                                       r"than one data.tile_size=16 tile"):
+    train.run(_adapt_config(scene, tmp_path / "out"), str(tmp_path / "run"), "adapt")
