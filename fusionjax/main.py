@@ -13,13 +13,13 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fusionjax import parallel, train
+from fusionjax import adaptation, parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:variant]).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for data, checkpoints, logs and products.")
-flags.DEFINE_enum("mode", "train", train.MODES,
+flags.DEFINE_enum("mode", "train", train.MODES + ("adapt",),
                   "train: train (resuming), evaluate and write products; eval: evaluate the "
                   "latest checkpoint; predict: write the products of the latest checkpoint; "
                   "adapt: fine-tune it on predict.input alone (self-supervised), then "
@@ -53,7 +53,10 @@ def main(argv):
                       os.path.expanduser(FLAGS.compilation_cache_dir))
   parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info("Config:\n%s", FLAGS.config)
-  train.run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
+  if FLAGS.mode == "adapt":
+    adaptation.adapt(FLAGS.config, FLAGS.workdir)
+  else:
+    train.run(FLAGS.config, FLAGS.workdir, FLAGS.mode)
 
 
 if __name__ == "__main__":

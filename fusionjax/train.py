@@ -25,7 +25,7 @@ from jax.experimental import multihost_utils
 from fusionjax import checkpoint, parallel, products, tasks
 from fusionjax.tasks.base import Task
 
-MODES = ("train", "eval", "predict", "adapt")
+MODES = ("train", "eval", "predict")
 
 
 @flax.struct.dataclass
@@ -90,15 +90,7 @@ def validate_config(config, mode: str) -> None:
       raise ValueError(f"train.{field}={value}: expected a positive integer")
   if mode == "predict" and config.predict.get("input") and not config.predict.get("output"):
     raise ValueError("predict.output is empty: expected the folder for the results")
-  task_class = tasks.task_class(config.task)
-  if mode == "adapt":
-    for field in ("input", "output"):
-      if not config.predict.get(field):
-        raise ValueError(f"--mode=adapt: predict.{field} is empty; expected the scene to adapt "
-                         "to and sharpen, and the folder for the results")
-    task_class.validate(task_class.adaptation_config(config), "train")
-  else:
-    task_class.validate(config, mode)
+  tasks.task_class(config.task).validate(config, mode)
 
 
 def _evaluate_split(task: Task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
@@ -281,39 +273,13 @@ def _restored_params(template: TrainState, config, workdir: str):
     checkpointer.close()
 
 
-def adaptation_dir(config, workdir: str) -> str:
-  """Where --mode=adapt fine-tunes on config.predict.input: <workdir>/adapt/<input's name>."""
-  name = os.path.splitext(os.path.basename(os.path.normpath(config.predict.input)))[0]
-  return os.path.join(workdir, "adapt", name)
-
-
-def adapt(config, workdir: str) -> dict:
-  """--mode=adapt: fine-tunes the model of `workdir` (its latest checkpoint, or a new one
-  where it has none or config.adapt.from_scratch is set) on config.predict.input alone, as
-  the task's `adaptation_config` says, in `adaptation_dir` (resumed if interrupted); then
-  predicts the input with the adapted model. Returns the report of the adapted model on the
-  held-out part of the input's own reduced-resolution version."""
-  validate_config(config, "adapt")
-  adapted = tasks.task_class(config.task).adaptation_config(config)
-  directory = adaptation_dir(config, workdir)
-  start = None if config.adapt.from_scratch else workdir
-  if start and not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    logging.warning("--mode=adapt: no trained model in %s; adapting a new one from scratch.",
-                    workdir)
-    start = None
-  report = run(adapted, directory, "train", initial_params_from=start)
-  run(adapted, directory, "predict")
-  return report
-
-
 def run(config, workdir: str, mode: str = "train", *,
         initial_params_from: str | None = None) -> dict | None:
   """Trains (mode 'train'), evaluates ('train', 'eval') and writes products ('train',
-  'predict'), resuming from the latest checkpoint in `workdir`; mode 'adapt' is `adapt`.
-  A training run without a checkpoint of its own starts from the parameters of
-  `initial_params_from` (another run's workdir) if given. Returns the evaluation report."""
-  if mode == "adapt":
-    return adapt(config, workdir)
+  'predict'), resuming from the latest checkpoint in `workdir` (--mode=adapt is
+  fusionjax.adaptation). A training run without a checkpoint of its own starts from the
+  parameters of `initial_params_from` (another run's workdir) if given. Returns the
+  evaluation report."""
   validate_config(config, mode)
   os.makedirs(workdir, exist_ok=True)
   task = tasks.get_task(config, workdir)

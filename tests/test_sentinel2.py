@@ -1,5 +1,6 @@
 """Sentinel-2 band sharpening: readers, the MTF degradation, the classical baselines, and the
 command line end to end (training, whole-scene prediction without seams)."""
+import functools
 import json
 
 import h5py
@@ -136,10 +137,26 @@ def test_baselines_recover_bands_that_are_combinations_of_the_guides():
   lr = np.asarray(psf.degrade_to_mtf(truth, 2, [0.3] * 3))
   bicubic = np.asarray(sampling.upsample_bicubic(lr, 2))
   error = lambda estimate: np.sqrt(np.mean((estimate - truth)[8:-8, 8:-8] ** 2))
-  for method in (pansharpening.gsa, pansharpening.mtf_glp):
+  local_mtf_glp = functools.partial(pansharpening.mtf_glp, window=2.0)
+  for name, method in (("gsa", pansharpening.gsa), ("mtf_glp", pansharpening.mtf_glp),
+                       ("local mtf_glp", local_mtf_glp)):
     estimate = method(lr, hr.astype(np.float32), 2, 0.3)
     assert estimate.shape == truth.shape
-    assert error(estimate) < 0.25 * error(bicubic), method.__name__
+    assert error(estimate) < 0.25 * error(bicubic), name
+
+
+def test_synthetic_pans_solve_each_pixels_least_squares():
+  rng = np.random.default_rng(1)
+  hr = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+  weights = rng.normal(size=(3, 2)).astype(np.float32)
+  # lr is exactly a combination of the degraded guides (plus an offset): the fit recovers it,
+  # on the whole example and in local windows alike.
+  degraded = np.stack([np.asarray(psf.degrade_to_mtf(image, 2, [pansharpening.GENERIC_MTF] * 3))
+                       for image in hr])
+  lr = degraded @ weights + 3.0
+  for window in (None, 2.0):
+    pans = np.asarray(pansharpening.synthetic_pans(lr, hr, 2, window))
+    np.testing.assert_allclose(pans, hr @ weights + 3.0, atol=0.02)
 
 
 def _predict(workdir, arg, scene, outputs, **overrides):

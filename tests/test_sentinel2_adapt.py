@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from fusionjax import tasks, train
+from fusionjax import adaptation, tasks, train
 from fusionjax.baselines import pansharpening
 from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
 from fusionjax.data.sentinel2 import reader as sentinel2
@@ -52,18 +52,18 @@ def test_adapt_fine_tunes_on_an_unseen_scene_and_sharpens_it(trained, tmp_path):
     shutil.copytree(trained_dir / "checkpoints", directory / "checkpoints")
   before = train.run(Sentinel2Task.adaptation_config(config), str(before_dir), "eval")
 
-  after = train.run(config, str(run_dir), "adapt")
+  after = adaptation.adapt(config, str(run_dir))
   assert after["step"] == 30
   assert after["model"]["rmse"] < before["model"]["rmse"]
   assert after["model"]["rmse"] < after["mtf_glp"]["rmse"] < after["bicubic"]["rmse"]
-  adapted = train.adaptation_dir(config, str(run_dir))
+  adapted = adaptation.adaptation_dir(config, str(run_dir))
   assert adapted == str(run_dir / "adapt" / "unseen")
   with rasterio.open(tmp_path / "out" / "unseen_sharpened_10m.tif") as product:
     sharpened = product.read()
     assert product.descriptions == sentinel2.BANDS_20M
   assert sharpened.shape == (6, 120, 120) and np.all(np.isfinite(sharpened))
   # Rerun: the adaptation is done (its checkpoint is the last step), only the prediction runs.
-  assert train.run(config, str(run_dir), "adapt")["model"] == after["model"]
+  assert adaptation.adapt(config, str(run_dir))["model"] == after["model"]
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -76,7 +76,7 @@ def test_bad_adapt_settings_are_named(tmp_path, field, value, message):
     section, name = field.split(".")
     config[section][name] = value
   with pytest.raises(ValueError, match=message):
-    train.validate_config(config, "adapt")
+    adaptation.validate(config)
 
 
 def test_a_scene_too_small_for_one_tile_is_named(tmp_path):
@@ -84,4 +84,18 @@ def test_a_scene_too_small_for_one_tile_is_named(tmp_path):
   write_mat(scene, procedural_sentinel2.make_scene(24, seed=2))   # 12 x 12 pixels at 20 m
   with pytest.raises(ValueError, match=r"small.mat: the 20 m bands are 12 x 12 pixels, smaller "
                                        r"than one data.tile_size=16 tile"):
-    train.run(_adapt_config(scene, tmp_path / "out"), str(tmp_path / "run"), "adapt")
+    adaptation.adapt(_adapt_config(scene, tmp_path / "out"), str(tmp_path / "run"))
+
+
+def test_the_60m_variant_adapts_and_sharpens_b1_and_b9(trained, tmp_path):
+  run_dir = tmp_path / "run"
+  shutil.copytree(trained("sentinel2", "60m,smoke") / "checkpoints", run_dir / "checkpoints")
+  scene = tmp_path / "unseen60.mat"
+  write_mat(scene, procedural_sentinel2.make_scene(216, seed=12))
+  config = experiment_config("sentinel2", "60m,smoke", **{
+      "predict.input": str(scene), "predict.output": str(tmp_path / "out")})
+  report = adaptation.adapt(config, str(run_dir))
+  assert report["step"] == config.adapt.steps
+  assert set(report["model"]["per_band"]) == {"B1", "B9"}
+  with rasterio.open(tmp_path / "out" / "unseen60_sharpened_10m.tif") as product:
+    assert product.descriptions == sentinel2.BANDS_60M and product.shape == (216, 216)

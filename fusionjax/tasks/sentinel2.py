@@ -32,7 +32,8 @@ class Sentinel2Task(FusionTask):
     """--mode=adapt on the scene of config.predict.input: the experiment's training on that
     scene alone (Wald's protocol: every band degraded by its MTF, the grids aligned as in
     L1C), with a right-hand strip of adapt.val_fraction held out to report on, for
-    adapt.steps steps at adapt.learning_rate (cosine to zero)."""
+    adapt.steps steps at adapt.learning_rate (cosine to zero); its tiles in one shard, so
+    that a small scene (a few validation tiles) adapts too."""
     settings = config.adapt
     if not isinstance(settings.steps, int) or settings.steps < 1:
       raise ValueError(f"adapt.steps={settings.steps!r}: expected a positive number of steps")
@@ -44,6 +45,7 @@ class Sentinel2Task(FusionTask):
                        "(0, 1)")
     adapted = config.copy_and_resolve_references()
     adapted.data.dir = config.predict.input
+    adapted.data.num_shards = adapted.data.num_streams = 1   # one scene, read by one process
     adapted.data.val_fraction = settings.val_fraction
     adapted.train.num_steps = settings.steps
     adapted.train.learning_rate = settings.learning_rate
