@@ -39,6 +39,9 @@ def get_config(arg: str | None = None):
   # What the network corrects: 'mtf_glp' (the classical fusion, fitted on each tile, so that
   # the untrained network is MTF-GLP) or 'bicubic' (as published).
   config.data.base_estimate = "mtf_glp"
+  # Random per-band gain exp(N(0, s)) and offset N(0, s) of each training tile (standardised
+  # units): robustness to the brightness and calibration of other scenes; 0 = none.
+  config.data.radiometric_jitter = 0.0
   config.data.train_stride = 8
 
   # The network (see experiments/jwst.py for Fusformer's attention settings). DSen2's 1.1 s

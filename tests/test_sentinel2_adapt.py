@@ -99,3 +99,36 @@ def test_the_60m_variant_adapts_and_sharpens_b1_and_b9(trained, tmp_path):
   assert set(report["model"]["per_band"]) == {"B1", "B9"}
   with rasterio.open(tmp_path / "out" / "unseen60_sharpened_10m.tif") as product:
     assert product.descriptions == sentinel2.BANDS_60M and product.shape == (216, 216)
+
+
+def test_radiometric_jitter_changes_band_levels_and_the_base_follows(trained):
+  import tensorflow as tf
+  workdir = trained("sentinel2", "smoke")
+  config = experiment_config("sentinel2", "smoke", **{"data.radiometric_jitter": 0.3,
+                                                      "data.augment": False})
+  task = tasks.get_task(config, str(workdir))
+  lr, msi = task.scene.val_inputs()
+  start = task.scene.val_col_start
+  example = {"lr": lr[:8, :8], "msi": msi[:16, :16],
+             "truth": task.scene.truth_codes[:16, start:start + 16]}
+  augmented = {key: np.asarray(value) for key, value in task.augmentation()(
+      {key: tf.constant(value) for key, value in example.items()},
+      tf.constant(5, tf.int64), 0).items()}
+
+  def gains_and_offsets(before, after):   # per band, exact for an affine change
+    flat_before, flat_after = before.reshape(-1, before.shape[-1]), after.reshape(
+        -1, after.shape[-1])
+    gains = np.std(flat_after, axis=0) / np.std(flat_before, axis=0)
+    return gains, flat_after.mean(axis=0) - gains * flat_before.mean(axis=0)
+  lr_gains, lr_offsets = gains_and_offsets(example["lr"], augmented["lr"])
+  truth_gains, truth_offsets = gains_and_offsets(example["truth"], augmented["truth"])
+  msi_gains, _ = gains_and_offsets(example["msi"], augmented["msi"])
+  np.testing.assert_allclose(lr_gains, truth_gains, rtol=1e-4)   # one change per band
+  np.testing.assert_allclose(lr_offsets, truth_offsets, atol=1e-4)
+  assert np.all(np.abs(np.log(lr_gains)) > 1e-3) and len(set(np.round(msi_gains, 4))) == 4
+  # The MTF-GLP base moves with the target bands (up to its small ridge, whose weights the
+  # guide bands' gains change): the network sees the same correction.
+  base = task.base_estimate(example["lr"][None], example["msi"][None])[0]
+  moved = task.base_estimate(augmented["lr"][None], augmented["msi"][None])[0]
+  np.testing.assert_allclose(moved, lr_gains * base + lr_offsets, atol=1e-2)
+  assert np.abs(moved - lr_gains * base - lr_offsets).max() < 0.01 * np.abs(moved).max()

@@ -231,3 +231,19 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *, global_batch_
       batch = {k: np.concatenate([v, np.zeros((global_batch_size - count, *v.shape[1:]),
                                               v.dtype)]) for k, v in batch.items()}
     yield {k: v[process_index * local:(process_index + 1) * local] for k, v in batch.items()}
+
+
+def random_band_affine(example: dict, index: tf.Tensor, seed: int, scale: float,
+                       groups: tuple[tuple[str, ...], ...]) -> dict:
+  """Each group of entries (images whose last axis is the same bands) changed per band by a
+  random gain exp(N(0, scale)) and offset N(0, scale), drawn from `example_seed` (a stream of
+  its own, apart from `random_dihedral`'s); other entries unchanged."""
+  out = dict(example)
+  for number, keys in enumerate(groups):
+    bands = example[keys[0]].shape[-1]
+    draw = tf.random.stateless_normal([2, bands], seed=example_seed(seed, index)
+                                      + tf.constant([0, 1 << 40], tf.int64) * (number + 1),
+                                      stddev=scale)
+    for key in keys:
+      out[key] = example[key] * tf.exp(draw[0]) + draw[1]
+  return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from fusionjax import metrics, models, tiling
 from fusionjax.baselines import pansharpening
-from fusionjax.data import cache
+from fusionjax.data import cache, pipeline
 from fusionjax.data.fusion_scene import FORMAT_VERSION, FusionScene
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.physics import sampling
@@ -87,8 +87,8 @@ class FusionTask(TfdsTask):
     data = config.data
     scene_dir = cache.prepared_dir(config, workdir, {
         "format": FORMAT_VERSION, "seed": config.seed,
-        "data": cache.data_settings(config, leave_out=("num_shards", "train_stride",
-                                                       "base_estimate")),
+        "data": cache.data_settings(config, leave_out=(
+            "num_shards", "train_stride", "base_estimate", "radiometric_jitter")),
         "instrument": config.instrument.to_dict() if "instrument" in config else None})
     scene_path = os.path.join(scene_dir, "scene.npz")
     tfds_dir = cache.tiles_dir(scene_dir, {"tile_size": data.tile_size,
@@ -107,6 +107,26 @@ class FusionTask(TfdsTask):
     self.scene = FusionScene.load(scene_path)
     self.model = models.build(config.model, out_bands=self.scene.code_dim,
                               scale_factor=self.scene.scale_factor)
+
+  def augmentation(self) -> pipeline.Augmentation | None:
+    """Flips and rotations (data.augment), and, with data.radiometric_jitter = s > 0, a random
+    change of each band's level per example (`pipeline.random_band_affine`, gain exp(N(0, s))
+    and offset N(0, s) in standardised units), the same for a band's low-resolution input and
+    its truth, another for each high-resolution band: the brightness, calibration and haze
+    differences between scenes. The MTF-GLP base changes with them exactly (it is
+    equivariant to a gain and offset of each band), so the network learns corrections that
+    do not depend on them."""
+    geometric = super().augmentation()
+    jitter = self.config.data.get("radiometric_jitter", 0.0)
+    if not jitter:
+      return geometric
+
+    def augment(example, index, seed):
+      if geometric is not None:
+        example = geometric(example, index, seed)
+      return pipeline.random_band_affine(example, index, seed, jitter,
+                                         groups=(("lr", "truth"), ("msi",)))
+    return augment
 
   # Pure functions -------------------------------------------------------------------------
 
