@@ -21,12 +21,22 @@ def adaptation_dir(config, workdir: str) -> str:
 
 def validate(config):
   """The adaptation's config (the task's `adaptation_config`), checked as a training config;
-  ValueError naming the field when predict.input or predict.output is empty or an adapt
-  setting is out of range, before anything is prepared."""
+  ValueError naming the field when predict.input or predict.output is empty or a setting of
+  config.adapt (steps, learning_rate, val_fraction, from_scratch: the section every task
+  with an adapt mode reads) is out of range, before anything is prepared."""
   for field in ("input", "output"):
     if not config.predict.get(field):
       raise ValueError(f"--mode=adapt: predict.{field} is empty; expected the scene to adapt "
                        "to and sharpen, and the folder for the results")
+  settings = config.adapt
+  if not isinstance(settings.steps, int) or settings.steps < 1:
+    raise ValueError(f"adapt.steps={settings.steps!r}: expected a positive number of steps")
+  if not settings.learning_rate > 0:
+    raise ValueError(f"adapt.learning_rate={settings.learning_rate!r}: expected a positive "
+                     "value")
+  if not 0 < settings.val_fraction < 1:
+    raise ValueError(f"adapt.val_fraction={settings.val_fraction!r}: expected a fraction in "
+                     "(0, 1)")
   adapted = tasks.task_class(config.task).adaptation_config(config)
   train.validate_config(adapted, "train")
   return adapted

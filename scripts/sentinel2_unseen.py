@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 
-import h5py
 import jax.numpy as jnp
 import numpy as np
 import rasterio
@@ -29,7 +28,7 @@ import rasterio
 from fusionjax.baselines import pansharpening
 from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.sentinel2 import scene as sentinel2_scene
-from fusionjax.physics import psf, sampling
+from fusionjax.physics import sampling
 
 BANDS = sentinel2.BANDS_10M + sentinel2.BANDS_20M + sentinel2.BANDS_60M
 
@@ -42,13 +41,6 @@ def _rows(scene: sentinel2.Scene, first: int, last: int) -> dict:
           for name, image in scene.bands.items()}
 
 
-def _write_mat(path: str, bands: dict) -> None:
-  """A MATLAB v7.3 scene (datasets im10, im20, im60, each band stored transposed)."""
-  with h5py.File(path, "w") as sink:
-    for dataset, names in sentinel2.MAT_DATASETS.items():
-      sink.create_dataset(dataset, data=np.stack([bands[n].T for n in names]))
-
-
 def make(args) -> None:
   scene = sentinel2.read_scene(args.scene, BANDS)
   height = scene.bands["B2"].shape[0]
@@ -57,12 +49,10 @@ def make(args) -> None:
     raise ValueError(f"--train_rows={args.train_rows} and --gap={args.gap}: expected "
                      "multiples of 12 (10 m rows) that leave a multiple of 12 below")
   os.makedirs(args.out, exist_ok=True)
-  _write_mat(os.path.join(args.out, "train.mat"), _rows(scene, 0, args.train_rows))
+  sentinel2.write_mat(os.path.join(args.out, "train.mat"), _rows(scene, 0, args.train_rows))
   unseen = _rows(scene, first, height)
-  degraded = {name: np.asarray(psf.degrade_to_mtf(
-      sentinel2.filled(image)[..., None], 2, [sentinel2.BANDS[name].mtf_at_nyquist]))[..., 0]
-              for name, image in unseen.items()}
-  _write_mat(os.path.join(args.out, "user.mat"), degraded)
+  degraded = sentinel2_scene.wald_degraded(unseen, 2)
+  sentinel2.write_mat(os.path.join(args.out, "user.mat"), degraded)
   np.savez(os.path.join(args.out, "truth.npz"),
            truth=np.stack([unseen[n] for n in sentinel2.BANDS_20M], axis=-1))
   print(f"train.mat: 10 m rows 0-{args.train_rows}; user.mat: rows {first}-{height} degraded "

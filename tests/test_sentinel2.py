@@ -3,7 +3,6 @@ command line end to end (training, whole-scene prediction without seams)."""
 import functools
 import json
 
-import h5py
 import numpy as np
 import pytest
 import rasterio
@@ -23,11 +22,7 @@ ALL_BANDS = sentinel2.BANDS_10M + sentinel2.BANDS_20M + sentinel2.BANDS_60M
 
 
 def write_mat(path, scene: sentinel2.Scene, datasets=sentinel2.MAT_DATASETS):
-  """Writes a scene as MATLAB v7.3 does: HDF5, each (rows, columns) band stored transposed."""
-  with h5py.File(path, "w") as sink:
-    for dataset, names in datasets.items():
-      stack = np.stack([scene.bands[n].T for n in names])
-      sink.create_dataset(dataset, data=stack).attrs["MATLAB_class"] = np.bytes_(b"single")
+  sentinel2.write_mat(path, scene.bands, datasets)
 
 
 def _scene(size=48, seed=0):

@@ -76,7 +76,7 @@ def synthetic_pans(lr: jax.Array, hr: jax.Array, ratio: int,
   the generic MTF: over the whole example (window None), or around each pixel with Gaussian
   weights of standard deviation `window` low-resolution pixels (the coefficients vary
   smoothly over the image, upsampled bicubic to its grid)."""
-  batch, height, width, bands = hr.shape
+  bands = hr.shape[-1]
   hr = hr.astype(jnp.float32)
   x = _degrade_batch(hr, ratio, GENERIC_MTF)                    # (B, h, w, M)
   y = lr.astype(jnp.float32)                                    # (B, h, w, L)
@@ -100,8 +100,8 @@ def synthetic_pans(lr: jax.Array, hr: jax.Array, ratio: int,
   if window is not None:   # (B, h, w, K) -> (B, H, W, K)
     coefficients = sampling.upsample_bicubic(coefficients, ratio)
   weights = coefficients[..., :bands * num_lr].reshape(*coefficients.shape[:-1], bands, num_lr)
-  return jnp.einsum("bhwm,bhwml->bhwl", hr, jnp.broadcast_to(
-      weights, (batch, height, width, bands, num_lr))) + coefficients[..., bands * num_lr:]
+  # (B, H, W, M) with (B, H, W, M, L) local or (B, 1, 1, M, L) whole-example weights.
+  return jnp.einsum("...m,...ml->...l", hr, weights) + coefficients[..., bands * num_lr:]
 
 
 def mtf_glp_batch(lr: jax.Array, hr: jax.Array, ratio: int, mtf_at_nyquist,

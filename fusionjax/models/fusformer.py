@@ -2,10 +2,12 @@
 image with a high-resolution multispectral image.
 
 The defaults are the published architecture: the LR cube upsampled to the MSI grid (`base`:
-bicubic as published, or a classical fusion; see fusion_contract) is concatenated with the MSI; one token per pixel, no position embedding; a linear
-embedding to 48 features; 2 encoder layers (pre-LayerNorm attention with 3 heads x 16, then a
-48 -> 48 LeakyReLU -> 48 feed-forward) and 2 decoder layers (two attention blocks, then the
-feed-forward); tokens back to an image, conv3x3 - LeakyReLU - conv3x3, plus `base`. About 111k parameters for 31 HS and 3 MS bands.
+bicubic as published, or a classical fusion; see fusion_contract) is concatenated with the
+MSI; one token per pixel, no position embedding; a linear embedding to 48 features; 2 encoder
+layers (pre-LayerNorm attention with 3 heads x 16, then a 48 -> 48 LeakyReLU -> 48
+feed-forward) and 2 decoder layers (two attention blocks, then the feed-forward); tokens back
+to an image, conv3x3 - LeakyReLU - conv3x3, plus `base`. About 111k parameters for 31 HS and
+3 MS bands.
 """
 from __future__ import annotations
 
@@ -74,7 +76,8 @@ class Fusformer(nn.Module):
       returns `base` and training learns the correction (the published code uses the
       default initialisation; the architecture and parameter count are the same).
     dtype: the dtype the layers compute in: float32, or bfloat16 for mixed precision on GPUs
-      and TPUs. Parameters (and so the optimizer state) stay float32; `base`, the softmax of the chunked attention and the output are float32.
+      and TPUs. Parameters (and so the optimizer state) stay float32; `base`, the softmax of
+      the chunked attention and the output are float32.
   """
   out_bands: int
   scale_factor: int

@@ -34,15 +34,7 @@ class Sentinel2Task(FusionTask):
     L1C), with a right-hand strip of adapt.val_fraction held out to report on, for
     adapt.steps steps at adapt.learning_rate (cosine to zero); its tiles in one shard, so
     that a small scene (a few validation tiles) adapts too."""
-    settings = config.adapt
-    if not isinstance(settings.steps, int) or settings.steps < 1:
-      raise ValueError(f"adapt.steps={settings.steps!r}: expected a positive number of steps")
-    if not settings.learning_rate > 0:
-      raise ValueError(f"adapt.learning_rate={settings.learning_rate!r}: expected a positive "
-                       "value")
-    if not 0 < settings.val_fraction < 1:
-      raise ValueError(f"adapt.val_fraction={settings.val_fraction!r}: expected a fraction in "
-                       "(0, 1)")
+    settings = config.adapt   # checked by fusionjax.adaptation.validate
     adapted = config.copy_and_resolve_references()
     adapted.data.dir = config.predict.input
     adapted.data.num_shards = adapted.data.num_streams = 1   # one scene, read by one process

@@ -2,7 +2,7 @@
 
 A scene is a dict band name -> (rows, columns) float32 top-of-atmosphere reflectance x 10000
 (L1C digital numbers), each band at its native resolution (10, 20 or 60 m); 0 is no-data.
-Readers:
+Readers (and `write_mat`, the inverse of read_mat):
   read_mat      a MATLAB v7.3 file (HDF5) with datasets im10 (B2 B3 B4 B8), im20 (B5 B6 B7 B8A
                 B11 B12) and im60 (B1 B9), as distributed with the DSen2 paper's test scenes;
                 MATLAB writes column-major, so each band is transposed back. No georeferencing.
@@ -101,6 +101,15 @@ def check_scene(bands: dict, source: str, required) -> None:
       raise ValueError(f"{source}: band {name} ({resolution} m) is {image.shape[0]} x "
                        f"{image.shape[1]} pixels; expected {expected[0]} x {expected[1]} to "
                        f"cover the {extent[0]} x {extent[1]} m of {reference}")
+
+
+def write_mat(path: str, bands: dict, datasets=MAT_DATASETS) -> None:
+  """Writes bands (name -> (rows, columns)) as `read_mat` reads them, as MATLAB v7.3 does:
+  HDF5, one dataset of each of `datasets` (name -> its bands), each band stored transposed."""
+  with h5py.File(path, "w") as sink:
+    for dataset, names in datasets.items():
+      stack = np.stack([bands[n].T for n in names]).astype(np.float32)
+      sink.create_dataset(dataset, data=stack).attrs["MATLAB_class"] = np.bytes_(b"single")
 
 
 def read_mat(path: str, required=BANDS_10M + BANDS_20M) -> Scene:

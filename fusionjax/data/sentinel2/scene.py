@@ -110,6 +110,14 @@ def full_resolution_inputs(scene: sentinel2.Scene, sharpening: Sharpening):
   return targets, guides, _valid_on_grid(scene.bands, names, grid)
 
 
+def wald_degraded(bands: dict, factor: int) -> dict:
+  """Wald's protocol: each band (name -> (rows, columns) at its resolution) gap-filled, then
+  degraded by `factor` through its own MTF (rows / factor, columns / factor)."""
+  return {name: np.asarray(psf.degrade_to_mtf(
+      sentinel2.filled(image)[..., None], factor,
+      [sentinel2.BANDS[name].mtf_at_nyquist]))[..., 0] for name, image in bands.items()}
+
+
 def standardisation(lr: np.ndarray, lr_valid: np.ndarray, msi: np.ndarray,
                     msi_valid: np.ndarray):
   """What the network's inputs are standardised by, from the scene itself (so that a scene
@@ -152,10 +160,7 @@ def prepare_sentinel2_scene(config) -> FusionScene:
   if not truth_valid.any():
     raise ValueError(f"{scene.source}: every pixel is no-data ({sentinel2.NODATA:g}) or "
                      f"saturated ({sentinel2.SATURATED:g}) in some band")
-  # Every band degraded by the factor through its own MTF, from the gap-filled band.
-  degraded = {n: np.asarray(psf.degrade_to_mtf(sentinel2.filled(scene.bands[n])[..., None], f,
-                                               [sentinel2.BANDS[n].mtf_at_nyquist]))[..., 0]
-              for n in names}
+  degraded = wald_degraded({n: scene.bands[n] for n in names}, f)
   resolutions = {n: sentinel2.BANDS[n].resolution_m * f for n in names}
   msi = _on_grid(degraded, sharpening.guides, resolutions, sharpening.resolution_m)
   lr = np.stack([degraded[n] for n in sharpening.targets], axis=-1).astype(np.float32)
