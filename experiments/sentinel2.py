@@ -10,9 +10,12 @@ applied, with --mode=adapt:
       --config.predict.input=<scene> --config.predict.output=<folder>
 
 Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
-  (none)   a procedural scene (264 x 264 pixels at 10 m), or the scene of --config.data.dir:
+  (none)   a procedural scene (264 x 264 pixels at 10 m), or the scenes of --config.data.dir:
            a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat
-           (or the folder holding it), or a folder of band files (JP2 or GeoTIFF, one per band).
+           (or the folder holding it), a folder of band files (JP2 or GeoTIFF, one per band),
+           a folder of such scenes, or a comma-separated list of these and of procedural
+           scenes 'procedural:<landscape>' (mixed, water, arid, urban, snow, hazy): one model
+           trained on all, evaluated per scene and pooled.
   60m      the two 60 m bands (B1 B9) sharpened to 10 m by the 10 m and 20 m bands (factor 6;
            trained 360 m -> 60 m; a procedural scene of 600 x 600 pixels).
   smoke    a tiny end-to-end run, for tests.
@@ -31,7 +34,7 @@ def get_config(arg: str | None = None):
   variants, options = parse_variants(arg, VARIANTS, "experiments/sentinel2.py")
   config = common.get_config("sentinel2", "sentinel2_fusion")
 
-  config.data.dir = ""                # a .mat scene or a folder of band files; '' = procedural
+  config.data.dir = ""                # scene(s), see above; '' = procedural:mixed
   config.data.bands = "20m"           # the bands sharpened: '20m' or '60m'
   config.data.procedural_size = 264   # pixels at 10 m (a multiple of 6)
   config.data.val_fraction = 0.25     # right-hand strip held out for evaluation
@@ -55,6 +58,9 @@ def get_config(arg: str | None = None):
   config.predict.tile_size = 64  # output (10 m) pixels per tile
   # predict.input: a .mat scene or a folder of band files; predict.output: folder for the 10 m
   # GeoTIFF and its quicklook.
+  # Scale each band's correction of the base estimate by the weight in [0, 1] fitted on the
+  # scene's own reduced-resolution version (0 where the network would only harm that scene).
+  config.predict.fit_correction = True
 
   # --mode=adapt: fine-tune on predict.input's own reduced-resolution version, then sharpen it.
   config.adapt = ml_collections.ConfigDict()

@@ -106,11 +106,22 @@ def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float,
                   valid=None) -> dict[str, float]:
   """PSNR (dB), SAM (degrees), ERGAS, SSIM and RMSE of an estimate (H, W, C) of `truth`, over
   the pixels where the (H, W) bool `valid` is True (all if None)."""
-  truth_pixels, estimate_pixels = valid_pixels(truth, valid), valid_pixels(estimate, valid)
+  return pooled_fusion_report([truth], [estimate], ratio, [valid])
+
+
+def pooled_fusion_report(truths, estimates, ratio: float, valids) -> dict[str, float]:
+  """`fusion_report` of several images (lists of (H_i, W_i, C) truths and estimates and of
+  (H_i, W_i) bool validities or None) as one: PSNR, SAM, ERGAS and RMSE over all their valid
+  pixels together; SSIM the mean of the images' SSIM weighted by their valid pixels."""
+  truth_pixels = jnp.concatenate([valid_pixels(t, v) for t, v in zip(truths, valids)])
+  estimate_pixels = jnp.concatenate([valid_pixels(e, v) for e, v in zip(estimates, valids)])
+  counts = [t.shape[0] * t.shape[1] if v is None else int(jnp.sum(jnp.asarray(v)))
+            for t, v in zip(truths, valids)]
+  ssims = [float(ssim(t, e, v)) for t, e, v in zip(truths, estimates, valids)]
   return {"psnr": float(psnr(truth_pixels, estimate_pixels)),
           "sam_deg": float(sam_degrees(truth_pixels, estimate_pixels)),
           "ergas": float(ergas(truth_pixels, estimate_pixels, ratio)),
-          "ssim": float(ssim(truth, estimate, valid)),
+          "ssim": float(sum(c * v for c, v in zip(counts, ssims)) / sum(counts)),
           "rmse": float(rmse(truth_pixels, estimate_pixels))}
 
 

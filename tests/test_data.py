@@ -24,7 +24,7 @@ def prepared(tmp_path_factory, smoke_config):
   root = tmp_path_factory.mktemp("tiles")
   scene_path = str(root / "scene.npz")
   jwst_scene.prepare_jwst_scene(smoke_config).save(scene_path)
-  builder = FusionTiles(scene_path=scene_path, tile_size=smoke_config.data.tile_size,
+  builder = FusionTiles(scene_paths=[scene_path], tile_size=smoke_config.data.tile_size,
                         train_stride=smoke_config.data.train_stride, num_shards=2,
                         data_dir=str(root / "tfds"))
   builder.download_and_prepare()
@@ -60,7 +60,7 @@ def test_tfrecord_round_trip(prepared, smoke_config):
 
 def test_too_many_shards_for_the_tiles_is_named(prepared, tmp_path, smoke_config):
   scene, builder = prepared
-  too_many = FusionTiles(scene_path=builder._scene_path, tile_size=24, train_stride=12,
+  too_many = FusionTiles(scene_paths=builder._scene_paths, tile_size=24, train_stride=12,
                          num_shards=3, data_dir=str(tmp_path))
   with pytest.raises(ValueError, match="data.num_shards=3 needs at least that many"):
     too_many.download_and_prepare()
@@ -72,9 +72,9 @@ def test_non_finite_tile_is_reported_with_its_id(prepared, tmp_path):
   msi[13, 14, 2] = np.nan
   broken = dataclasses.replace(scene, msi=msi)
   broken.save(str(tmp_path / "scene.npz"))
-  builder = FusionTiles(scene_path=str(tmp_path / "scene.npz"), tile_size=24, train_stride=12,
-                        num_shards=1, data_dir=str(tmp_path / "tfds"))
-  with pytest.raises(ValueError, match=r"tile 00000_00000 \(row 0, column 0\): 'msi' holds 1 "
+  builder = FusionTiles(scene_paths=[str(tmp_path / "scene.npz")], tile_size=24,
+                        train_stride=12, num_shards=1, data_dir=str(tmp_path / "tfds"))
+  with pytest.raises(ValueError, match=r"tile 000_00000_00000 \(row 0, column 0\): 'msi' holds 1 "
                                        r"non-finite values"):
     builder.download_and_prepare()
 
@@ -159,7 +159,7 @@ def _damaged_copy(builder, tmp_path):
   """A copy of the builder's tiles with the second record of a training shard corrupted (one
   payload byte flipped) and a validation shard truncated inside its last record."""
   shutil.copytree(builder.data_dir.split("/fusion_tiles/")[0], tmp_path / "tfds")
-  copy = FusionTiles(scene_path=builder._scene_path, tile_size=24, train_stride=12,
+  copy = FusionTiles(scene_paths=builder._scene_paths, tile_size=24, train_stride=12,
                      num_shards=2, data_dir=str(tmp_path / "tfds"))
   train_shard = sorted(str(p) for p in copy.info.splits["train"].filepaths)[0]
   data = bytearray(open(train_shard, "rb").read())

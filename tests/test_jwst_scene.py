@@ -64,7 +64,7 @@ def test_orionbar_files_read():
 def test_orionbar_scene_prepares_in_a_pca_subspace(trained):
   """The scene the Orion Bar smoke run prepared (shared with test_main's run of it)."""
   workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
-  scene = FusionScene.load(str(next((workdir / "data").glob("jwst-*/scene.npz"))))
+  scene = FusionScene.load(str(next((workdir / "data").glob("jwst-*/scene_00.npz"))))
   assert scene.lr_codes.shape == (16, 48, 4) and scene.msi.shape == (48, 144, 11)
   assert scene.val_truth.shape[0] == 4974
   # The 4-component truth lies almost entirely in the 4-D subspace fitted on the noisy cube.

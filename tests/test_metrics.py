@@ -63,3 +63,29 @@ def test_masked_report_ignores_invalid_pixels_and_equals_the_valid_crop():
   for name in ("psnr", "sam_deg", "ergas", "rmse", "ssim"):
     assert masked[name] == pytest.approx(crop[name], rel=1e-5), name
   assert metrics.fusion_report(truth, estimate, 2)["rmse"] > 100 * masked["rmse"]
+
+
+def test_pooled_report_counts_every_valid_pixel_of_every_image_once():
+  rng = np.random.default_rng(5)
+  truths = [_cube(3), _cube(3)[:20] * 2.0]
+  estimates = [t + rng.normal(0, s, t.shape).astype(np.float32)
+               for t, s in zip(truths, (0.1, 0.4))]
+  valids = [np.ones(truths[0].shape[:2], bool), np.ones(truths[1].shape[:2], bool)]
+  valids[1][:, :12] = False
+  pooled = metrics.pooled_fusion_report(truths, estimates, 2, valids)
+  # The images side by side (the second padded with invalid rows) are one image of the
+  # same pixels: every pixel metric is that image's.
+  height = truths[0].shape[0]
+  pad = lambda image: np.concatenate(  # noqa: E731
+      [image, np.zeros((height - image.shape[0], *image.shape[1:]), image.dtype)])
+  side_by_side = [np.concatenate([a, pad(b)], axis=1)
+                  for a, b in ((truths[0], truths[1]), (estimates[0], estimates[1]),
+                               (valids[0], valids[1]))]
+  together = metrics.fusion_report(*side_by_side[:2], 2, side_by_side[2])
+  for name in ("psnr", "sam_deg", "ergas", "rmse"):
+    assert pooled[name] == pytest.approx(together[name], rel=1e-5), name
+  alone = [metrics.fusion_report(t, e, 2, v) for t, e, v in zip(truths, estimates, valids)]
+  counts = [v.sum() for v in valids]
+  assert pooled["ssim"] == pytest.approx(
+      (counts[0] * alone[0]["ssim"] + counts[1] * alone[1]["ssim"]) / sum(counts), rel=1e-6)
+  assert alone[0]["rmse"] < pooled["rmse"] < alone[1]["rmse"]

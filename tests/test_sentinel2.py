@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 import rasterio
+import tensorflow_datasets as tfds
 
 from fusionjax import tiling, train
 from fusionjax.baselines import pansharpening
 from fusionjax.data import geotiff, random_fields
 from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
 from fusionjax.data.sentinel2 import reader as sentinel2
-from fusionjax.data.sentinel2.scene import prepare_sentinel2_scene
+from fusionjax.data.sentinel2.scene import prepare_sentinel2_scenes, scene_sources
 from fusionjax.data.tiles_builder import FusionTiles
 from experiments import sentinel2 as sentinel2_experiment
 from fusionjax.physics import psf, sampling
@@ -95,18 +96,18 @@ def test_nodata_and_saturated_pixels_are_no_truth_and_no_tiles(tmp_path):
   write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96), rows=40, cols=96))
   config = sentinel2_experiment.get_config("smoke")
   config.data.dir = str(tmp_path / "scene.mat")
-  scene = prepare_sentinel2_scene(config)
+  (scene,) = prepare_sentinel2_scenes(config)
   expected = np.ones((48, 48), bool)
   expected[:20] = False          # 40 rows at 10 m
   expected[-1, -1] = False       # saturated
   np.testing.assert_array_equal(scene.truth_valid, expected)
   assert np.all(np.isfinite(scene.msi)) and np.abs(scene.msi[20:].mean(axis=(0, 1))).max() < 0.2
   scene.save(str(tmp_path / "scene.npz"))
-  builder = FusionTiles(scene_path=str(tmp_path / "scene.npz"), tile_size=16, train_stride=4,
-                        num_shards=1, data_dir=str(tmp_path / "tfds"))
-  examples = dict(builder._generate_examples(scene, [(0, 0), (4, 0), (16, 0), (32, 0)]))
-  assert sorted(examples) == ["00016_00000", "00032_00000"]   # tiles 0 and 4: all no-data
-  np.testing.assert_array_equal(examples["00016_00000"]["valid"][:, :, 0],
+  builder = FusionTiles(scene_paths=[str(tmp_path / "scene.npz")], tile_size=16,
+                        train_stride=4, num_shards=1, data_dir=str(tmp_path / "tfds"))
+  examples = dict(builder._generate_examples([(0, 0, 0), (0, 4, 0), (0, 16, 0), (0, 32, 0)]))
+  assert sorted(examples) == ["000_00016_00000", "000_00032_00000"]   # tiles 0, 4: no-data
+  np.testing.assert_array_equal(examples["000_00016_00000"]["valid"][:, :, 0],
                                 expected[16:32, :16].astype(np.float32))
 
 
@@ -177,8 +178,8 @@ def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(train
   # A whole 96 x 96 (10 m) scene, larger than one 32-pixel tile, at full resolution, with
   # no-data in its top-left corner.
   write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96, seed=5), rows=10, cols=30))
-  outputs = tmp_path / "outputs"
-  _predict(workdir, arg, tmp_path / "scene.mat", outputs)
+  outputs = tmp_path / "outputs"   # the network's own sharpening (weighed: test_sentinel2_adapt)
+  _predict(workdir, arg, tmp_path / "scene.mat", outputs, **{"predict.fit_correction": False})
   with rasterio.open(outputs / "scene_sharpened_10m.tif") as result:
     sharpened = result.read()
     assert result.descriptions == sentinel2.BANDS_20M and result.nodata == sentinel2.NODATA
@@ -190,7 +191,8 @@ def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(train
   # No seams: across the tile borders, the image jumps as much as the same model's prediction
   # in one piece does (the scene has sharp field edges of its own).
   _predict(workdir, arg, tmp_path / "scene.mat", tmp_path / "whole",
-           **{"predict.tile_size": 96, "predict.tile_overlap": 0})
+           **{"predict.tile_size": 96, "predict.tile_overlap": 0,
+              "predict.fit_correction": False})
   with rasterio.open(tmp_path / "whole" / "scene_sharpened_10m.tif") as result:
     whole = result.read()
   jumps, whole_jumps = (np.abs(np.diff(image[:, 10:], axis=2)).mean(axis=(0, 1))
@@ -224,3 +226,66 @@ def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):
     assert result.descriptions == sentinel2.BANDS_60M
     sharpened = result.read()
   assert sharpened.shape == (2, 216, 216) and np.all(np.isfinite(sharpened))
+
+
+def test_procedural_landscapes_have_their_land_covers_physics():
+  mean = lambda scene, band: float(scene.bands[band].mean())  # noqa: E731
+  mixed, snow, water, hazy = (procedural_sentinel2.make_scene(96, 3, landscape)
+                              for landscape in ("mixed", "snow", "water", "hazy"))
+  # Snow: bright in the visible, dark in the short-wave infrared (NDSI above 0.4 on 20 m
+  # pixels, the snow test of the Sentinel-2 scene classification).
+  def snowy(scene):
+    green = scene.bands["B3"].reshape(48, 2, 48, 2).mean(axis=(1, 3))
+    return np.mean((green - scene.bands["B11"]) / (green + scene.bands["B11"]) > 0.4)
+  assert snowy(snow) > 0.3 > 10 * snowy(mixed)
+  assert mean(snow, "B3") > 2 * mean(mixed, "B3")
+  # Water: more pixels with a positive NDWI (green above near infrared).
+  wet = lambda s: np.mean(s.bands["B3"] > s.bands["B8"])  # noqa: E731
+  assert wet(water) > 0.2 > 2 * wet(mixed)
+  # Haze: the same ground (same seed) brighter in blue, hardly changed in the SWIR.
+  assert mean(hazy, "B2") > 1.2 * mean(mixed, "B2")
+  assert abs(mean(hazy, "B12") / mean(mixed, "B12") - 1.0) < 0.05
+  with pytest.raises(ValueError, match=r"procedural landscape 'desert': expected one of"):
+    procedural_sentinel2.make_scene(96, 3, "desert")
+
+
+def test_data_dir_lists_scenes_files_folders_and_procedural_ones(tmp_path):
+  (tmp_path / "scenes").mkdir()
+  for name in ("a", "b"):
+    write_mat(tmp_path / "scenes" / f"{name}.mat", _scene(48))
+  folder = tmp_path / "scenes" / "tile"
+  folder.mkdir()
+  georef = geotiff.GeoReference(rasterio.crs.CRS.from_epsg(32633).to_wkt(),
+                                (10.0, 0.0, 0.0, 0.0, -10.0, 0.0))
+  geotiff.write_geotiff(str(folder / "T_B02.tif"), _scene(48).bands["B2"][None], georef)
+  sources = scene_sources(f"{tmp_path / 'scenes'}, procedural:snow")
+  assert sources == [str(tmp_path / "scenes" / "a.mat"), str(tmp_path / "scenes" / "b.mat"),
+                     str(folder), "procedural:snow"]
+  assert scene_sources("") == ["procedural:mixed"]
+  with pytest.raises(FileNotFoundError, match=r"data.dir entry '.*nowhere': no such file"):
+    scene_sources(f"procedural:snow,{tmp_path / 'nowhere'}")
+  with pytest.raises(ValueError, match="procedural landscape 'forest'"):
+    scene_sources("procedural:forest")
+  with pytest.raises(FileNotFoundError, match="no .mat scene, band files"):
+    scene_sources(str(folder.parent.parent))
+
+
+def test_several_scenes_train_one_model_reported_per_scene_and_pooled(trained):
+  workdir = trained("sentinel2", "smoke", **{"data.dir": "procedural:mixed,procedural:snow"})
+  report = json.loads((workdir / "eval.json").read_text())
+  scenes = report["scenes"]
+  assert len(scenes) == 2 and any("snow" in name for name in scenes)
+  # Pooled: the RMSE of all valid held-out pixels, each scene's weighted by its pixels.
+  for method in ("model", "bicubic", "mtf_glp"):
+    counts = [s["region"]["valid_pixels"] for s in scenes.values()]
+    squares = [s[method]["rmse"] ** 2 for s in scenes.values()]
+    pooled = np.sqrt(np.dot(counts, squares) / sum(counts))
+    assert report[method]["rmse"] == pytest.approx(pooled, rel=1e-4)
+    assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
+  # The training tiles come from both scenes.
+  tiles = next((workdir / "data").glob("sentinel2-*/tfds-*/fusion_tiles/*"))
+  builder = tfds.builder_from_directory(str(tiles))
+  origins = {int(e["scene"]) for e in tfds.as_numpy(builder.as_dataset(split="train"))}
+  assert origins == {0, 1}
+  assert {p.name for p in (workdir / "products").iterdir()} >= {
+      "fused_strip_20m_1.tif", "fused_strip_20m_2.tif", "quicklook_1.png", "quicklook_2.png"}

@@ -1,6 +1,7 @@
 """Sentinel-2 sharpening that starts from the classical estimate and adapts to the user's own
 scene: the network's base (MTF-GLP), and --mode=adapt end to end on a procedural scene the
 model never saw."""
+import json
 import shutil
 
 import jax
@@ -62,6 +63,8 @@ def test_adapt_fine_tunes_on_an_unseen_scene_and_sharpens_it(trained, tmp_path):
     sharpened = product.read()
     assert product.descriptions == sentinel2.BANDS_20M
   assert sharpened.shape == (6, 120, 120) and np.all(np.isfinite(sharpened))
+  check = json.loads((tmp_path / "out" / "unseen_sharpened_10m.json").read_text())
+  assert check["fit_correction"] and all(0.0 <= w <= 1.0 for w in check["weights"].values())
   # Rerun: the adaptation is done (its checkpoint is the last step), only the prediction runs.
   assert adaptation.adapt(config, str(run_dir))["model"] == after["model"]
 
@@ -132,3 +135,34 @@ def test_radiometric_jitter_changes_band_levels_and_the_base_follows(trained):
   moved = task.base_estimate(augmented["lr"][None], augmented["msi"][None])[0]
   np.testing.assert_allclose(moved, lr_gains * base + lr_offsets, atol=1e-2)
   assert np.abs(moved - lr_gains * base - lr_offsets).max() < 0.01 * np.abs(moved).max()
+
+
+def test_a_harmful_correction_is_weighed_out_on_the_scenes_reduced_resolution(trained,
+                                                                              tmp_path):
+  task = tasks.get_task(experiment_config("sentinel2", "smoke"), str(trained("sentinel2",
+                                                                              "smoke")))
+  rng = np.random.default_rng(0)
+  scene = tmp_path / "scene.mat"
+  write_mat(scene, procedural_sentinel2.make_scene(96, seed=21, landscape="snow"))
+  task.config.predict.input, task.config.predict.output = str(scene), str(tmp_path / "out")
+
+  def harmful(lr, msi):   # the base plus noise: a correction that only harms
+    base = np.asarray(task.base_estimate(lr, msi))
+    return base + rng.normal(0.0, 0.5, base.shape).astype(np.float32)
+
+  task.predict_inputs(harmful, batch_size=4)
+  check = json.loads((tmp_path / "out" / "scene_sharpened_10m.json").read_text())
+  assert set(check["weights"]) == set(sentinel2.BANDS_20M)
+  assert max(check["weights"].values()) < 0.05
+  for band in sentinel2.BANDS_20M:   # the weighted correction is never worse than the base
+    rmse = {name: check["reduced_rmse"][name][band] for name in ("network", "base", "weighted")}
+    assert rmse["weighted"] <= rmse["base"] < 0.5 * rmse["network"]
+  with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as source:
+    weighted = np.moveaxis(source.read(), 0, -1)
+  task.config.predict.fit_correction, task.config.predict.output = False, str(tmp_path / "raw")
+  task.predict_inputs(lambda lr, msi: np.asarray(task.base_estimate(lr, msi)), batch_size=4)
+  with rasterio.open(tmp_path / "raw" / "scene_sharpened_10m.tif") as source:
+    base = np.moveaxis(source.read(), 0, -1)   # the base estimate tile by tile
+  # The harm (noise of half a band's standard deviation) is weighed out of the product.
+  difference = np.sqrt(np.mean((weighted - base) ** 2, axis=(0, 1)))
+  assert np.all(difference < 0.05 * np.std(base, axis=(0, 1))), difference

@@ -77,10 +77,11 @@ class GeotiffPairTask(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return prepare_scene(config)
 
-  def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
-    """The fused (C, H, Wv) held-out strip, as a GeoTIFF on a bare pixel grid."""
+  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
+    """The fused (C, H, Wv) held-out strip (of the one scene), as a GeoTIFF on a bare pixel
+    grid."""
     path = os.path.join(out_dir, "fused_strip.tif")
-    geotiff.write_geotiff(path, fused, None, units=self.config.data.units)
+    geotiff.write_geotiff(path, fused[0], None, units=self.config.data.units)
     return [path]
 
   def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:

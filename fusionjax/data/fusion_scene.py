@@ -14,7 +14,7 @@ from fusionjax import atomic
 from fusionjax.data.coding import SpectralCoding
 
 # Part of every prepared scene's cache key: bumped when the saved fields change.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)

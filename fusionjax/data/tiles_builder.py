@@ -1,10 +1,11 @@
-"""TFDS builder writing a prepared FusionScene as sharded TFRecord tiles.
+"""TFDS builder writing prepared FusionScenes as sharded TFRecord tiles.
 
-Each example is one co-registered tile: the coded low-resolution cube, the multispectral
-image, the coded truth and where it is valid (float32 bytes + shape), and its origin in the
-scene. Tiles without a single valid truth pixel are left out. The train split
-tiles the training columns with `train_stride` (overlapping tiles); the validation split tiles
-the held-out columns without overlap, so no validation pixel is seen in training.
+Each example is one co-registered tile of one scene: the coded low-resolution cube, the
+multispectral image, the coded truth and where it is valid (float32 bytes + shape), the index
+of its scene and its origin there. Tiles without a single valid truth pixel are left out. The
+train split tiles each scene's training columns with `train_stride` (overlapping tiles); the
+validation split tiles its held-out columns without overlap, so no validation pixel is seen in
+training.
 """
 from __future__ import annotations
 
@@ -26,22 +27,30 @@ def tile_origins(height: int, width: int, tile_size: int, stride: int,
 
 
 class FusionTiles(sharded_builder.ShardedBuilder):
-  """Co-registered low-/high-resolution tiles of one prepared fusion scene."""
+  """Co-registered low-/high-resolution tiles of prepared fusion scenes (`scene_paths`, .npz
+  files of FusionScene.save, of one scale factor and band count)."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "Coded LR cube, standardised MSI and coded truth per tile.",
-                   "1.1.0": "'valid': 1 where the truth is known, 0 at no-data pixels."}
+                   "1.1.0": "'valid': 1 where the truth is known, 0 at no-data pixels.",
+                   "1.2.0": "Tiles of several scenes; 'scene': the index of a tile's scene."}
 
-  def __init__(self, *, scene_path: str, tile_size: int, train_stride: int, num_shards: int,
-               **kwargs):
-    self._scene_path = scene_path
+  def __init__(self, *, scene_paths: list[str], tile_size: int, train_stride: int,
+               num_shards: int, **kwargs):
+    self._scene_paths = list(scene_paths)
     self._tile_size = tile_size
     self._train_stride = train_stride
     self._num_shards = num_shards
-    with np.load(scene_path) as arrays:
-      self._code_dim = int(arrays["lr_codes"].shape[-1])
-      self._num_msi_bands = int(arrays["msi"].shape[-1])
-      self._scale_factor = int(arrays["scale_factor"])
+    shapes = []
+    for path in self._scene_paths:
+      with np.load(path) as arrays:
+        shapes.append((int(arrays["lr_codes"].shape[-1]), int(arrays["msi"].shape[-1]),
+                       int(arrays["scale_factor"])))
+      if shapes[-1] != shapes[0]:
+        raise ValueError(f"{path}: {shapes[-1][0]} coded bands, {shapes[-1][1]} "
+                         f"high-resolution bands and scale factor {shapes[-1][2]}; expected "
+                         f"those of {self._scene_paths[0]}: {shapes[0]}")
+    self._code_dim, self._num_msi_bands, self._scale_factor = shapes[0]
     if tile_size % self._scale_factor or train_stride % self._scale_factor:
       raise ValueError(f"data.tile_size={tile_size} and data.train_stride={train_stride} must be "
                        f"multiples of the scale factor {self._scale_factor}")
@@ -60,31 +69,41 @@ class FusionTiles(sharded_builder.ShardedBuilder):
                                           encoding=bytes_encoding),
             "valid": tfds.features.Tensor(shape=(t, t, 1), dtype=np.float32,
                                           encoding=bytes_encoding),
+            "scene": tfds.features.Scalar(dtype=np.int32),
             "origin": tfds.features.Tensor(shape=(2,), dtype=np.int32),
         }),
-        description="Co-registered fusion tiles of one prepared scene.")
+        description="Co-registered fusion tiles of prepared scenes.")
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    scene = FusionScene.load(self._scene_path)
-    height, width = scene.msi.shape[:2]
     t = self._tile_size
-    train = tile_origins(height, scene.val_col_start, t, self._train_stride)
-    validation = tile_origins(height, width, t, t, col_start=scene.val_col_start)
+    train, validation = [], []
+    for index, path in enumerate(self._scene_paths):
+      scene = FusionScene.load(path)
+      height, width = scene.msi.shape[:2]
+      train += [(index, row, col) for row, col in
+                tile_origins(height, scene.val_col_start, t, self._train_stride)]
+      validation += [(index, row, col) for row, col in
+                     tile_origins(height, width, t, t, col_start=scene.val_col_start)]
     if min(len(train), len(validation)) < self._num_shards:
-      raise ValueError(f"{self._scene_path}: a {height} x {width} scene with validation from "
-                       f"column {scene.val_col_start} gives {len(train)} training and "
-                       f"{len(validation)} validation tiles of {t} pixels; data.num_shards="
-                       f"{self._num_shards} needs at least that many of each")
-    logging.info("Writing %d training and %d validation tiles of %d pixels.", len(train),
-                 len(validation), t)
-    return {"train": self._generate_examples(scene, train),
-            "validation": self._generate_examples(scene, validation)}
+      raise ValueError(f"{', '.join(self._scene_paths)}: the scenes give {len(train)} training "
+                       f"and {len(validation)} validation tiles of {t} pixels; "
+                       f"data.num_shards={self._num_shards} needs at least that many of each")
+    logging.info("Writing %d training and %d validation tiles of %d pixels from %d scene(s).",
+                 len(train), len(validation), t, len(self._scene_paths))
+    return {"train": self._generate_examples(train),
+            "validation": self._generate_examples(validation)}
 
-  def _generate_examples(self, scene: FusionScene, origins):
+  def _generate_examples(self, origins):
+    """(key, example) of each (scene index, row, column) tile that holds a valid pixel; one
+    scene in memory at a time (the origins are grouped by scene)."""
     t, s = self._tile_size, self._scale_factor
-    for row, col in origins:
-      key = f"{row:05d}_{col:05d}"
+    loaded = (None, None)
+    for index, row, col in origins:
+      if loaded[0] != index:
+        loaded = (index, FusionScene.load(self._scene_paths[index]))
+      scene, path = loaded[1], self._scene_paths[index]
+      key = f"{index:03d}_{row:05d}_{col:05d}"
       valid = scene.truth_valid[row:row + t, col:col + t]
       if not valid.any():
         continue
@@ -93,7 +112,7 @@ class FusionTiles(sharded_builder.ShardedBuilder):
               "truth": scene.truth_codes[row:row + t, col:col + t]}
       for name, values in tile.items():
         if not np.all(np.isfinite(values)):
-          raise ValueError(f"{self._scene_path}: tile {key} (row {row}, column {col}): '{name}' "
-                           f"holds {int(np.sum(~np.isfinite(values)))} non-finite values")
+          raise ValueError(f"{path}: tile {key} (row {row}, column {col}): '{name}' holds "
+                           f"{int(np.sum(~np.isfinite(values)))} non-finite values")
       yield key, {**tile, "valid": valid[..., None].astype(np.float32),
-                  "origin": np.array([row, col], np.int32)}
+                  "scene": np.int32(index), "origin": np.array([row, col], np.int32)}

@@ -1,7 +1,9 @@
 """Supervised fusion of a low-resolution image cube with a high-resolution multispectral image,
-trained on tiles of a prepared FusionScene and evaluated on its held-out strip against the
-truth, beside bicubic upsampling and classical fusion. Sensor tasks (jwst, sentinel2) say how
-a scene is prepared, what products are written and how a user's own data is read.
+trained on tiles of one or several prepared FusionScenes and evaluated on their held-out
+strips against the truth, beside bicubic upsampling and classical fusion: each scene's figures
+and, with several scenes, the figures of all their held-out pixels pooled. Sensor tasks (jwst,
+sentinel2) say how scenes are prepared, what products are written and how a user's own data is
+read.
 
 Models of this family (config.model.name, fusionjax.models): a Flax module built as
 `Model(out_bands=d, scale_factor=s, **config.model)` and called as
@@ -18,14 +20,16 @@ data.base_estimate of every tile, computed on the device with the model:
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import os
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fusionjax import metrics, models, tiling
+from fusionjax import atomic, metrics, models, tiling
 from fusionjax.baselines import pansharpening
 from fusionjax.data import cache, pipeline
 from fusionjax.data.fusion_scene import FORMAT_VERSION, FusionScene
@@ -60,9 +64,17 @@ class FusionTask(TfdsTask):
     """The resolution ratio of the experiment, from its config alone."""
 
   @classmethod
-  @abc.abstractmethod
   def prepare_scene(cls, config) -> FusionScene:
-    """The experiment's scene, prepared for fusion (run once, then cached)."""
+    """The experiment's scene, prepared for fusion (run once, then cached): what a task of
+    one scene implements."""
+    raise NotImplementedError(f"{cls.__name__}: implement prepare_scene or prepare_scenes")
+
+  @classmethod
+  def prepare_scenes(cls, config) -> list[FusionScene]:
+    """The experiment's scenes, prepared for fusion (run once, then cached), of one scale
+    factor, code dimension and set of high-resolution bands; by default `prepare_scene`'s.
+    Each has its own coding and standardisation; their tiles train one network."""
+    return [cls.prepare_scene(config)]
 
   @classmethod
   def validate(cls, config, mode: str) -> None:
@@ -91,23 +103,39 @@ class FusionTask(TfdsTask):
         "data": cache.data_settings(config, leave_out=(
             "num_shards", "train_stride", "base_estimate", "radiometric_jitter")),
         "instrument": config.instrument.to_dict() if "instrument" in config else None})
-    scene_path = os.path.join(scene_dir, "scene.npz")
+    manifest_path = os.path.join(scene_dir, "scenes.json")
     tfds_dir = cache.tiles_dir(scene_dir, {"tile_size": data.tile_size,
                                            "train_stride": data.train_stride,
                                            "num_shards": data.num_shards})
 
-    def prepare_scene_file():
-      if not os.path.exists(scene_path):
-        logging.info("Preparing the scene in %s.", scene_dir)
-        self.prepare_scene(config).save(scene_path)
+    def prepare_scene_files():
+      if not os.path.exists(manifest_path):   # written last: the scenes are complete
+        logging.info("Preparing the scenes in %s.", scene_dir)
+        names = []
+        for index, scene in enumerate(self.prepare_scenes(config)):
+          names.append(f"scene_{index:02d}.npz")
+          scene.save(os.path.join(scene_dir, names[-1]))
+        with atomic.atomic_path(manifest_path) as temporary:
+          with open(temporary, "w") as sink:
+            json.dump({"scenes": names}, sink)
+
+    def scene_paths():
+      with open(manifest_path) as source:
+        return [os.path.join(scene_dir, name) for name in json.load(source)["scenes"]]
     self.builder = prepared_builder(
-        lambda: FusionTiles(scene_path=scene_path, tile_size=data.tile_size,
+        lambda: FusionTiles(scene_paths=scene_paths(), tile_size=data.tile_size,
                             train_stride=data.train_stride, num_shards=data.num_shards,
                             data_dir=tfds_dir),
-        prepare_scene_file)
-    self.scene = FusionScene.load(scene_path)
+        prepare_scene_files)
+    self.scenes = tuple(FusionScene.load(path) for path in scene_paths())
     self.model = models.build(config.model, out_bands=self.scene.code_dim,
                               scale_factor=self.scene.scale_factor)
+
+  @property
+  def scene(self) -> FusionScene:
+    """The first scene (the only one of a task of one scene): the scale factor, code
+    dimension and high-resolution bands that every scene shares."""
+    return self.scenes[0]
 
   def augmentation(self) -> pipeline.Augmentation | None:
     """Flips and rotations (data.augment), and, with data.radiometric_jitter = s > 0, a random
@@ -169,63 +197,92 @@ class FusionTask(TfdsTask):
             "bicubic_l1": jnp.sum(weight * per_example(bicubic_error)),
             "weight": jnp.sum(weight)}
 
-  # Whole held-out strip -------------------------------------------------------------------
+  # Whole held-out strips -------------------------------------------------------------------
 
-  def predict_validation(self, predict: PredictFn, batch_size: int) -> np.ndarray:
-    """The fused (L, H, Wv) cube of the held-out strip, physical units."""
-    lr, msi = self.scene.val_inputs()
-    codes = tiling.predict_tiled(
-        predict, lr, msi, tile=self.config.data.tile_size,
-        overlap=self.config.predict.tile_overlap, scale=self.scene.scale_factor,
-        batch_size=batch_size)
-    return np.moveaxis(np.asarray(self.scene.coding.decode(codes), np.float32), -1, 0)
+  def predict_validation(self, predict: PredictFn, batch_size: int) -> list[np.ndarray]:
+    """The fused (L, H, Wv) cube of each scene's held-out strip, physical units."""
+    fused = []
+    for scene in self.scenes:
+      lr, msi = scene.val_inputs()
+      codes = tiling.predict_tiled(
+          predict, lr, msi, tile=self.config.data.tile_size,
+          overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
+          batch_size=batch_size)
+      fused.append(np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0))
+    return fused
 
-  def _baselines(self) -> dict[str, np.ndarray]:
-    """(H, Wv, L) estimates of the held-out strip by bicubic upsampling, GSA and MTF-GLP (and
-    the local MTF-GLP the network corrects, where it does)."""
-    scene = self.scene
+  def _estimates(self, scene: FusionScene, fused: np.ndarray) -> dict[str, np.ndarray]:
+    """(H, Wv, L) estimates of a scene's held-out strip: the model's (from the (L, H, Wv)
+    `fused`), bicubic upsampling, GSA and MTF-GLP (and the local MTF-GLP the network
+    corrects, where it does); with a spectral subspace, its bicubic upsampling (the
+    low-resolution cube denoised in the subspace, then upsampled) and the truth projected on
+    it (the subspace's own error)."""
     ratio = scene.scale_factor
     lr = np.moveaxis(scene.val_lr, 0, -1)
     lr_codes, msi = scene.val_inputs()
     estimates = {
+        "model": np.moveaxis(fused, 0, -1),
         "bicubic": np.asarray(sampling.upsample_bicubic(lr, ratio)),
         "gsa": pansharpening.gsa(lr, msi, ratio, self.baseline_mtf, lr_codes=lr_codes),
         "mtf_glp": pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf)}
     if base_estimate_of(self.config) == "mtf_glp":   # the estimate the network corrects
       estimates["mtf_glp_local"] = pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf,
                                                          BASE_WINDOW)
+    if scene.coding.basis is not None:
+      upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
+      estimates["bicubic_subspace"] = np.asarray(scene.coding.decode(upsampled))
+      truth = np.moveaxis(scene.val_truth, 0, -1)
+      estimates["truth_in_subspace"] = np.asarray(
+          scene.coding.decode(scene.coding.encode(truth)))
     return estimates
 
-  def evaluate(self, fused: np.ndarray) -> dict:
-    """Metrics of the fused (L, H, Wv) cube of the held-out strip (`predict_validation`),
-    under 'model', and of the baselines."""
-    scene = self.scene
-    truth = np.moveaxis(scene.val_truth, 0, -1)
-    ratio = scene.scale_factor
-    valid = scene.val_valid
-    estimates = {"model": np.moveaxis(fused, 0, -1), **self._baselines()}
-    report = {name: metrics.fusion_report(truth, estimate, ratio, valid)
-              for name, estimate in estimates.items()}
-    report["model"]["model_name"] = self.config.model.name
-    if scene.coding.basis is not None:
-      # The same spectral subspace without the multispectral image: the NIRSpec cube denoised
-      # (and deconvolved) in the subspace, then upsampled.
-      lr_codes, _ = scene.val_inputs()
-      upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
-      report["bicubic_subspace"] = metrics.fusion_report(
-          truth, np.asarray(scene.coding.decode(upsampled)), ratio, valid)
-      projected = scene.coding.decode(scene.coding.encode(truth))
-      report["truth_in_subspace"] = metrics.fusion_report(truth, projected, ratio, valid)
-    report["region"] = {"rows": [0, int(truth.shape[0])],
-                        "columns": [scene.val_col_start, scene.val_col_start + truth.shape[1]],
-                        "bands": int(truth.shape[2]), "code_dim": scene.code_dim,
-                        "valid_pixels": int(valid.sum()), "pixels": int(valid.size)}
-    self.extend_report(report, truth, estimates)
+  def evaluate(self, fused: list[np.ndarray]) -> dict:
+    """Metrics of the fused (L, H, Wv) cubes of the held-out strips (`predict_validation`),
+    under 'model', and of the baselines, over every scene's valid held-out pixels pooled
+    (`metrics.pooled_fusion_report`); with several scenes, also each scene's report under
+    'scenes' -> its name. A scene's report says which region it covers ('region')."""
+    strips = [Strip(np.moveaxis(scene.val_truth, 0, -1), self._estimates(scene, cube),
+                    scene.val_valid) for scene, cube in zip(self.scenes, fused)]
+    report = self._report(strips)
+    if len(self.scenes) == 1:
+      report["region"] = _region(self.scene)
+      return report
+    report["scenes"] = {}
+    for index, (scene, strip) in enumerate(zip(self.scenes, strips)):
+      name = scene.name if scene.name not in report["scenes"] else f"{scene.name} #{index}"
+      report["scenes"][name] = {**self._report([strip]), "region": _region(scene)}
     return report
 
-  def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
-    """Adds sensor-specific figures to `report`, given the (H, Wv, L) truth and each
-    method's estimate; nothing by default."""
+  def _report(self, strips: list["Strip"]) -> dict:
+    """Each method's metrics over the valid pixels of `strips` pooled."""
+    ratio = self.scene.scale_factor
+    report = {method: metrics.pooled_fusion_report(
+        [s.truth for s in strips], [s.estimates[method] for s in strips], ratio,
+        [s.valid for s in strips]) for method in strips[0].estimates}
+    report["model"]["model_name"] = self.config.model.name
+    self.extend_report(report, strips)
+    return report
+
+  def extend_report(self, report: dict, strips: list["Strip"]) -> None:
+    """Adds sensor-specific figures to the `report` of `strips` (their pixels pooled);
+    nothing by default."""
+
+
+class Strip(NamedTuple):
+  """A scene's held-out strip: the (H, Wv, L) truth, each method's (H, Wv, L) estimate and
+  the (H, Wv) bool pixels where the truth is valid."""
+  truth: np.ndarray
+  estimates: dict
+  valid: np.ndarray
+
+
+def _region(scene: FusionScene) -> dict:
+  """Where a scene's held-out strip lies and how many of its pixels are valid."""
+  valid = scene.val_valid
+  return {"rows": [0, int(valid.shape[0])],
+          "columns": [scene.val_col_start, scene.val_col_start + int(valid.shape[1])],
+          "bands": scene.num_bands, "code_dim": scene.code_dim,
+          "valid_pixels": int(valid.sum()), "pixels": int(valid.size)}
 
 
 def base_estimate_of(config) -> str:

@@ -30,9 +30,9 @@ class JwstTask(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return jwst_scene.prepare_jwst_scene(config)
 
-  def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
+  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
     """Writes the fused (L, H, Wv) cube of the held-out strip (FITS) and a quicklook PNG."""
-    scene = self.scene
+    scene, (fused,) = self.scene, fused
     cube_path = os.path.join(out_dir, "fused_cube.fits")
     products.write_fits_cube(
         cube_path, fused, scene.wavelengths_um, units=scene.units,

@@ -2,11 +2,14 @@
 per-band metrics and MTFs, GeoTIFF products, and whole scenes at full resolution."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+
+import jax.numpy as jnp
 import numpy as np
 
-from fusionjax import metrics, products, tiling
+from fusionjax import atomic, metrics, products, tiling
 from fusionjax.data import geotiff
 from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.sentinel2 import scene as sentinel2_scene
@@ -24,8 +27,15 @@ class Sentinel2Task(FusionTask):
     return sentinel2_scene.sharpening_of(config).factor
 
   @classmethod
-  def prepare_scene(cls, config) -> FusionScene:
-    return sentinel2_scene.prepare_sentinel2_scene(config)
+  def data_paths(cls, config) -> list[str]:
+    """The files and folders of data.dir's scenes (`sentinel2_scene.scene_sources`, which
+    names an entry that does not exist)."""
+    return [source for source in sentinel2_scene.scene_sources(config.data.dir)
+            if not source.startswith(sentinel2_scene.PROCEDURAL)]
+
+  @classmethod
+  def prepare_scenes(cls, config) -> list[FusionScene]:
+    return sentinel2_scene.prepare_sentinel2_scenes(config)
 
   @classmethod
   def adaptation_config(cls, config):
@@ -51,39 +61,49 @@ class Sentinel2Task(FusionTask):
                               for n in self.sharpening.targets)
     super().__init__(config, workdir)
 
-  def extend_report(self, report: dict, truth: np.ndarray, estimates: dict) -> None:
-    """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels),
-    and the ratio of bicubic's RMSE to the model's."""
-    valid, ratio = self.scene.val_valid, self.scene.scale_factor
-    for method, estimate in estimates.items():
+  def extend_report(self, report: dict, strips) -> None:
+    """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels
+    of the strips pooled), and the ratio of bicubic's RMSE to the model's."""
+    ratio = self.scene.scale_factor
+    for method in strips[0].estimates:
       per_band = {}
       for index, band in enumerate(self.sharpening.targets):
-        band_report = metrics.fusion_report(truth[..., index:index + 1],
-                                            estimate[..., index:index + 1], ratio, valid)
+        band_report = metrics.pooled_fusion_report(
+            [s.truth[..., index:index + 1] for s in strips],
+            [s.estimates[method][..., index:index + 1] for s in strips], ratio,
+            [s.valid for s in strips])
         per_band[band] = {k: band_report[k] for k in ("rmse", "psnr", "ssim", "ergas")}
       report[method]["per_band"] = per_band
     report["rmse_ratio_bicubic_to_model"] = report["bicubic"]["rmse"] / report["model"]["rmse"]
 
-  def write_products(self, fused: np.ndarray, out_dir: str) -> list[str]:
-    """The fused held-out strip (reduced resolution) as a GeoTIFF without georeferencing (the
-    evaluation grid is a degraded copy), and a quicklook PNG."""
-    sharpening, scene = self.sharpening, self.scene
-    tif_path = os.path.join(out_dir, f"fused_strip_{sharpening.resolution_m}m.tif")
-    geotiff.write_geotiff(tif_path, fused, None, band_names=sharpening.targets,
-                          units=sentinel2.UNITS)
-    png_path = os.path.join(out_dir, "quicklook.png")
-    msi = scene.msi[:, scene.val_col_start:] * scene.msi_scale + scene.msi_mean
-    products.save_figure(sentinel2_products.quicklook(
-        sharpening, msi, np.moveaxis(scene.val_lr, 0, -1), np.moveaxis(fused, 0, -1),
-        np.moveaxis(scene.val_truth, 0, -1), method=self.config.model.name), png_path)
-    return [tif_path, png_path]
+  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
+    """Each scene's fused held-out strip (reduced resolution) as a GeoTIFF without
+    georeferencing (the evaluation grid is a degraded copy), and a quicklook PNG; named
+    fused_strip_<resolution>m.tif and quicklook.png, with the scene's number after them
+    (_1, _2, ...) when there are several."""
+    sharpening, paths = self.sharpening, []
+    for index, (scene, cube) in enumerate(zip(self.scenes, fused)):
+      suffix = f"_{index + 1}" if len(self.scenes) > 1 else ""
+      tif_path = os.path.join(out_dir, f"fused_strip_{sharpening.resolution_m}m{suffix}.tif")
+      geotiff.write_geotiff(tif_path, cube, None, band_names=sharpening.targets,
+                            units=sentinel2.UNITS)
+      png_path = os.path.join(out_dir, f"quicklook{suffix}.png")
+      msi = scene.msi[:, scene.val_col_start:] * scene.msi_scale + scene.msi_mean
+      products.save_figure(sentinel2_products.quicklook(
+          sharpening, msi, np.moveaxis(scene.val_lr, 0, -1), np.moveaxis(cube, 0, -1),
+          np.moveaxis(scene.val_truth, 0, -1), method=self.config.model.name), png_path)
+      paths += [tif_path, png_path]
+    return paths
 
   def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
     """Sharpens the whole scene of config.predict.input to 10 m, tile by tile (memory bounded
     by the tile, whatever the scene's size), its bands standardised by the scene's own
-    statistics (`sentinel2_scene.standardisation`); writes <output>/<name>_sharpened_10m.tif (the
-    scene's georeferencing if it has one; 0 = no-data where an input band has none) and a
-    quicklook."""
+    statistics (`sentinel2_scene.standardisation`). With predict.fit_correction, each band's
+    correction of the base estimate is then scaled by the weight in [0, 1] that fits the
+    scene's own reduced-resolution version best (`correction_weights`). Writes
+    <output>/<name>_sharpened_10m.tif (the scene's georeferencing if it has one; 0 = no-data
+    where an input band has none), <name>_sharpened_10m.json (the weights and the
+    reduced-resolution errors they come from) and a quicklook."""
     settings, sharpening = self.config.predict, self.sharpening
     scene = sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets)
     lr, hr, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
@@ -93,20 +113,78 @@ class Sentinel2Task(FusionTask):
                        f"pixels, smaller than one predict.tile_size={tile} tile")
     logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
                  *hr.shape[:2], tile)
-    coding, msi_mean, msi_scale = sentinel2_scene.standardisation(
-        lr, sentinel2.valid_at_coarser(measured, sharpening.factor), hr, measured)
-    codes = tiling.predict_tiled(
-        predict_batch, coding.encode(lr).astype(np.float32),
-        ((hr - msi_mean) / msi_scale).astype(np.float32), tile=tile,
-        overlap=settings.tile_overlap, scale=sharpening.factor, batch_size=batch_size)
-    sharpened = np.asarray(coding.decode(codes), np.float32)
+    sharpened, base = self._sharpen(lr, hr, measured, predict_batch, batch_size)
+    check = {"fit_correction": bool(settings.fit_correction)}
+    if settings.fit_correction:
+      check.update(self.correction_weights(scene, predict_batch, batch_size))
+      weights = np.array([check["weights"][band] for band in sharpening.targets], np.float32)
+      sharpened = base + weights * (sharpened - base)
     sharpened[~measured] = sentinel2.NODATA
     stem = os.path.splitext(os.path.basename(os.path.normpath(settings.input)))[0]
     tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
     geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
                           nodata=sentinel2.NODATA, band_names=sharpening.targets,
                           units=sentinel2.UNITS)
+    json_path = os.path.join(settings.output, f"{stem}_sharpened_10m.json")
+    with atomic.atomic_path(json_path) as temporary:
+      with open(temporary, "w") as sink:
+        json.dump(check, sink, indent=1)
     png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
     products.save_figure(sentinel2_products.quicklook(sharpening, hr, lr, sharpened, None,
                                                       method=self.config.model.name), png_path)
-    return [tif_path, png_path]
+    return [tif_path, json_path, png_path]
+
+  def _sharpen(self, lr: np.ndarray, hr: np.ndarray, measured: np.ndarray,
+               predict_batch: PredictFn, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The network's (f h, f w, T) sharpening of (h, w, T) targets guided by (f h, f w, G)
+    guides, and the base estimate it corrects (the whole image at once), both in the
+    targets' units; inputs standardised by their own statistics over the (f h, f w) bool
+    `measured` pixels."""
+    factor = self.sharpening.factor
+    coding, msi_mean, msi_scale = sentinel2_scene.standardisation(
+        lr, sentinel2.valid_at_coarser(measured, factor), hr, measured)
+    lr_codes = coding.encode(lr).astype(np.float32)
+    msi = ((hr - msi_mean) / msi_scale).astype(np.float32)
+    settings = self.config.predict
+    codes = tiling.predict_tiled(predict_batch, lr_codes, msi, tile=settings.tile_size,
+                                 overlap=settings.tile_overlap, scale=factor,
+                                 batch_size=batch_size)
+    base = np.asarray(self.base_estimate(jnp.asarray(lr_codes[None]), jnp.asarray(msi[None])))
+    return (np.asarray(coding.decode(codes), np.float32),
+            np.asarray(coding.decode(base[0]), np.float32))
+
+  def correction_weights(self, scene: sentinel2.Scene, predict_batch: PredictFn,
+                         batch_size: int) -> dict:
+    """Self-supervised check of the network on a scene: the scene degraded by the factor
+    (Wald's protocol, `sentinel2_scene.wald_degraded`) is sharpened back, and for each target
+    band the weight w in [0, 1] of the correction, base + w (network - base), that is
+    closest (least squares) to the scene's own bands is fitted. w = 1 where the network helps
+    on this scene, 0 where it only harms: the result is never further from the truth than the
+    base estimate at that scale. Returns {'weights': band -> w, 'reduced_rmse': {'network',
+    'base', 'weighted'} -> band -> RMSE (the targets' units)}; weights 1 (and a warning) when
+    the degraded scene is smaller than one predict tile."""
+    sharpening, factor = self.sharpening, self.sharpening.factor
+    scene = sentinel2_scene.crop_to_factor(scene, sharpening)
+    truth, _, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
+    reduced = sentinel2.Scene(sentinel2_scene.wald_degraded(scene.bands, factor), None,
+                              scene.source)
+    lr, hr, reduced_measured = sentinel2_scene.full_resolution_inputs(reduced, sharpening)
+    valid = reduced_measured & sentinel2.valid_at_coarser(measured, factor)
+    if min(hr.shape[:2]) < self.config.predict.tile_size or not valid.any():
+      logging.warning("%s: its version degraded by %d (%d x %d pixels) is smaller than one "
+                      "predict tile; the network's corrections are kept whole", scene.source,
+                      factor, *hr.shape[:2])
+      return {"weights": {band: 1.0 for band in sharpening.targets}}
+    network, base = self._sharpen(lr, hr, reduced_measured, predict_batch, batch_size)
+    correction, residual = (network - base)[valid], (truth - base)[valid]
+    weights = np.clip(np.sum(correction * residual, axis=0)
+                      / np.maximum(np.sum(correction ** 2, axis=0), 1e-12), 0.0, 1.0)
+    errors = {"network": network[valid], "base": base[valid],
+              "weighted": base[valid] + weights * correction}
+    reduced_rmse = {name: dict(zip(sharpening.targets, np.sqrt(np.mean(
+        (estimate - truth[valid]) ** 2, axis=0)).round(3).tolist()))
+        for name, estimate in errors.items()}
+    logging.info("Correction weights fitted on %s degraded by %d: %s", scene.source, factor,
+                 ", ".join(f"{b} {w:.2f}" for b, w in zip(sharpening.targets, weights)))
+    return {"weights": dict(zip(sharpening.targets, weights.round(4).tolist())),
+            "reduced_rmse": reduced_rmse}

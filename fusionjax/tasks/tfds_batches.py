@@ -36,15 +36,21 @@ class TfdsTask(Task):
     """Also: data.dir exists; data.num_streams splits the global batch, is shared evenly by
     the processes and has a shard to read each (see fusionjax.data.pipeline)."""
     super().validate(config, mode)
-    data_dir = config.data.get("dir", "")
-    if data_dir and not os.path.exists(data_dir):
-      raise FileNotFoundError(f"data.dir={data_dir!r}: no such file or directory")
+    for path in cls.data_paths(config):
+      if not os.path.exists(path):
+        raise FileNotFoundError(f"data.dir={path!r}: no such file or directory")
     streams = config.data.num_streams
     pipeline.stream_batch_size(config.train.batch_size, streams)
     pipeline.process_streams(streams, jax.process_index(), jax.process_count())
     if config.data.num_shards < streams:
       raise ValueError(f"data.num_shards={config.data.num_shards} is fewer than "
                        f"data.num_streams={streams}: every read stream needs a shard")
+
+  @classmethod
+  def data_paths(cls, config) -> list[str]:
+    """The files or folders the data is read from: data.dir, where set."""
+    data_dir = config.data.get("dir", "")
+    return [data_dir] if data_dir else []
 
   def train_batches(self, *, start_step: int, global_batch_size: int):
     """This process's slices of the global training batches from `start_step` on."""

@@ -14,7 +14,9 @@ loss and metrics, and gap-filled before any filtering so that they do not bleed 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -58,13 +60,47 @@ def sharpening_of(config) -> Sharpening:
   return SHARPENINGS[config.data.bands]
 
 
-def load_scene(config) -> sentinel2.Scene:
-  """The configured scene: data.dir (a .mat file or a folder of band files) or procedural."""
-  data = config.data
+PROCEDURAL = "procedural:"
+
+
+def scene_sources(data_dir: str) -> list[str]:
+  """The scenes of data.dir: '' -> one procedural scene of the 'mixed' landscape; otherwise
+  a comma-separated list of entries, each a .mat file, a folder of band files, a folder of
+  such scenes (its .mat files, or its sub-folders of band files, each one scene), or
+  'procedural:<landscape>' (fusionjax.data.sentinel2.procedural.LANDSCAPES). FileNotFoundError
+  or ValueError naming an entry that is none of these."""
+  if not data_dir.strip():
+    return [PROCEDURAL + "mixed"]
+  sources = []
+  for entry in (e.strip() for e in data_dir.split(",")):
+    if entry.startswith(PROCEDURAL):
+      procedural_sentinel2.landscape_of(entry[len(PROCEDURAL):])
+      sources.append(entry)
+    elif not entry:
+      raise ValueError(f"data.dir={data_dir!r}: an empty entry in the list")
+    elif not os.path.exists(entry):
+      raise FileNotFoundError(f"data.dir entry {entry!r}: no such file or folder")
+    elif os.path.isfile(entry) or sentinel2.band_files(entry):
+      sources.append(entry)
+    else:
+      mat_files = sorted(glob.glob(os.path.join(entry, "*.mat")))
+      folders = sorted(p for p in glob.glob(os.path.join(entry, "*"))
+                       if os.path.isdir(p) and sentinel2.band_files(p))
+      if not mat_files and not folders:
+        raise FileNotFoundError(f"data.dir entry {entry!r}: no .mat scene, band files (named "
+                                "by band, e.g. ..._B05.jp2) or folders of band files")
+      sources += mat_files + folders
+  return sources
+
+
+def load_scene(source: str, config, position: int = 0) -> sentinel2.Scene:
+  """The scene of one of `scene_sources`: read, or procedural (data.procedural_size pixels,
+  seed config.seed + `position`, the source's place in the list, so that entries differ)."""
+  if source.startswith(PROCEDURAL):
+    return procedural_sentinel2.make_scene(config.data.procedural_size, config.seed + position,
+                                           source[len(PROCEDURAL):])
   sharpening = sharpening_of(config)
-  if not data.dir:
-    return procedural_sentinel2.make_scene(data.procedural_size, config.seed)
-  return sentinel2.read_scene(data.dir, sharpening.guides + sharpening.targets)
+  return sentinel2.read_scene(source, sharpening.guides + sharpening.targets)
 
 
 def _on_grid(bands: dict, names, resolutions: dict, grid_m: int) -> np.ndarray:
@@ -128,7 +164,7 @@ def standardisation(lr: np.ndarray, lr_valid: np.ndarray, msi: np.ndarray,
   return coding, msi[msi_valid].mean(axis=0), msi[msi_valid].std(axis=0)
 
 
-def _crop(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.Scene:
+def crop_to_factor(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.Scene:
   """The scene's targets and guides, cropped so that the targets' grid is a multiple of the
   factor."""
   f, resolution = sharpening.factor, sharpening.resolution_m
@@ -141,11 +177,19 @@ def _crop(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.Scene:
   return sentinel2.Scene(bands, scene.georef, scene.source)
 
 
-def prepare_sentinel2_scene(config) -> FusionScene:
-  """Builds the reduced-resolution FusionScene of a Sentinel-2 config (experiments/sentinel2.py)."""
+def prepare_sentinel2_scenes(config) -> list[FusionScene]:
+  """The reduced-resolution FusionScenes of a Sentinel-2 config (experiments/sentinel2.py),
+  one per scene of data.dir (`scene_sources`)."""
+  return [prepare_sentinel2_scene(load_scene(source, config, position), config)
+          for position, source in enumerate(scene_sources(config.data.dir))]
+
+
+def prepare_sentinel2_scene(scene: sentinel2.Scene, config) -> FusionScene:
+  """The reduced-resolution FusionScene of a Sentinel-2 scene (data.bands, data.tile_size,
+  data.val_fraction of `config`)."""
   sharpening = sharpening_of(config)
   f = sharpening.factor
-  scene = _crop(load_scene(config), sharpening)
+  scene = crop_to_factor(scene, sharpening)
   names = sharpening.guides + sharpening.targets
   target = scene.stack(sharpening.targets)  # the truth
   height, width = target.shape[:2]
