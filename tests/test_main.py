@@ -13,8 +13,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from fusionjax import train
 from fusionjax.data.jwst import observation as jwst_observation
-from tests.conftest import REPO, shared_data_dir
+from tests.conftest import REPO, experiment_config, shared_data_dir
 
 METRICS = ("psnr", "sam_deg", "ergas", "ssim", "rmse")
 
@@ -49,13 +50,14 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
   assert list((workdir).glob("events.out.tfevents.*"))
 
-  # --mode=eval reproduces the evaluation of the latest checkpoint.
-  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=eval")
-  again = json.loads((workdir / "eval.json").read_text())
+  # The other modes, in this process (the command line is the one above): --mode=eval
+  # reproduces the evaluation of the latest checkpoint.
+  config = experiment_config("jwst", "smoke")
+  again = train.run(config, str(workdir), mode="eval")
   assert again["model"]["psnr"] == report["model"]["psnr"]
   # --mode=predict rewrites the products.
   os.remove(workdir / "products" / "fused_cube.fits")
-  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict")
+  train.run(config, str(workdir), mode="predict")
   np.testing.assert_allclose(_wavelengths(workdir / "products" / "fused_cube.fits")[0], cube)
 
   # The whole 48 x 72 scene, from an observation file, as a user would fuse one.
@@ -63,8 +65,8 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   subprocess.run([sys.executable, "scripts/simulate_jwst_observation.py",
                   "--config=experiments/jwst.py:smoke", f"--output={observation}"],
                  cwd=REPO, check=True, capture_output=True)
-  _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
-       f"--config.predict.input={observation}", f"--config.predict.output={tmp_path / 'out'}")
+  config.predict.input, config.predict.output = str(observation), str(tmp_path / "out")
+  train.run(config, str(workdir), mode="predict")
   whole, wavelengths = _wavelengths(tmp_path / "out" / "observation_fused.fits")
   assert whole.shape == (24, 48, 72)
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
@@ -75,10 +77,9 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   read = jwst_observation.read_observation(str(observation))
   jwst_observation.write_observation(str(tmp_path / "swapped.fits"), dataclasses.replace(
       read, filters=read.filters[::-1], nircam=read.nircam[::-1]))
-  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
-                f"--config.predict.input={tmp_path / 'swapped.fits'}",
-                f"--config.predict.output={tmp_path / 'out'}", check=False)
-  assert result.returncode != 0 and "swapped.fits: NIRCam filters" in result.stderr
+  config.predict.input = str(tmp_path / "swapped.fits")
+  with pytest.raises(ValueError, match="swapped.fits: NIRCam filters"):
+    train.run(config, str(workdir), mode="predict")
 
 
 @pytest.mark.parametrize("experiment", ["jwst", "modis_lst", "sentinel2_koopman"])
