@@ -1,19 +1,30 @@
 """Test set-up: four simulated CPU devices (before jax starts), one persistent compilation
-cache shared by every test and every process a test starts (a step compiled once is loaded
+cache shared by every test and every process a test starts (a program compiled once is loaded
 by the next run that builds it), and the shared real data."""
 import os
 import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The trainer's cache (fusionjax.main reads it), here one per test session unless given.
-os.environ.setdefault("FUSIONJAX_COMPILATION_CACHE", tempfile.mkdtemp(prefix="fusionjax-xla-"))
+# The trainer's cache (fusionjax.main reads it), here one per test session (shared by its
+# pytest-xdist workers) unless given.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+if _RUN:
+  os.makedirs(os.path.join(tempfile.gettempdir(), f"fusionjax-xla-{_RUN}"), exist_ok=True)
+os.environ.setdefault("FUSIONJAX_COMPILATION_CACHE",
+                      os.path.join(tempfile.gettempdir(), f"fusionjax-xla-{_RUN}") if _RUN
+                      else tempfile.mkdtemp(prefix="fusionjax-xla-"))
+# Every compiled program is cached, however quick its compilation: the many small programs of
+# an evaluation (each eager operation is one) then load in every later process instead of
+# compiling again (jax reads JAX_* variables at start, here and in the processes tests start).
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["FUSIONJAX_COMPILATION_CACHE"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("FUSIONJAX_SHARED_DATA",

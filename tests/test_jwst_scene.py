@@ -1,5 +1,7 @@
 """JWST instrument simulation and the Orion Bar reader."""
 
+import json
+
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -10,6 +12,7 @@ from fusionjax.data.jwst import orionbar
 from fusionjax.data.jwst import procedural as procedural_jwst
 from fusionjax.physics import jwst
 from tests.conftest import shared_data_dir
+from tests.test_main import METRICS, _wavelengths
 
 
 def _direct_nircam(scene, instruments):
@@ -62,7 +65,7 @@ def test_orionbar_files_read():
 
 
 def test_orionbar_scene_prepares_in_a_pca_subspace(trained):
-  """The scene the Orion Bar smoke run prepared (shared with test_main's run of it)."""
+  """The scene the Orion Bar smoke run prepared (shared with the next test of this file)."""
   workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
   scene = FusionScene.load(str(next((workdir / "data").glob("jwst-*/scene_00.npz"))))
   assert scene.lr_codes.shape == (16, 48, 4) and scene.msi.shape == (48, 144, 11)
@@ -95,3 +98,14 @@ def test_non_finite_fits_values_are_reported(tmp_path):
   fits.PrimaryHDU(data).writeto(tmp_path / "A.fits")
   with pytest.raises(ValueError, match="A.fits: abundance maps holds 1 non-finite values"):
     orionbar.load_orionbar(str(tmp_path))
+
+
+def test_orionbar_smoke_run_evaluates_in_the_subspace_and_writes_the_cube(trained):
+  """The Orion Bar run of the command line's settings, in this process."""
+  workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
+  assert set(METRICS) <= set(report["truth_in_subspace"])
+  cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
+  assert cube.shape[0] == 4974
+  assert 0.99 < wavelengths[0] < wavelengths[-1] < 2.36

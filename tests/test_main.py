@@ -15,7 +15,7 @@ from astropy.wcs import WCS
 
 from fusionjax import train
 from fusionjax.data.jwst import observation as jwst_observation
-from tests.conftest import REPO, experiment_config, shared_data_dir
+from tests.conftest import REPO, experiment_config
 
 METRICS = ("psnr", "sam_deg", "ergas", "ssim", "rmse")
 
@@ -105,16 +105,6 @@ def test_bad_settings_stop_with_the_field_named(tmp_path):
   result = _run("--config=experiments/jwst.py:smoke", f"--workdir={tmp_path}",
                 "--config.train.no_such_field=1", check=False)
   assert result.returncode != 0 and "no_such_field" in result.stderr
-
-
-def test_orionbar_smoke_run(trained):
-  workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
-  assert set(METRICS) <= set(report["truth_in_subspace"])
-  cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
-  assert cube.shape[0] == 4974
-  assert 0.99 < wavelengths[0] < wavelengths[-1] < 2.36
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path):

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO
+from fusionjax import train
+from tests.conftest import REPO, experiment_config
 from tests.test_train import _final_params
 
 SMOKE = ["--config=experiments/jwst.py:smoke", "--config.train.log_every=1"]
@@ -71,8 +72,11 @@ def runs(tmp_path_factory):
   layout."""
   root = tmp_path_factory.mktemp("multiprocess")
   shared = [*SMOKE, f"--config.data.cache_dir={root / 'data'}"]
-  logs = {"one": _run([*shared, f"--workdir={root / 'one'}"], 1),
-          "two": _run([*shared, f"--workdir={root / 'two'}"], 2)}
+  # 1 x 4 in this process (4 simulated devices), 2 x 2 as two commands.
+  train.run(experiment_config("jwst", "smoke", **{"train.log_every": 1,
+                                                  "data.cache_dir": str(root / "data")}),
+            str(root / "one"))
+  logs = {"two": _run([*shared, f"--workdir={root / 'two'}"], 2)}
   eval_reports = {name: json.loads((root / name / "eval.json").read_text())
                   for name in ("one", "two")}
   losses = {name: _losses(root / name) for name in ("one", "two")}

@@ -19,6 +19,7 @@ from fusionjax import checkpoint, parallel, train
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
 from tests import test_main
+from tests.conftest import experiment_config
 
 
 def _fixed_batch(mesh):
@@ -218,10 +219,13 @@ def _kill_after_checkpoint(process, directory, step: int) -> None:
 
 
 def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path):
-  args = ["--config=experiments/jwst.py:smoke", f"--config.data.cache_dir={tmp_path / 'data'}",
-          "--config.train.num_steps=10", "--config.train.checkpoint_every=1",
-          "--config.train.keep_checkpoints=2"]
-  test_main._run(*args, f"--workdir={tmp_path / 'whole'}")
+  settings = {"data.cache_dir": str(tmp_path / "data"), "train.num_steps": 10,
+              "train.checkpoint_every": 1, "train.keep_checkpoints": 2}
+  # The uninterrupted run in this process (the same 4 devices and compiled programs as the
+  # command's), the interrupted one as a user runs it.
+  train.run(experiment_config("jwst", "smoke", **settings), str(tmp_path / "whole"))
+  args = ["--config=experiments/jwst.py:smoke",
+          *(f"--config.{key}={value}" for key, value in settings.items())]
   env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", TF_CPP_MIN_LOG_LEVEL="2")
   for step in (3, 7):
     process = subprocess.Popen(
