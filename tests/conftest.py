@@ -8,12 +8,11 @@ os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The trainer's cache (fusionjax.main reads it), here one per test session (shared by its
 # pytest-xdist workers) unless given.
-_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-if _RUN:
-  os.makedirs(os.path.join(tempfile.gettempdir(), f"fusionjax-xla-{_RUN}"), exist_ok=True)
-os.environ.setdefault("FUSIONJAX_COMPILATION_CACHE",
-                      os.path.join(tempfile.gettempdir(), f"fusionjax-xla-{_RUN}") if _RUN
-                      else tempfile.mkdtemp(prefix="fusionjax-xla-"))
+if "FUSIONJAX_COMPILATION_CACHE" not in os.environ:
+  _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")   # the same in every worker of a session
+  os.environ["FUSIONJAX_COMPILATION_CACHE"] = (
+      tempfile.mkdtemp(prefix="fusionjax-xla-") if _RUN is None
+      else os.path.join(tempfile.gettempdir(), f"fusionjax-xla-{_RUN}"))
 # Every compiled program is cached, however quick its compilation: the many small programs of
 # an evaluation (each eager operation is one) then load in every later process instead of
 # compiling again (jax reads JAX_* variables at start, here and in the processes tests start).

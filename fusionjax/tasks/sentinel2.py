@@ -2,11 +2,12 @@
 per-band metrics and MTFs, GeoTIFF products, and whole scenes at full resolution."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from fusionjax import atomic, metrics, products, tiling
@@ -113,10 +114,11 @@ class Sentinel2Task(FusionTask):
                        f"pixels, smaller than one predict.tile_size={tile} tile")
     logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
                  *hr.shape[:2], tile)
-    sharpened, base = self._sharpen(lr, hr, measured, predict_batch, batch_size)
+    sharpened, base = self._sharpen(lr, hr, measured, predict_batch, batch_size,
+                                    with_base=settings.fit_correction)
     check = {"fit_correction": bool(settings.fit_correction)}
     if settings.fit_correction:
-      check.update(self.correction_weights(scene, predict_batch, batch_size))
+      check.update(self.correction_weights(scene, lr, measured, predict_batch, batch_size))
       weights = np.array([check["weights"][band] for band in sharpening.targets], np.float32)
       sharpened = base + weights * (sharpened - base)
     sharpened[~measured] = sentinel2.NODATA
@@ -135,47 +137,60 @@ class Sentinel2Task(FusionTask):
     return [tif_path, json_path, png_path]
 
   def _sharpen(self, lr: np.ndarray, hr: np.ndarray, measured: np.ndarray,
-               predict_batch: PredictFn, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+               predict_batch: PredictFn, batch_size: int,
+               with_base: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """The network's (f h, f w, T) sharpening of (h, w, T) targets guided by (f h, f w, G)
-    guides, and the base estimate it corrects (the whole image at once), both in the
-    targets' units; inputs standardised by their own statistics over the (f h, f w) bool
-    `measured` pixels."""
+    guides, and (with_base) the base estimate it corrects, both in the targets' units and
+    both tile by tile (the base of each tile as the network sees it); inputs standardised by
+    their own statistics over the (f h, f w) bool `measured` pixels."""
     factor = self.sharpening.factor
     coding, msi_mean, msi_scale = sentinel2_scene.standardisation(
         lr, sentinel2.valid_at_coarser(measured, factor), hr, measured)
     lr_codes = coding.encode(lr).astype(np.float32)
     msi = ((hr - msi_mean) / msi_scale).astype(np.float32)
     settings = self.config.predict
-    codes = tiling.predict_tiled(predict_batch, lr_codes, msi, tile=settings.tile_size,
-                                 overlap=settings.tile_overlap, scale=factor,
-                                 batch_size=batch_size)
-    base = np.asarray(self.base_estimate(jnp.asarray(lr_codes[None]), jnp.asarray(msi[None])))
-    return (np.asarray(coding.decode(codes), np.float32),
-            np.asarray(coding.decode(base[0]), np.float32))
 
-  def correction_weights(self, scene: sentinel2.Scene, predict_batch: PredictFn,
+    def tiled(predict):
+      codes = tiling.predict_tiled(predict, lr_codes, msi, tile=settings.tile_size,
+                                   overlap=settings.tile_overlap, scale=factor,
+                                   batch_size=batch_size)
+      return np.asarray(coding.decode(codes), np.float32)
+    return tiled(predict_batch), tiled(self._base_of_tiles) if with_base else None
+
+  @functools.cached_property
+  def _base_of_tiles(self):
+    """`base_estimate` of a batch of tiles, compiled once."""
+    return jax.jit(self.base_estimate)
+
+  def correction_weights(self, scene: sentinel2.Scene, targets: np.ndarray,
+                         measured: np.ndarray, predict_batch: PredictFn,
                          batch_size: int) -> dict:
     """Self-supervised check of the network on a scene: the scene degraded by the factor
     (Wald's protocol, `sentinel2_scene.wald_degraded`) is sharpened back, and for each target
     band the weight w in [0, 1] of the correction, base + w (network - base), that is
-    closest (least squares) to the scene's own bands is fitted. w = 1 where the network helps
-    on this scene, 0 where it only harms: the result is never further from the truth than the
-    base estimate at that scale. Returns {'weights': band -> w, 'reduced_rmse': {'network',
-    'base', 'weighted'} -> band -> RMSE (the targets' units)}; weights 1 (and a warning) when
-    the degraded scene is smaller than one predict tile."""
+    closest (least squares) to the scene's own (h, w, T) `targets` is fitted, over the pixels
+    measured in every band ((f h, f w) bool `measured`; both as `full_resolution_inputs`
+    gives them). w = 1 where the network helps on this scene, 0 where it only harms: the
+    result is never further from the truth than the base estimate at that scale. Returns
+    {'weights': band -> w, 'reduced_rmse': {'network', 'base', 'weighted'} -> band -> RMSE
+    (the targets' units)}; weights 1 (and a warning) when the degraded scene is smaller than
+    one predict tile."""
     sharpening, factor = self.sharpening, self.sharpening.factor
     scene = sentinel2_scene.crop_to_factor(scene, sharpening)
-    truth, _, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
+    height, width = scene.bands[sharpening.targets[0]].shape
+    truth = targets[:height, :width]
     reduced = sentinel2.Scene(sentinel2_scene.wald_degraded(scene.bands, factor), None,
                               scene.source)
     lr, hr, reduced_measured = sentinel2_scene.full_resolution_inputs(reduced, sharpening)
-    valid = reduced_measured & sentinel2.valid_at_coarser(measured, factor)
+    valid = reduced_measured & sentinel2.valid_at_coarser(
+        measured[:factor * height, :factor * width], factor)
     if min(hr.shape[:2]) < self.config.predict.tile_size or not valid.any():
       logging.warning("%s: its version degraded by %d (%d x %d pixels) is smaller than one "
                       "predict tile; the network's corrections are kept whole", scene.source,
                       factor, *hr.shape[:2])
       return {"weights": {band: 1.0 for band in sharpening.targets}}
-    network, base = self._sharpen(lr, hr, reduced_measured, predict_batch, batch_size)
+    network, base = self._sharpen(lr, hr, reduced_measured, predict_batch, batch_size,
+                                  with_base=True)
     correction, residual = (network - base)[valid], (truth - base)[valid]
     weights = np.clip(np.sum(correction * residual, axis=0)
                       / np.maximum(np.sum(correction ** 2, axis=0), 1e-12), 0.0, 1.0)
