@@ -31,6 +31,11 @@ def get_config(name: str, task: str) -> ml_collections.ConfigDict:
   config.data.shuffle_buffer = 1024
   config.data.skip_corrupt = False    # True: skip unreadable records (logged, counted)
   config.data.augment = True          # flips and rotations of whole tiles
+  # The held-out parts (scenes: right-hand strips, see fusionjax.data.fusion_scene): the
+  # validation part, watched during training and used to select models and settings, and the
+  # test part, reported once at the end of a run.
+  config.data.val_fraction = 0.15
+  config.data.test_fraction = 0.2
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 16
@@ -44,6 +49,14 @@ def get_config(name: str, task: str) -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 500
   config.train.keep_checkpoints = 3
   config.train.skip_nonfinite = False  # True: skip steps with a non-finite loss or gradient
+  config.train.evaluate_test = True   # the final evaluation reports the test split too
+                                      # (False in tuning trials: they see validation only)
+
+  # Tuning (python -m fusionjax.tune): the validation metric a study selects on, one of the
+  # 'val_<name>' metrics the task logs during training.
+  config.tune = ml_collections.ConfigDict()
+  config.tune.metric = "val_l1"
+  config.tune.direction = "minimize"
 
   config.predict = ml_collections.ConfigDict()
   config.predict.batch_size = 16

@@ -11,6 +11,7 @@ Variants (comma-separated, e.g. --config=experiments/jwst.py:orionbar,smoke):
                vdsen2 (the residual CNN of Lanaras et al. 2018, 6 x 128 or 32 x 256).
 """
 import ml_collections
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from fusionjax.variants import parse_variants, sibling
 
@@ -30,7 +31,9 @@ def get_config(arg: str | None = None):
   config.data.num_components = 4
   config.data.crop_height = 0         # 0 keeps the whole scene
   config.data.crop_width = 0
-  config.data.val_fraction = 0.2      # right-hand strip held out for evaluation
+  config.data.val_fraction = 0.2      # right-hand strips: validation, then test, each a gap
+  config.data.test_fraction = 0.2     # of split_gap columns (one tile) from the part before it
+  config.data.split_gap = 24
   config.data.subspace_dim = 8        # k PCA components of the NIRSpec cube; 0: every band
   config.data.deconvolution_eps = 1e-4  # Tikhonov weight, NIRSpec line-spread deconvolution
   config.data.tile_size = 24          # NIRCam pixels (8 NIRSpec pixels), 576 tokens
@@ -77,10 +80,23 @@ def get_config(arg: str | None = None):
     config.data.scene_height = 48
     config.data.scene_width = 72
     config.data.num_wavelengths = 24
+    config.data.scene_width = 96
     config.data.train_stride = 12
-    config.data.val_fraction = 0.34
+    config.data.val_fraction = 0.25
+    config.data.test_fraction = 0.25
+    config.data.split_gap = 3
     if "orionbar" in variants:
       config.data.crop_height = 48
       config.data.crop_width = 144
       config.data.subspace_dim = 4
   return config
+
+
+def get_search_space(arg: str | None = None) -> dict:
+  """What `python -m fusionjax.tune` searches (selected on the validation strip's L1): the
+  learning rate, Fusformer's width and feed-forward size, and the tile (attention span)."""
+  del arg
+  return {"train.learning_rate": FloatDistribution(1e-4, 3e-3, log=True),
+          "model.mlp_dim": CategoricalDistribution([24, 48, 96]),
+          "model.head_dim": CategoricalDistribution([8, 16, 24]),
+          "data.tile_size": CategoricalDistribution([18, 24])}

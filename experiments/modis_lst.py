@@ -17,6 +17,7 @@ Variants (comma-separated, e.g. --config=experiments/modis_lst.py:disr,smoke):
                 three-layer baseline of Dong et al. 2016).
 """
 import ml_collections
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from fusionjax.variants import parse_variants, sibling
 
@@ -35,9 +36,14 @@ def get_config(arg: str | None = None):
   config.data.tile_size = 64           # pixels of the 1 km tiles
   config.data.pixel_km = 0.926625      # MODIS "1 km" grid spacing
   config.data.scale_factor = 4         # 4 km -> 1 km, as published
-  config.data.val_fraction = 0.25      # published: random 75/25 split with seed 1
+  # Held out: 'date' (the default): the last test_fraction of the dates for the test, the
+  # val_fraction before them for validation (a later season); 'location': whole locations
+  # (places never seen); 'random': random samples (the published 75/25 protocol, seed 1: the
+  # same places on neighbouring dates are in training).
+  config.data.split_by = "date"
+  config.data.val_fraction = 0.2
+  config.data.test_fraction = 0.2
   config.data.split_seed = 1
-  config.data.split_by = "random"      # 'random' or 'date' (the last dates held out)
   config.data.guide = "none"           # 'none', 'ndvi' or 'reflectances' (NDVI, red, NIR, MIR)
   config.data.climatology = False      # the location's climatology as a further guide
   # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit
@@ -65,6 +71,8 @@ def get_config(arg: str | None = None):
   config.train.log_every = 20
   config.train.eval_every = 200
   config.train.checkpoint_every = 200
+
+  config.tune.metric = "val_rmse_k"   # tuning selects on the validation RMSE (K)
 
   config.eval = ml_collections.ConfigDict()
   config.eval.scale_steps = ((16, 4), (8, 2), (4, 1))   # the scale study
@@ -107,3 +115,16 @@ def get_config(arg: str | None = None):
     config.train.checkpoint_every = 2
     config.eval.scale_steps = ((4, 1),) if "multiscale" not in variants else ((8, 2), (4, 1))
   return config
+
+
+def get_search_space(arg: str | None = None) -> dict:
+  """What `python -m fusionjax.tune` searches (selected on the validation dates' RMSE, K):
+  the learning rate, the batch size and the weight of the Stefan-Boltzmann consistency
+  loss (and, guided, of the NDVI-gradient tie)."""
+  variants, _ = parse_variants(arg, VARIANTS, "experiments/modis_lst.py")
+  space = {"train.learning_rate": FloatDistribution(1e-4, 3e-3, log=True),
+           "train.batch_size": CategoricalDistribution([8, 16, 24]),
+           "loss.consistency_weight": FloatDistribution(0.1, 10.0, log=True)}
+  if {"disr", "reflectances"} & set(variants):
+    space["loss.guide_weight"] = FloatDistribution(1e-4, 1e-2, log=True)
+  return space

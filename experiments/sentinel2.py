@@ -10,7 +10,7 @@ applied, with --mode=adapt:
       --config.predict.input=<scene> --config.predict.output=<folder>
 
 Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
-  (none)   a procedural scene (264 x 264 pixels at 10 m), or the scenes of --config.data.dir:
+  (none)   a procedural scene (480 x 480 pixels at 10 m), or the scenes of --config.data.dir:
            a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat
            (or the folder holding it), a folder of band files (JP2 or GeoTIFF, one per band),
            a folder of such scenes, or a comma-separated list of these and of procedural
@@ -23,6 +23,7 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
            of Lanaras et al. 2018, 6 x 128 or 32 x 256), fusformer (published size).
 """
 import ml_collections
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from fusionjax.variants import parse_variants, sibling
 
@@ -36,8 +37,10 @@ def get_config(arg: str | None = None):
 
   config.data.dir = ""                # scene(s), see above; '' = procedural:mixed
   config.data.bands = "20m"           # the bands sharpened: '20m' or '60m'
-  config.data.procedural_size = 264   # pixels at 10 m (a multiple of 6)
-  config.data.val_fraction = 0.25     # right-hand strip held out for evaluation
+  config.data.procedural_size = 480   # pixels at 10 m (a multiple of 6)
+  config.data.val_fraction = 0.15     # right-hand strips: validation, then test, each a gap
+  config.data.test_fraction = 0.2     # of split_gap columns (one tile, 640 m) from the part
+  config.data.split_gap = 32          # before it
   config.data.tile_size = 32          # pixels of the target bands' grid (20 m)
   # What the network corrects: 'mtf_glp' (the classical fusion, fitted on each tile, so that
   # the untrained network is MTF-GLP) or 'bicubic' (as published).
@@ -75,20 +78,36 @@ def get_config(arg: str | None = None):
     config.data.procedural_size = 600
     config.data.tile_size = 24          # 60 m pixels: 4 x 4 of the 360 m input
     config.data.train_stride = 6
+    # One 360 m input pixel between the parts: a tile's gap would leave the 100 x 100 pixels
+    # (60 m) of a real tile no training column.
+    config.data.split_gap = 6
     config.predict.tile_size = 72       # 10 m pixels
     config.predict.tile_overlap = 12
   if "smoke" in variants:
     common.smoke(config)
-    config.data.procedural_size = 96
-    config.data.val_fraction = 0.34
+    config.data.procedural_size = 132
+    config.data.val_fraction = 0.25
+    config.data.test_fraction = 0.25
+    config.data.split_gap = 2
     config.data.tile_size = 16
     config.predict.tile_overlap = 4
     config.predict.tile_size = 32
     config.adapt.steps = 4
     if "60m" in variants:
-      config.data.procedural_size = 216   # 36 x 36 pixels at 60 m
+      config.data.procedural_size = 324   # 54 x 54 pixels at 60 m
+      config.data.split_gap = 6
       config.data.tile_size = 12
       config.data.train_stride = 6
       config.predict.tile_size = 36
       config.predict.tile_overlap = 6
   return config
+
+
+def get_search_space(arg: str | None = None) -> dict:
+  """What `python -m fusionjax.tune` searches (selected on the validation strips' L1): the
+  learning rate, DSen2's depth and width, and the weight of the radiometric augmentation."""
+  del arg
+  return {"train.learning_rate": FloatDistribution(1e-4, 3e-3, log=True),
+          "model.num_blocks": IntDistribution(2, 8),
+          "model.features": CategoricalDistribution([32, 64, 128]),
+          "data.radiometric_jitter": FloatDistribution(0.0, 0.2)}

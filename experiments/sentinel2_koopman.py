@@ -11,6 +11,7 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2_koopman.py:ndvi,s
   smoke     a tiny end-to-end run, for tests.
 """
 import ml_collections
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from fusionjax.variants import parse_variants, sibling
 
@@ -27,8 +28,11 @@ def get_config(arg: str | None = None):
   config.data.step_days = 5             # published grid
   config.data.hidden_fraction = 0.2     # observations held out for gap-filling
   config.data.forecast_fraction = 0.2   # the last part of the period, held out for forecasting
-  config.data.validation_pixel_fraction = 0.1   # pixels whose windows are the validation split
-  config.data.split_seed = 0            # the held-out observations and pixels, and the
+  # Blocks of whole rows of the image: the last test_fraction of the rows are the test part,
+  # the val_fraction before them the validation part (their windows: the validation split).
+  config.data.val_fraction = 0.15
+  config.data.test_fraction = 0.2
+  config.data.split_seed = 0            # the held-out observations, and the
                                         # procedural scene (config.seed: the model's)
   config.data.window_steps = 101        # published: prediction over t = 0 ... 100
   config.data.windows_per_pixel = 8
@@ -48,6 +52,8 @@ def get_config(arg: str | None = None):
   config.loss.autoencoding_weight = 1.0
   config.loss.linearity_weight = 1.0
   config.loss.orthogonality_weight = 100.0   # published lambda
+
+  config.tune.metric = "val_prediction_mse"   # tuning selects on the validation windows' MSE
 
   config.train.batch_size = 512         # published (Adam, learning rate 1e-3)
   config.train.num_steps = 3000
@@ -113,3 +119,13 @@ def get_config(arg: str | None = None):
     config.predict.batch_size = 16
     config.predict.forecast_steps = 6
   return config
+
+
+def get_search_space(arg: str | None = None) -> dict:
+  """What `python -m fusionjax.tune` searches (selected on the validation rows' prediction
+  MSE): the learning rate, the latent size and the weights of the losses."""
+  del arg
+  return {"train.learning_rate": FloatDistribution(1e-4, 3e-3, log=True),
+          "model.latent_dim": CategoricalDistribution([16, 32, 64]),
+          "loss.orthogonality_weight": FloatDistribution(1.0, 1000.0, log=True),
+          "loss.linearity_weight": FloatDistribution(0.1, 10.0, log=True)}

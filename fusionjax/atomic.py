@@ -1,7 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a part."""
+"""Atomic file writes (a reader sees the old file or the complete new one, never a part) and
+an exclusive lock between processes."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 
@@ -28,3 +30,17 @@ def atomic_path(path: str):
     if os.path.exists(temporary):
       os.remove(temporary)
     raise
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str):
+  """Holds an exclusive lock on the file `lock_path` (created if needed) while the block
+  runs: other processes of this host (or of a file system with POSIX locks) entering the
+  same block wait."""
+  os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+  with open(lock_path, "a") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)

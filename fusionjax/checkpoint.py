@@ -45,3 +45,15 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def latest_step(directory: str) -> int | None:
+  """The step of the latest complete checkpoint in `directory`; None where there is none (or
+  no such folder, which is not created)."""
+  if not os.path.isdir(directory):
+    return None
+  manager = ocp.CheckpointManager(os.path.abspath(directory))
+  try:
+    return manager.latest_step()
+  finally:
+    manager.close()

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -22,10 +23,12 @@ import optax
 from clu import metric_writers, periodic_actions
 from jax.experimental import multihost_utils
 
-from fusionjax import checkpoint, parallel, products, tasks
+from fusionjax import checkpoint, parallel, products, report_table, tasks
 from fusionjax.tasks.base import Task
 
 MODES = ("train", "eval", "predict")
+# Called with (step, {'val_<metric>': value}) after each evaluation of the validation split.
+ValidationCallback = Callable[[int, dict[str, float]], None]
 
 
 @flax.struct.dataclass
@@ -120,8 +123,11 @@ def replicated_initial_state(task: Task, optimizer: optax.GradientTransformation
 
 
 def train_loop(task: Task, state: TrainState, *, config, workdir: str, mesh, optimizer, schedule,
-               checkpointer: checkpoint.Checkpointer) -> TrainState:
-  """Trains from state.step to config.train.num_steps, saving checkpoints on the way."""
+               checkpointer: checkpoint.Checkpointer,
+               on_validation: ValidationCallback | None = None) -> TrainState:
+  """Trains from state.step to config.train.num_steps, saving checkpoints on the way; calls
+  `on_validation(step, metrics)` after each evaluation of the validation split (every
+  train.eval_every steps and at the last), once that step's checkpoint is saved."""
   train_config = config.train
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   train_step = make_train_step(task, optimizer, mesh)
@@ -159,10 +165,15 @@ def train_loop(task: Task, state: TrainState, *, config, workdir: str, mesh, opt
         writer.write_scalars(step, summary)
         pending = []
       # Evaluation and checkpoints ---------------------------------------------------------
+      validation = None
       if step % train_config.eval_every == 0 or step == num_steps:
-        writer.write_scalars(step, _evaluate_split(task, eval_step, state.params, mesh,
-                                                   train_config.batch_size))
+        validation = _evaluate_split(task, eval_step, state.params, mesh,
+                                     train_config.batch_size)
+        writer.write_scalars(step, validation)
       checkpointer.save(step, state, force=last)
+      if validation is not None and on_validation is not None:
+        writer.flush()
+        on_validation(step, validation)
       if terminating:
         checkpointer.wait()
         writer.flush()
@@ -238,24 +249,6 @@ def make_predict_fn(task: Task, params, mesh):
   return predict
 
 
-def _print_report(report: dict) -> None:
-  """Prints the methods' metrics (entries holding an 'ssim' or an 'rmse') as tables: those at
-  the report's top level, then those of each of its sections."""
-  sections = [("", report)] + [(name, value) for name, value in report.items()
-                               if isinstance(value, dict)]
-  for title, section in sections:
-    rows = [(name, values) for name, values in section.items()
-            if isinstance(values, dict) and {"ssim", "rmse"} & set(values)]
-    if not rows:
-      continue
-    columns = [column for column, value in rows[0][1].items() if isinstance(value, (int, float))]
-    lines = [f"{title or 'method':<20}" + "".join(f"{column:>20}" for column in columns)]
-    for name, values in rows:
-      lines.append(f"{name:<20}" + "".join(f"{values.get(column, float('nan')):>20.4g}"
-                                           for column in columns))
-    print("\n".join(lines), flush=True)
-
-
 def _restored_params(template: TrainState, config, workdir: str):
   """The params of the latest checkpoint in another run's `workdir`, restored with the
   structure of `template`; FileNotFoundError naming the folder if it has none."""
@@ -273,13 +266,23 @@ def _restored_params(template: TrainState, config, workdir: str):
     checkpointer.close()
 
 
+def heldout_splits(task: Task, config) -> tuple[str, ...]:
+  """The held-out splits a run predicts at its end: the task's, without 'test' where
+  train.evaluate_test is False (tuning trials, which must not see it)."""
+  return tuple(split for split in task.heldout_splits()
+               if split != "test" or config.train.get("evaluate_test", True))
+
+
 def run(config, workdir: str, mode: str = "train", *,
-        initial_params_from: str | None = None) -> dict | None:
+        initial_params_from: str | None = None,
+        on_validation: ValidationCallback | None = None) -> dict | None:
   """Trains (mode 'train'), evaluates ('train', 'eval') and writes products ('train',
   'predict'), resuming from the latest checkpoint in `workdir` (--mode=adapt is
   fusionjax.adaptation). A training run without a checkpoint of its own starts from the
-  parameters of `initial_params_from` (another run's workdir) if given. Returns the
-  evaluation report."""
+  parameters of `initial_params_from` (another run's workdir) if given; `on_validation`
+  sees every evaluation of the validation split during training (train_loop). Returns the
+  evaluation report: {'step', 'validation': ..., 'test': ...}, the test split evaluated
+  once, here, and its products written (the validation split's where there is no test)."""
   validate_config(config, mode)
   os.makedirs(workdir, exist_ok=True)
   task = tasks.get_task(config, workdir)
@@ -300,7 +303,8 @@ def run(config, workdir: str, mode: str = "train", *,
   try:
     if mode == "train":
       state = train_loop(task, state, config=config, workdir=workdir, mesh=mesh,
-                         optimizer=optimizer, schedule=schedule, checkpointer=checkpointer)
+                         optimizer=optimizer, schedule=schedule, checkpointer=checkpointer,
+                         on_validation=on_validation)
   finally:
     checkpointer.close()   # waits for saves in flight, also when training stops on an error
   params = task.inference_params(
@@ -314,21 +318,23 @@ def run(config, workdir: str, mode: str = "train", *,
     for path in task.predict_inputs(predict, batch_size):
       logging.info("Wrote %s", path)
     return None
-  prediction = task.predict_validation(predict, batch_size)  # once, for metrics and products
+  splits = heldout_splits(task, config)
   report = None
   if mode in ("train", "eval"):
-    report = task.evaluate(prediction)
-    report["step"] = int(jax.device_get(state.step))
+    report = {"step": int(jax.device_get(state.step))}
+  for split in splits:
+    prediction = task.predict_heldout(predict, batch_size, split)  # once, for both uses
+    if report is not None:
+      report[split] = task.evaluate(prediction, split)
+    if mode in ("train", "predict") and split == splits[-1] and jax.process_index() == 0:
+      for path in task.write_products(prediction, split, os.path.join(workdir, "products")):
+        logging.info("Wrote %s", path)
+  if report is not None:
     skipped = task.skipped_records()
     if skipped:
       report["skipped_records"] = skipped
     if jax.process_index() == 0:
       products.write_json(os.path.join(workdir, "eval.json"), report)
-      _print_report(report)
+      report_table.print_report(report)
       logging.info("Evaluation: %s", json.dumps(report))
-  if mode in ("train", "predict"):
-    written = task.write_products(prediction, os.path.join(workdir, "products")) \
-        if jax.process_index() == 0 else []
-    for path in written:
-      logging.info("Wrote %s", path)
   return report

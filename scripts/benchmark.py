@@ -26,7 +26,7 @@ e.g. --config.model.attention=xla) and GFLOP/s, their fraction of a matrix-multi
 measured in the same run (one device times the device count, in the model's compute dtype), the
 peak memory of a device by XLA's memory analysis, and the task's input pipeline alone
 (`train_batches`, examples/s of this process) against the step's consumption. --predict also
-times one `task.predict_validation` (its compilation included): the held-out prediction the
+times one `task.predict_heldout` of the validation split (its compilation included): the held-out prediction the
 trainer evaluates, e.g. the Koopman experiment's assimilation.
 
 --reference=<script> runs our timed steps and then the script (scripts/benchmark_torch_*.py,
@@ -181,11 +181,11 @@ def _reference_figures(args, our_median: float, medians: list[float], skipped: s
 
 
 def _predict_seconds(task: Task, params, mesh, config) -> float:
-  """Seconds of one task.predict_validation at config.predict.batch_size (rounded to the
+  """Seconds of one task.predict_heldout (validation) at config.predict.batch_size (rounded to the
   devices, as the trainer does), its compilation included."""
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   predict = train.make_predict_fn(task, params, mesh)
-  return timing.time_calls(lambda: task.predict_validation(predict, batch_size), 0, 1).median_s
+  return timing.time_calls(lambda: task.predict_heldout(predict, batch_size, "validation"), 0, 1).median_s
 
 
 def benchmark_config(config, workdir: str, args, skipped: str) -> dict:
@@ -263,7 +263,7 @@ def _rows(figures: dict) -> list[tuple[str, str]]:
              ("reference step, median (s)", f"{reference['step_s_median']:.4f}"),
              ("reference / ours (step time)", f"{reference['ratio']:.2f}")]
   if "predict_s" in figures:
-    rows.append(("predict_validation, once (s)", f"{figures['predict_s']:.2f}"))
+    rows.append(("predict_heldout, once (s)", f"{figures['predict_s']:.2f}"))
   return rows
 
 
@@ -299,7 +299,7 @@ def parse_args(argv) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
   parser.add_argument("--steps", type=int, default=5, help="timed steps")
   parser.add_argument("--predict", action="store_true",
-                      help="also time one task.predict_validation")
+                      help="also time one task.predict_heldout (validation)")
   parser.add_argument("--reference", default="",
                       help="a PyTorch reference script, timed in turns with ours")
   parser.add_argument("--reference_args", default="",

@@ -3,6 +3,7 @@ import dataclasses
 import re
 import shutil
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -10,7 +11,7 @@ import tensorflow_datasets as tfds
 from experiments import jwst as jwst_experiment
 from fusionjax.data import pipeline
 from fusionjax.data.jwst import scene as jwst_scene
-from fusionjax.data.fusion_scene import FusionScene
+from fusionjax.data.fusion_scene import FusionScene, split_columns
 from fusionjax.data.tiles_builder import FusionTiles
 
 
@@ -36,12 +37,89 @@ def test_scene_is_consistent(prepared, smoke_config):
   h, w, d = scene.lr_codes.shape
   assert scene.msi.shape == (3 * h, 3 * w, 11)
   assert scene.truth_codes.shape == (3 * h, 3 * w, d)
-  assert scene.val_col_start % 3 == 0
-  assert scene.val_truth.shape == (smoke_config.data.num_wavelengths, 3 * h,
-                                   3 * w - scene.val_col_start)
-  # The coded truth decodes to the physical truth of the held-out strip.
-  decoded = scene.coding.decode(scene.truth_codes[:, scene.val_col_start:])
-  np.testing.assert_allclose(np.moveaxis(decoded, -1, 0), scene.val_truth, rtol=1e-4, atol=1e-3)
+  for column in (scene.heldout_col_start, scene.test_col_start, scene.split_gap):
+    assert column % 3 == 0
+  assert scene.heldout_truth.shape == (smoke_config.data.num_wavelengths, 3 * h,
+                                       3 * w - scene.heldout_col_start)
+  assert scene.heldout_lr.shape == (smoke_config.data.num_wavelengths, h,
+                                    w - scene.heldout_col_start // 3)
+  # The coded truth decodes to the physical truth of the held-out region.
+  decoded = scene.coding.decode(scene.truth_codes[:, scene.heldout_col_start:])
+  np.testing.assert_allclose(np.moveaxis(decoded, -1, 0), scene.heldout_truth, rtol=1e-4,
+                             atol=1e-3)
+
+
+def test_scene_splits_its_columns_into_train_gap_validation_gap_test(prepared, smoke_config):
+  """The smoke scene (96 columns, tiles of 24, val_fraction = test_fraction = 0.25,
+  split_gap 3): training columns [0, 42), a gap, validation [45, 69), a gap, test [72, 96)."""
+  scene, _ = prepared
+  width, t, gap = scene.msi.shape[1], smoke_config.data.tile_size, smoke_config.data.split_gap
+  assert width == 96 and scene.split_gap == gap == 3
+  train, validation, test = (scene.split_columns(s) for s in ("train", "validation", "test"))
+  assert (train, validation, test) == ((0, 42), (45, 69), (72, 96))
+  assert scene.heldout_col_start == validation[0] and scene.test_col_start == test[0]
+  # Each strip at least one tile wide, each held-out strip split_gap columns after the part
+  # before it, the test strip at the right-hand end.
+  assert train[1] + gap == validation[0] and validation[1] + gap == test[0] and test[1] == width
+  assert min(end - start for start, end in (train, validation, test)) >= t
+  with pytest.raises(ValueError, match="split='holdout'"):
+    scene.split_columns("holdout")
+  f = scene.scale_factor
+  for split in ("validation", "test"):
+    start, end = scene.split_columns(split)
+    strip = scene.strip(split)
+    assert strip.col_start == start
+    assert strip.truth.shape == (smoke_config.data.num_wavelengths, scene.msi.shape[0],
+                                 end - start)
+    decoded = scene.coding.decode(scene.truth_codes[:, start:end])
+    np.testing.assert_allclose(np.moveaxis(decoded, -1, 0), strip.truth, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(strip.msi, scene.msi[:, start:end])
+    np.testing.assert_array_equal(strip.lr_codes, scene.lr_codes[:, start // f:end // f])
+    np.testing.assert_array_equal(
+        strip.lr, scene.heldout_lr[:, :, (start - scene.heldout_col_start) // f:
+                                   (end - scene.heldout_col_start) // f])
+    np.testing.assert_array_equal(strip.valid, scene.truth_valid[:, start:end])
+    assert strip.lr.shape[-1] * f == strip.truth.shape[-1] == strip.msi.shape[1]
+
+
+def _data(**fields):
+  """A data section of `fields` (an attribute dict with .get, as a ConfigDict)."""
+  data = ml_collections.ConfigDict({"tile_size": 24, "val_fraction": 0.2, "test_fraction": 0.2,
+                                    "split_gap": 24})
+  data.update(fields)
+  return data
+
+
+def test_split_columns_gives_gaps_and_at_least_one_tile_per_strip():
+  # 240 columns: validation and test strips of 48 (0.2 of the width), gaps of one tile.
+  assert split_columns(240, _data(), 3) == (120, 192, 24)
+  # A gap rounded up to the scale factor; a strip at least one tile wide.
+  assert split_columns(240, _data(split_gap=4), 3) == (138, 192, 6)
+  assert split_columns(240, _data(val_fraction=0.01, split_gap=0), 3) == (168, 192, 0)
+  # No test strip: the validation strip at the right-hand end, no gap before the (empty) test.
+  assert split_columns(240, _data(test_fraction=0.0), 3) == (192, 240, 24)
+  scene_width = 240
+  for fields in ({}, {"split_gap": 6}, {"test_fraction": 0.0}, {"val_fraction": 0.3}):
+    heldout, test, gap = split_columns(scene_width, _data(**fields), 3)
+    assert heldout - gap >= 24 and heldout % 3 == test % 3 == gap % 3 == 0
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"val_fraction": 1.0}, r"data.val_fraction=1.0: expected a fraction in \(0, 1\)"),
+    ({"val_fraction": -0.1}, r"data.val_fraction=-0.1: expected a fraction"),
+    ({"test_fraction": 1.5}, r"data.test_fraction=1.5: expected a fraction in \[0, 1\)"),
+    ({"test_fraction": -0.2}, r"data.test_fraction=-0.2: expected a fraction"),
+    ({"val_fraction": 0.0}, r"data.val_fraction=0.0: expected a fraction in \(0, 1\) \(a "
+                            "validation part is required\)"),
+    ({"val_fraction": 0.6, "test_fraction": 0.5}, r"data.val_fraction=0.6 \+ "
+                                                  r"data.test_fraction=0.5 >= 1"),
+    ({"val_fraction": 0.4, "test_fraction": 0.4},
+     r"data.val_fraction=0.4, data.test_fraction=0.4, data.split_gap=24"),
+    ({"split_gap": -1}, r"data.split_gap=-1: expected a number of pixels >= 0"),
+])
+def test_bad_split_fractions_are_named(fields, message):
+  with pytest.raises(ValueError, match=message):
+    split_columns(240, _data(**fields), 3)
 
 
 def test_tfrecord_round_trip(prepared, smoke_config):
@@ -51,11 +129,44 @@ def test_tfrecord_round_trip(prepared, smoke_config):
   assert len(examples) == builder.info.splits["train"].num_examples > 0
   for example in examples:
     r, c = example["origin"]
-    assert c + t <= scene.val_col_start  # no training tile touches the held-out strip
+    # No training tile touches the gap before the validation strip, nor anything after it.
+    assert c + t <= scene.heldout_col_start - scene.split_gap
     np.testing.assert_array_equal(example["msi"], scene.msi[r:r + t, c:c + t])
     np.testing.assert_array_equal(example["truth"], scene.truth_codes[r:r + t, c:c + t])
     np.testing.assert_array_equal(example["lr"],
                                   scene.lr_codes[r // s:(r + t) // s, c // s:(c + t) // s])
+
+
+def test_train_tiles_overlap_neither_held_out_strip_nor_the_gaps(prepared, smoke_config):
+  """FusionTiles' train split (the tiles' 'origin' features as generated) covers training
+  columns only: no column of the validation strip, the test strip or the gaps before them; the
+  validation split covers the validation strip only (the test strip is not tiled)."""
+  scene, builder = prepared
+  t, width = smoke_config.data.tile_size, scene.msi.shape[1]
+  train_end = scene.split_columns("train")[1]
+  val_start, val_end = scene.split_columns("validation")
+  test_start, test_end = scene.split_columns("test")
+  held_out = set(range(train_end, width))     # gap, validation, gap, test
+  assert {*range(train_end, val_start), *range(val_end, test_start)} and \
+      held_out >= {*range(val_start, val_end), *range(test_start, test_end)}
+
+  def columns(split):
+    origins = [tuple(int(v) for v in e["origin"])
+               for e in tfds.as_numpy(builder.as_dataset(split=split))]
+    assert len(origins) == builder.info.splits[split].num_examples > 0
+    return origins, set().union(*(range(c, c + t) for _, c in origins))
+
+  train_origins, train_columns = columns("train")
+  assert not train_columns & held_out
+  assert max(c for _, c in train_origins) + t <= train_end
+  # The stride of 12 reaches as far right as it can without entering the gap.
+  assert max(c for _, c in train_origins) + t + smoke_config.data.train_stride > train_end
+  validation_origins, validation_columns = columns("validation")
+  assert validation_columns == set(range(val_start, val_end))
+  assert not validation_columns & (train_columns | set(range(val_end, width)))
+  # Every row of the validation strip is tiled once, without overlap.
+  assert len(validation_origins) == (scene.msi.shape[0] // t) * ((val_end - val_start) // t)
+  assert set(builder.info.splits) == {"train", "validation"}
 
 
 def test_too_many_shards_for_the_tiles_is_named(prepared, tmp_path, smoke_config):

@@ -30,10 +30,12 @@ def test_a_model_from_outside_the_package_trains_and_evaluates_in_the_sentinel2_
   assert config.model.to_dict() == {"name": "tiny_sharpener:TinySharpener", "features": 16,
                                     "dtype": "float32"}
   report = train.run(config, str(tmp_path))
-  assert report["model"]["model_name"] == "tiny_sharpener:TinySharpener"
-  assert np.isfinite(report["model"]["rmse"]) and report["step"] == 6
-  assert json.loads((tmp_path / "eval.json").read_text())["model"]["rmse"] == report[
-      "model"]["rmse"]
+  assert set(report) == {"step", "validation", "test"} and report["step"] == 6
+  written = json.loads((tmp_path / "eval.json").read_text())
+  for split in ("validation", "test"):
+    assert report[split]["model"]["model_name"] == "tiny_sharpener:TinySharpener"
+    assert np.isfinite(report[split]["model"]["rmse"])
+    assert written[split]["model"]["rmse"] == report[split]["model"]["rmse"]
   assert (tmp_path / "products" / "fused_strip_20m.tif").exists()
   # Registered by name once imported, as the decorator says.
   from fusionjax import models
@@ -56,20 +58,33 @@ def _write_pair(folder, size=96, factor=2, seed=0):
 
 
 def test_a_data_source_and_its_task_from_outside_the_package_train_and_predict(tmp_path):
-  _write_pair(tmp_path / "pair")
+  # 96 coarse columns: room for the training part, a validation and a test strip, and the
+  # one-tile gaps before them (data.split_gap=-1) at the smoke config's 16-pixel tiles.
+  _write_pair(tmp_path / "pair", size=192)
   config = _experiment("docs/examples/geotiff_pair_experiment.py", "smoke,model=dsen2")
   config.data.dir = str(tmp_path / "pair")
   report = train.run(config, str(tmp_path / "run"))
-  assert report["model"]["model_name"] == "dsen2" and np.isfinite(report["model"]["rmse"])
-  assert {"bicubic", "gsa", "mtf_glp"} <= set(report)
-  assert (tmp_path / "run" / "products" / "fused_strip.tif").exists()
+  assert set(report) == {"step", "validation", "test"}
+  for split in ("validation", "test"):
+    model = report[split]["model"]
+    assert model["model_name"] == "dsen2" and np.isfinite(model["rmse"])
+    assert {"bicubic", "gsa", "mtf_glp"} <= set(report[split])
+  # 96 columns, tiles of 16: training [0, 20), a gap, validation [36, 60) (0.25), a gap,
+  # test [76, 96) (0.2).
+  for split, columns in (("validation", [36, 60]), ("test", [76, 96])):
+    assert report[split]["region"]["columns"] == columns
+    assert report[split]["region"]["training_columns"] == [0, 20]
+  # The products are the test strip's.
+  with rasterio.open(tmp_path / "run" / "products" / "fused_test_strip.tif") as product:
+    strip = product.read()     # on a bare pixel grid
+  assert strip.shape == (3, 96, 20) and np.all(np.isfinite(strip))
   config.predict.input, config.predict.output = str(tmp_path / "pair"), str(tmp_path / "out")
   train.run(config, str(tmp_path / "run"), mode="predict")
   fused, georef = geotiff.read_geotiff(str(tmp_path / "out" / "fused.tif"))
-  assert fused.shape == (3, 96, 96) and np.all(np.isfinite(fused))
+  assert fused.shape == (3, 192, 192) and np.all(np.isfinite(fused))
   assert georef.transform[:3] == (10.0, 0.0, 5e5)
   # A bad pair is refused naming the file.
   os.remove(tmp_path / "pair" / "fine.tif")
   geotiff.write_geotiff(str(tmp_path / "pair" / "fine.tif"), np.zeros((4, 90, 90)), georef)
-  with pytest.raises(ValueError, match="fine.tif is 90 x 90 pixels, expected 2 x the 48 x 48"):
+  with pytest.raises(ValueError, match="fine.tif is 90 x 90 pixels, expected 2 x the 96 x 96"):
     train.run(config, str(tmp_path / "run"), mode="predict")

@@ -69,11 +69,18 @@ def test_orionbar_scene_prepares_in_a_pca_subspace(trained):
   workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
   scene = FusionScene.load(str(next((workdir / "data").glob("jwst-*/scene_00.npz"))))
   assert scene.lr_codes.shape == (16, 48, 4) and scene.msi.shape == (48, 144, 11)
-  assert scene.val_truth.shape[0] == 4974
-  # The 4-component truth lies almost entirely in the 4-D subspace fitted on the noisy cube.
-  truth = np.moveaxis(scene.val_truth, 0, -1)
-  projected = scene.coding.decode(scene.coding.encode(truth))
-  assert np.linalg.norm(projected - truth) < 0.02 * np.linalg.norm(truth)
+  # The 144 columns of the crop: training [0, 66), validation [69, 105), test [108, 144).
+  assert (scene.heldout_col_start, scene.test_col_start, scene.split_gap) == (69, 108, 3)
+  assert scene.heldout_truth.shape == (4974, 48, 144 - 69)
+  for split in ("validation", "test"):
+    assert scene.strip(split).truth.shape == (4974, 48, 36)
+  # The 4-component truth lies almost entirely in the 4-D subspace fitted on the noisy cube:
+  # over the held-out columns and over the test strip (the validation strip's is 2.03%).
+  test = "test"
+  for truth in (scene.heldout_truth, scene.strip(test).truth):
+    truth = np.moveaxis(truth, 0, -1)
+    projected = scene.coding.decode(scene.coding.encode(truth))
+    assert np.linalg.norm(projected - truth) < 0.02 * np.linalg.norm(truth)
 
 
 def test_missing_and_malformed_orionbar_files_are_named(tmp_path):
@@ -103,9 +110,12 @@ def test_non_finite_fits_values_are_reported(tmp_path):
 def test_orionbar_smoke_run_evaluates_in_the_subspace_and_writes_the_cube(trained):
   """The Orion Bar run of the command line's settings, in this process."""
   workdir = trained("jwst", "orionbar,smoke", **{"data.dir": shared_data_dir("jwst_orionbar")})
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
-  assert set(METRICS) <= set(report["truth_in_subspace"])
+  written = json.loads((workdir / "eval.json").read_text())
+  for split, columns in (("validation", [69, 105]), ("test", [108, 144])):
+    report = written[split]
+    assert report["region"]["bands"] == 4974 and report["region"]["code_dim"] == 4
+    assert report["region"]["columns"] == columns
+    assert set(METRICS) <= set(report["truth_in_subspace"])
   cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
-  assert cube.shape[0] == 4974
+  assert cube.shape == (4974, 48, 36)    # the test strip
   assert 0.99 < wavelengths[0] < wavelengths[-1] < 2.36

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import sentinel2_koopman
@@ -43,18 +44,25 @@ def _predict(trained_workdir, arg, folder, out, **overrides):
 
 def test_smoke_run_evaluates_assimilation_and_baselines_and_writes_the_series(trained):
   workdir = trained("sentinel2_koopman", "smoke", **SAMPLED)
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["step"] == 6 and report["model_name"] == "koopman_ae"
-  assert set(report["gap_filling"]) >= {"model", "linear_interpolation"}
-  assert set(report["forecast"]) >= {"model", "model_free_run", "persistence",
-                                     "linear_dynamics"}
-  for section in SECTIONS:
-    assert section in report
-  assert report["dataset"]["bands"] == list(procedural_phenology.BANDS)
+  written = json.loads((workdir / "eval.json").read_text())
+  assert written["step"] == 6 and set(written) == {"step", "validation", "test"}
+  # The 8 rows of the smoke scene: 5 training rows, 1 validation row (0.15), 2 test rows
+  # (0.2); each split's report covers its own rows only.
+  for split, rows in (("validation", 1), ("test", 2)):
+    report = written[split]
+    assert report["model_name"] == "koopman_ae"
+    assert set(report["gap_filling"]) >= {"model", "linear_interpolation"}
+    assert set(report["forecast"]) >= {"model", "model_free_run", "persistence",
+                                       "linear_dynamics"}
+    for section in SECTIONS:
+      assert section in report
+    assert report["dataset"]["bands"] == list(procedural_phenology.BANDS)
+    assert report["dataset"]["image_rows"] == rows and report["dataset"]["pixels"] == 8 * rows
+  # The products are the test rows' series.
   products = np.load(workdir / "products" / "series.npz")
-  steps = report["dataset"]["grid_steps"] + 6      # + predict.forecast_steps
-  assert products["values"].shape == (steps, 8, 8, 10)
-  assert products["observed"].shape == (steps, 8, 8) and not products["observed"][-6:].any()
+  steps = written["test"]["dataset"]["grid_steps"] + 6      # + predict.forecast_steps
+  assert products["values"].shape == (steps, 2, 8, 10)
+  assert products["observed"].shape == (steps, 2, 8) and not products["observed"][-6:].any()
   dates = products["dates"].astype("datetime64[s]")
   assert np.all(np.diff(dates) == np.timedelta64(5 * 86400, "s"))
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
@@ -92,13 +100,23 @@ def test_real_ndvi_series_smoke_run(trained, tmp_path_factory):
   folder = tmp_path_factory.mktemp("real") / "crop"
   _write_ndvi_folder(folder, full.values[:, :12, :12, 0], full.clear[:, :12, :12], full.dates)
   workdir = trained("sentinel2_koopman", "ndvi,smoke", **{"data.dir": str(folder)})
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["dataset"]["grid_steps"] == 180 and report["dataset"]["pixels"] == 144
-  assert report["forecast"]["first_forecast_date"].startswith("2017-06-30")
-  hidden = report["gap_filling"]["hidden_observations"]
-  assert hidden == round(0.2 * report["dataset"]["observations"])
-  for method in ("model", "linear_interpolation"):
-    assert np.isfinite(report["gap_filling"][method]["rmse"])
+  written = json.loads((workdir / "eval.json").read_text())
+  # The 12 rows: 8 training rows, then 2 validation rows (0.15) and 2 test rows (0.2).
+  config = experiment_config("sentinel2_koopman", "ndvi,smoke", **{"data.dir": str(folder)})
+  experiment = series_experiment.Experiment.make(
+      series.to_grid(series_experiment.load_series(config.data), config.data.step_days),
+      config.data, config.data.split_seed)
+  assert experiment.hidden.sum() == round(0.2 * experiment.grid.observed.sum())
+  for split in ("validation", "test"):
+    report = written[split]
+    assert report["dataset"]["grid_steps"] == 180 and report["dataset"]["pixels"] == 24
+    assert report["dataset"]["image_rows"] == 2
+    assert report["forecast"]["first_forecast_date"].startswith("2017-06-30")
+    part = experiment.part(split)
+    assert report["gap_filling"]["hidden_observations"] == part.hidden.sum()
+    assert report["dataset"]["observations"] == part.grid.observed.sum()
+    for method in ("model", "linear_interpolation"):
+      assert np.isfinite(report["gap_filling"][method]["rmse"])
 
 
 def test_training_never_sees_hidden_or_forecast_observations():
@@ -106,12 +124,81 @@ def test_training_never_sees_hidden_or_forecast_observations():
       size=8, num_years=2, seed=0)), 5)
 
   class Data:
-    hidden_fraction, forecast_fraction, validation_pixel_fraction = 0.2, 0.25, 0.1
+    hidden_fraction, forecast_fraction, val_fraction, test_fraction = 0.2, 0.25, 0.15, 0.2
   experiment = series_experiment.Experiment.make(grid, Data, seed=0)
   usable = experiment.usable(before_cutoff=True)
   assert not (usable & experiment.hidden).any() and not usable[:, experiment.cutoff:].any()
   assert experiment.hidden.sum() == round(0.2 * grid.observed.sum())
   assert (experiment.hidden & ~grid.observed).sum() == 0
+  # Blocks of whole rows: 5 training rows, then 1 validation row, then 2 test rows.
+  rows = experiment.pixel_split.reshape(8, 8)
+  assert np.all(rows == rows[:, :1])
+  assert list(rows[:, 0]) == ["train"] * 5 + ["validation"] + ["test"] * 2
+  for split, count in (("train", 5), ("validation", 1), ("test", 2)):
+    part = experiment.part(split)
+    assert part.grid.image_shape == (count, 8) and len(part.grid.values) == 8 * count
+    assert np.all(part.pixel_split == split) and part.cutoff == experiment.cutoff
+    chosen = experiment.pixel_split == split
+    np.testing.assert_array_equal(part.grid.values, grid.values[chosen])
+    np.testing.assert_array_equal(part.hidden, experiment.hidden[chosen])
+
+
+@pytest.mark.parametrize("shape, val_fraction, test_fraction, counts", [
+    ((8, 8), 0.15, 0.2, (5, 1, 2)),
+    ((12, 3), 0.15, 0.2, (8, 2, 2)),
+    ((10, 4), 0.2, 0.0, (8, 2, 0)),       # no test part
+    ((6, 5), 0.01, 0.01, (4, 1, 1)),      # at least one row of each held-out part
+    ((32, 32), 0.15, 0.2, (21, 5, 6))])
+def test_row_blocks_are_train_then_validation_then_test_rows(shape, val_fraction,
+                                                            test_fraction, counts):
+  parts = series_experiment.row_blocks(shape, val_fraction, test_fraction)
+  assert parts.shape == (shape[0] * shape[1],)
+  rows = parts.reshape(shape)
+  assert np.all(rows == rows[:, :1])        # whole rows
+  expected = ["train"] * counts[0] + ["validation"] * counts[1] + ["test"] * counts[2]
+  assert list(rows[:, 0]) == expected
+
+
+@pytest.mark.parametrize("val_fraction, test_fraction", [(0.3, 0.3), (0.1, 0.6)])
+def test_row_blocks_without_a_training_row_are_named(val_fraction, test_fraction):
+  # Two rows: a validation row and a test row (each at least one) leave none for training.
+  with pytest.raises(ValueError, match=rf"data.val_fraction={val_fraction}, "
+                                       rf"data.test_fraction={test_fraction}: an image of 2 "
+                                       "rows needs a validation row and a training row"):
+    series_experiment.row_blocks((2, 8), val_fraction, test_fraction)
+
+
+@pytest.mark.parametrize("val_fraction, test_fraction, field", [
+    (0.15, -0.2, r"data.test_fraction=-0.2"), (0.15, 1.5, r"data.test_fraction=1.5"),
+    (1.5, 0.0, r"data.val_fraction=1.5"), (0.0, 0.2, r"data.val_fraction=0.0"),
+    (-0.1, 0.2, r"data.val_fraction=-0.1"), (1.0, 0.0, r"data.val_fraction=1.0"),
+    (0.2, 1.0, r"data.test_fraction=1.0"),
+    (0.5, 0.5, r"data.val_fraction=0.5 \+ data.test_fraction=0.5 >= 1")])
+def test_fractions_outside_0_1_are_named(val_fraction, test_fraction, field):
+  with pytest.raises(ValueError, match=field):
+    series_experiment.row_blocks((100, 8), val_fraction, test_fraction)
+
+
+def test_no_test_pixel_is_in_a_training_or_validation_window(trained):
+  """The windows the smoke run trained and validated on (their 'pixel' features, as written
+  to TFRecords): training windows of training rows only, validation windows of the validation
+  row only, no window of a test row."""
+  workdir = trained("sentinel2_koopman", "smoke", **SAMPLED)
+  task = tasks.get_task(experiment_config("sentinel2_koopman", "smoke", **SAMPLED),
+                        str(workdir))      # the prepared data, not rebuilt
+  width = task.experiment.grid.image_shape[1]
+  pixel_split = task.experiment.pixel_split
+  test_pixels = set(np.flatnonzero(pixel_split == "test").tolist())
+  assert len(test_pixels) == 2 * width
+  builder = task.builder
+  assert set(builder.info.splits) == {"train", "validation"}
+  for split in ("train", "validation"):
+    pixels = [int(e["pixel"]) for e in tfds.as_numpy(builder.as_dataset(split=split))]
+    assert len(pixels) == builder.info.splits[split].num_examples > 0
+    assert not set(pixels) & test_pixels
+    assert {str(pixel_split[p]) for p in pixels} == {split}
+    rows = {p // width for p in pixels}
+    assert rows <= ({0, 1, 2, 3, 4} if split == "train" else {5})
 
 
 def test_the_assimilated_series_is_gap_filled_while_observed_then_forecast():
@@ -200,17 +287,22 @@ def test_two_seeds_are_evaluated_as_one_ensemble(trained, tmp_path):
   shared_report = (first / "eval.json").read_bytes()
   config = experiment_config("sentinel2_koopman", "smoke", **SAMPLED,
                              **{"ensemble.members": str(second)})
-  report = train.run(config, str(first), mode="eval")
-  for section in ("gap_filling", "forecast"):
-    scores = report["ensemble"][section]
-    assert scores["members"] == 2
-    # Each member of the vmapped ensemble scores as its own run did.
-    np.testing.assert_allclose(scores["member_rmse"],
-                               [run[section]["model"]["rmse"] for run in alone], rtol=1e-4)
-    assert scores["spread"] > 0 and scores["crps"] > 0
-    # The top-level figures are the ensemble mean's.
-    np.testing.assert_allclose(report[section]["model"]["rmse"], scores["mean_rmse"])
-  assert json.loads((first / "eval.json").read_text())["ensemble"] == report["ensemble"]
+  written = train.run(config, str(first), mode="eval")
+  assert set(written) == {"step", "validation", "test"}
+  saved = json.loads((first / "eval.json").read_text())
+  for split in ("validation", "test"):
+    report = written[split]
+    for section in ("gap_filling", "forecast"):
+      scores = report["ensemble"][section]
+      assert scores["members"] == 2
+      # Each member of the vmapped ensemble scores as its own run did.
+      np.testing.assert_allclose(scores["member_rmse"],
+                                 [run[split][section]["model"]["rmse"] for run in alone],
+                                 rtol=1e-4)
+      assert scores["spread"] > 0 and scores["crps"] > 0
+      # The split's figures are the ensemble mean's.
+      np.testing.assert_allclose(report[section]["model"]["rmse"], scores["mean_rmse"])
+    assert saved[split]["ensemble"] == report["ensemble"]
   # An ensemble is evaluated only, and every member must have been trained.
   with pytest.raises(ValueError, match="an ensemble is evaluated with --mode=eval"):
     train.validate_config(config, "train")

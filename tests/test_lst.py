@@ -9,6 +9,7 @@ import pytest
 from experiments.modis_lst import get_config
 from fusionjax.data import geotiff
 from fusionjax.data.modis import builder as lst_builder
+from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.physics import thermal
@@ -26,18 +27,88 @@ def _archive(directory, locations=2, dates=4):
   return modis.find_samples(str(directory))[0]
 
 
-def test_random_split_is_seeded_and_date_split_holds_out_the_last_dates(tmp_path):
+def _date(sample):
+  return sample.lst.year, sample.lst.day_of_year
+
+
+def _location(sample):
+  return lst_climatology.location_of(sample.lst)
+
+
+def _key(sample):
+  return sample.key
+
+
+GROUP_OF = {"date": _date, "location": _location, "random": _key}
+
+
+def _split(samples, split_by, val_fraction=0.25, test_fraction=0.25, seed=1):
+  return lst_builder.split_samples(samples, val_fraction=val_fraction,
+                                   test_fraction=test_fraction, seed=seed, split_by=split_by)
+
+
+@pytest.mark.parametrize("split_by, groups", [
+    ("date", (6, 2, 2)),         # of the 10 dates: the last 2 test, the 2 before validation
+    ("location", (2, 1, 1)),     # of the 4 locations (rounded 1.0 each)
+    ("random", (40, 20, 20))])   # of the 80 samples
+def test_three_way_split_is_disjoint_in_its_groups_and_seeded(tmp_path, split_by, groups):
+  samples = _archive(tmp_path, locations=4, dates=10)
+  assert len(samples) == 80      # 4 locations x 10 dates x day and night
+  group_of = GROUP_OF[split_by]
+  parts = _split(samples, split_by)
+  assert isinstance(parts, lst_builder.Split)
+  assert parts._fields == ("train", "validation", "test")
+  # A partition of the samples: each sample in exactly one part.
+  keys = [s.key for part in parts for s in part]
+  assert sorted(keys) == sorted(s.key for s in samples) and len(set(keys)) == len(keys)
+  # No group (date, location or sample) in two parts, and each part its share of the groups.
+  part_groups = [{group_of(s) for s in part} for part in parts]
+  for i in range(3):
+    for j in range(i + 1, 3):
+      assert not part_groups[i] & part_groups[j], (parts._fields[i], parts._fields[j])
+  assert tuple(len(g) for g in part_groups) == groups
+  # The same seed, the same parts.
+  again = _split(samples, split_by)
+  assert [[s.key for s in part] for part in again] == [[s.key for s in part] for part in parts]
+  if split_by == "date":
+    # The last dates held out: training, then validation, then test, in time.
+    assert max(part_groups[0]) < min(part_groups[1]) <= max(part_groups[1]) \
+        < min(part_groups[2])
+    assert _split(samples, split_by, seed=7) == parts    # no draw: the seed plays no part
+  else:
+    other = _split(samples, split_by, seed=7)
+    assert [{group_of(s) for s in part} for part in other] != part_groups
+  if split_by == "location":
+    # Locations never seen: neither held-out part shares a MODIS tile location with training.
+    assert not {_location(s) for s in parts.train} & {
+        _location(s) for s in parts.validation + parts.test}
+
+
+def test_no_test_fraction_leaves_the_test_part_empty_and_the_default_is_by_date(tmp_path):
   samples = _archive(tmp_path, locations=3, dates=8)
-  train, validation = lst_builder.split_samples(samples, val_fraction=0.25, seed=1,
-                                                split_by="random")
-  assert len(validation) == 12 and not {s.key for s in train} & {s.key for s in validation}
-  again = lst_builder.split_samples(samples, val_fraction=0.25, seed=1, split_by="random")
-  assert [s.key for s in again[1]] == [s.key for s in validation]
-  train, validation = lst_builder.split_samples(samples, val_fraction=0.25, seed=1,
-                                                split_by="date")
-  assert max(s.lst.day_of_year for s in train) < min(s.lst.day_of_year for s in validation)
+  parts = _split(samples, "random", test_fraction=0.0)
+  assert parts.test == [] and len(parts.validation) == 12   # 0.25 of the 48 samples
+  assert not {s.key for s in parts.train} & {s.key for s in parts.validation}
+  config = get_config()
+  assert lst_builder.split_settings(config.data) == {
+      "val_fraction": 0.2, "test_fraction": 0.2, "seed": 1, "split_by": "date"}
   with pytest.raises(ValueError, match="data.split_by='season'"):
-    lst_builder.split_samples(samples, val_fraction=0.25, seed=1, split_by="season")
+    _split(samples, "season")
+
+
+@pytest.mark.parametrize("fractions, field", [
+    ({"val_fraction": 1.5}, r"data.val_fraction=1.5"),
+    ({"val_fraction": -0.2}, r"data.val_fraction=-0.2"),
+    ({"val_fraction": 0.0}, r"data.val_fraction=0"),
+    ({"test_fraction": 1.0}, r"data.test_fraction=1.0"),
+    ({"test_fraction": -0.1}, r"data.test_fraction=-0.1"),
+    ({"val_fraction": 0.6, "test_fraction": 0.6},
+     r"data.val_fraction=0.6.*data.test_fraction=0.6")])
+def test_bad_split_fractions_are_named(tmp_path, fractions, field):
+  samples = _archive(tmp_path)
+  for split_by in lst_builder.SPLITS:
+    with pytest.raises(ValueError, match=field):
+      _split(samples, split_by, **fractions)
 
 
 def test_tiles_with_no_data_or_impossible_temperatures_are_dropped_and_counted(tmp_path):
@@ -47,28 +118,94 @@ def test_tiles_with_no_data_or_impossible_temperatures_are_dropped_and_counted(t
     data[sample.band, 5, 5] = value
     geotiff.write_geotiff(sample.lst.path, data, georef)
   builder = lst_builder.LstTiles(source_dir=str(tmp_path / "archive"), tile_size=32,
-                                 val_fraction=0.25, split_seed=1, split_by="random",
+                                 split={"val_fraction": 0.25, "test_fraction": 0.25, "seed": 1,
+                                        "split_by": "random"},
                                  num_shards=2, data_dir=str(tmp_path / "tfds"))
   builder.download_and_prepare()
   metadata = builder.info.metadata
   assert metadata["dropped_samples"] == {"no-data (0) pixels": 1,
                                          "values outside 150-400 K": 1}
-  assert metadata["train_samples"] + metadata["validation_samples"] == len(samples) - 2
-  for example in builder.as_dataset(split="train").as_numpy_iterator():
-    assert modis.invalid_reason(example["lst"]) is None
+  assert metadata["train_samples"] + metadata["validation_samples"] + metadata[
+      "test_samples"] == len(samples) - 2
+  assert metadata["validation_samples"] == metadata["test_samples"] == 4   # 0.25 of 14
+  for split in ("train", "validation", "test"):
+    for example in builder.as_dataset(split=split).as_numpy_iterator():
+      assert modis.invalid_reason(example["lst"]) is None
+
+
+def _examples(builder, split):
+  """(tile index, day of year, band) of each example of a split: the sample it is."""
+  return [(int(e["tile_index"]), int(e["day_of_year"]), int(e["band"]))
+          for e in builder.as_dataset(split=split).as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("split_by", ["date", "location", "random"])
+def test_lst_tiles_write_three_disjoint_splits(tmp_path, split_by):
+  _archive(tmp_path / "archive", locations=4, dates=6)   # 48 samples
+  builder = lst_builder.LstTiles(
+      source_dir=str(tmp_path / "archive"), tile_size=32, num_shards=2,
+      split={"val_fraction": 0.25, "test_fraction": 0.25, "seed": 1, "split_by": split_by},
+      data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare()
+  metadata = builder.info.metadata
+  assert metadata["split_by"] == split_by
+  examples = {split: _examples(builder, split) for split in ("train", "validation", "test")}
+  for split, found in examples.items():
+    assert len(found) == len(set(found)) == metadata[f"{split}_samples"] > 0, split
+  assert sum(metadata[f"{split}_samples"] for split in examples) == metadata["samples"] == 48
+  # No sample in two splits, nor, by date or by location, a date or a location.
+  group = {"date": lambda e: e[1], "location": lambda e: e[0], "random": lambda e: e}[split_by]
+  groups = {split: {group(e) for e in found} for split, found in examples.items()}
+  for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+    assert not set(examples[a]) & set(examples[b]), (a, b)
+    assert not groups[a] & groups[b], (a, b)
+  if split_by == "date":
+    assert max(groups["train"]) < min(groups["validation"]) <= max(groups["validation"]) \
+        < min(groups["test"])
+  # The climatology (of the training split) covers a held-out sample only where its location
+  # is in training: every one by date, none by location.
+  for split in ("validation", "test"):
+    covered = sum(float(e["climatology"][0, 0, 1]) > 0
+                  for e in builder.as_dataset(split=split).as_numpy_iterator())
+    assert metadata[f"{split}_samples_with_climatology"] == covered
+    if split_by == "date":
+      assert covered == metadata[f"{split}_samples"]
+    if split_by == "location":
+      assert covered == 0
+
+
+def test_too_few_samples_for_a_split_are_named(tmp_path):
+  _archive(tmp_path / "archive")   # 16 samples of 4 dates
+  builder = lst_builder.LstTiles(
+      source_dir=str(tmp_path / "archive"), tile_size=32, num_shards=2,
+      split={"val_fraction": 0.1, "test_fraction": 0.25, "seed": 1, "split_by": "date"},
+      data_dir=str(tmp_path / "tfds"))
+  with pytest.raises(ValueError, match=r"12 training, 0 validation and 4 test samples split by "
+                                       r"date \(data.val_fraction=0.1, data.test_fraction=0.25\)"):
+    builder.download_and_prepare()
 
 
 @pytest.mark.parametrize("variant, model", [("disr", "mrunet"), ("disr,model=srcnn", "srcnn"),
                                             ("reflectances,climatology", "mrunet")])
 def test_guided_smoke_run_evaluates_model_and_baselines(trained, tmp_path, variant, model):
   workdir = trained("modis_lst", f"{variant},smoke")
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["step"] == 4 and report["model"]["model_name"] == model
-  for method in METHODS:
-    assert set(FIELDS) <= set(report[method])
-  # The consistency projection makes the result aggregate back to its input.
-  assert report["model"]["consistency_rmse_k"] < 1e-3 < report["bicubic"]["consistency_rmse_k"]
-  assert report["dataset"]["samples"] == 16 and report["validation_images"] == 4
+  written = json.loads((workdir / "eval.json").read_text())
+  assert written["step"] == 4 and set(written) == {"step", "validation", "test"}
+  # By date (the default): of the 4 dates, the last for the test, the one before it for
+  # validation; 2 locations x day and night on each.
+  for split in ("validation", "test"):
+    report = written[split]
+    assert report["model"]["model_name"] == model
+    for method in METHODS:
+      assert set(FIELDS) <= set(report[method])
+    # The consistency projection makes the result aggregate back to its input.
+    assert report["model"]["consistency_rmse_k"] < 1e-3 < report["bicubic"][
+        "consistency_rmse_k"]
+    dataset = report["dataset"]
+    assert dataset["samples"] == 16 and dataset["split_by"] == "date"
+    assert (dataset["train_samples"], dataset["validation_samples"],
+            dataset["test_samples"]) == (8, 4, 4)
+    assert report["images"] == dataset[f"{split}_samples"] == 4
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
   # A climatology-guided model reads <workdir>/climatology/ (the 1 km output grid) to predict.
   assert len(list((workdir / "climatology").glob("*.tif"))) == (2 if "climatology" in variant
@@ -99,10 +236,12 @@ def test_guided_smoke_run_evaluates_model_and_baselines(trained, tmp_path, varia
 
 def test_multiscale_smoke_run_reports_every_scale_step(trained):
   workdir = trained("modis_lst", "multiscale,smoke")
-  study = json.loads((workdir / "eval.json").read_text())["scale_study"]
-  assert sorted(study) == ["3.71km->0.927km", "7.41km->1.85km"]
-  for step in study.values():
-    assert np.isfinite(step["model"]["correction_rms_k"])
+  report = json.loads((workdir / "eval.json").read_text())
+  for split in ("validation", "test"):
+    study = report[split]["scale_study"]
+    assert sorted(study) == ["3.71km->0.927km", "7.41km->1.85km"]
+    for step in study.values():
+      assert np.isfinite(step["model"]["correction_rms_k"])
 
 
 def test_missing_data_directory_is_named():
@@ -115,13 +254,26 @@ def test_missing_data_directory_is_named():
 def test_real_modis_tiles_smoke_run(trained):
   workdir = trained("modis_lst", "sisr,smoke", **{"data.dir": shared_data_dir("modis_lst"),
                                                   "data.tile_size": 64})
-  report = json.loads((workdir / "eval.json").read_text())
-  dataset = report["dataset"]
+  written = json.loads((workdir / "eval.json").read_text())
+  dataset = written["test"]["dataset"]
   assert dataset["lst_files"] == 1343 and dataset["dropped_samples"] == {}
-  assert dataset["validation_samples"] == round(0.25 * dataset["samples"])
-  assert report["validation_images"] == dataset["validation_samples"]
-  # Bicubic on the real validation split, as published (0.69 K with their interpolation).
-  assert 0.4 < report["bicubic"]["rmse_k"] < 0.9
+  assert dataset["split_by"] == "date"
+  assert dataset["train_samples"] + dataset["validation_samples"] + dataset[
+      "test_samples"] == dataset["samples"]
+  # By date: the samples of the last dates, round(0.2 x the dates) of them for each part.
+  samples = lst_builder.usable_samples(shared_data_dir("modis_lst"), 64)[0]
+  parts = lst_builder.split_samples(samples, **lst_builder.split_settings(
+      experiment_config("modis_lst", "sisr,smoke").data))
+  num_dates = len({_date(s) for s in samples})
+  for split in ("validation", "test"):
+    assert len({_date(s) for s in getattr(parts, split)}) == round(0.2 * num_dates)
+    assert written[split]["images"] == dataset[f"{split}_samples"] == len(getattr(parts, split))
+  assert max(map(_date, parts.train)) < min(map(_date, parts.validation))
+  assert max(map(_date, parts.validation)) < min(map(_date, parts.test))
+  # Bicubic on the real held-out dates, near the published 0.69 K (random split, their
+  # interpolation).
+  for split in ("validation", "test"):
+    assert 0.4 < written[split]["bicubic"]["rmse_k"] < 0.9
 
 
 def test_self_ensemble_is_equivariant_to_flips_and_rotations_and_stays_consistent():

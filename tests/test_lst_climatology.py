@@ -3,6 +3,7 @@ left out of its own guide, written as GeoTIFFs and read back for prediction."""
 import collections
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -15,6 +16,9 @@ from fusionjax.tasks import lst
 from tests.conftest import shared_data_dir
 
 TILE = 32
+# The split of the archive: random, a quarter of the samples each for validation and test.
+DATA = ml_collections.ConfigDict({"val_fraction": 0.25, "test_fraction": 0.25,
+                                  "split_seed": 1, "split_by": "random"})
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +27,10 @@ def prepared(tmp_path_factory):
   procedural_lst.write_archive(str(root / "archive"), num_locations=3, num_dates=6,
                                tile_size=TILE, seed=2)
   builder = lst_builder.LstTiles(source_dir=str(root / "archive"), tile_size=TILE,
-                                 val_fraction=0.25, split_seed=1, split_by="random",
-                                 num_shards=2, data_dir=str(root / "tfds"))
+                                 split=lst_builder.split_settings(DATA), num_shards=2,
+                                 data_dir=str(root / "tfds"))
   builder.download_and_prepare()
-  train = lst_builder.training_samples(str(root / "archive"), tile_size=TILE, val_fraction=0.25,
-                                       seed=1, split_by="random")
+  train = lst_builder.training_samples(str(root / "archive"), tile_size=TILE, data_config=DATA)
   return root, builder, train
 
 
@@ -43,17 +46,26 @@ def _patterns(samples):
 def test_guides_average_the_training_images_leaving_each_training_image_out(prepared):
   _, builder, train = prepared
   patterns = _patterns(train)
-  for split in ("train", "validation"):
+  # The training samples are those of the builder's train split, and no other split's.
+  keys = {split: {(int(e["tile_index"]), int(e["day_of_year"]), int(e["band"]))
+                  for e in builder.as_dataset(split=split).as_numpy_iterator()}
+          for split in ("train", "validation", "test")}
+  assert keys["train"] == {(s.lst.index, s.lst.day_of_year, s.band) for s in train}
+  assert len(train) == builder.info.metadata["train_samples"]
+  assert not keys["train"] & keys["validation"] and not keys["train"] & keys["test"]
+  assert not keys["validation"] & keys["test"] and keys["validation"] and keys["test"]
+  for split in ("train", "validation", "test"):
     for example in builder.as_dataset(split=split).as_numpy_iterator():
       index = int(example["tile_index"])
       others = [p for day, p in patterns[(index, int(example["band"]))].items()
-                if split == "validation" or day != example["day_of_year"]]
+                if split != "train" or day != example["day_of_year"]]
       expected = np.mean(others, axis=0) if others else np.zeros((TILE, TILE))
       np.testing.assert_allclose(example["climatology"][..., 0], expected, atol=1e-4)
       np.testing.assert_allclose(example["climatology"][..., 1], len(others) / (len(others) + 1))
-  covered = sum(float(example["climatology"][0, 0, 1]) > 0
-                for example in builder.as_dataset(split="validation").as_numpy_iterator())
-  assert builder.info.metadata["validation_samples_with_climatology"] == covered
+  for split in ("validation", "test"):
+    covered = sum(float(example["climatology"][0, 0, 1]) > 0
+                  for example in builder.as_dataset(split=split).as_numpy_iterator())
+    assert builder.info.metadata[f"{split}_samples_with_climatology"] == covered
 
 
 def test_files_hold_the_validation_guides_and_bad_requests_are_named(prepared, tmp_path):
@@ -80,8 +92,7 @@ def test_files_hold_the_validation_guides_and_bad_requests_are_named(prepared, t
 def test_network_and_real_climatology_hold_at_most_five_million_numbers():
   directory = shared_data_dir("modis_lst")
   config = get_config("reflectances,climatology")
-  train = lst_builder.training_samples(directory, tile_size=64, val_fraction=0.25, seed=1,
-                                       split_by="random")
+  train = lst_builder.training_samples(directory, tile_size=64, data_config=config.data)
   table = lst_climatology.from_samples(train, 64)[0].values
   params = jax.eval_shape(lambda: lst.LstObjective(config).init_params(jax.random.key(0)))
   network = sum(x.size for x in jax.tree.leaves(params))

@@ -40,10 +40,15 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   workdir = tmp_path / "run"
   run = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}")
   report = json.loads((workdir / "eval.json").read_text())
-  assert report["step"] == 6
-  for method in ("model", "bicubic"):
-    assert set(METRICS) <= set(report[method])
+  assert report["step"] == 6 and set(report) == {"step", "validation", "test"}
+  # The 96 columns of the smoke scene: training [0, 42), validation [45, 69), test [72, 96).
+  for split, columns in (("validation", [45, 69]), ("test", [72, 96])):
+    for method in ("model", "bicubic"):
+      assert set(METRICS) <= set(report[split][method])
+    assert report[split]["region"]["columns"] == columns
+    assert report[split]["region"]["training_columns"] == [0, 42]
   assert "model" in run.stdout and "bicubic" in run.stdout
+  assert "validation" in run.stdout and "test" in run.stdout
   cube, wavelengths = _wavelengths(workdir / "products" / "fused_cube.fits")
   assert cube.shape == (24, 48, 24) and np.all(np.isfinite(cube))
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
@@ -54,13 +59,18 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   # reproduces the evaluation of the latest checkpoint.
   config = experiment_config("jwst", "smoke")
   again = train.run(config, str(workdir), mode="eval")
-  assert again["model"]["psnr"] == report["model"]["psnr"]
+  for split in ("validation", "test"):
+    assert again[split]["model"]["psnr"] == report[split]["model"]["psnr"]
+  # A run that must not see the test split (a tuning trial) evaluates validation only.
+  config.train.evaluate_test = False
+  assert set(train.run(config, str(workdir), mode="eval")) == {"step", "validation"}
+  config.train.evaluate_test = True
   # --mode=predict rewrites the products.
   os.remove(workdir / "products" / "fused_cube.fits")
   train.run(config, str(workdir), mode="predict")
   np.testing.assert_allclose(_wavelengths(workdir / "products" / "fused_cube.fits")[0], cube)
 
-  # The whole 48 x 72 scene, from an observation file, as a user would fuse one.
+  # The whole 48 x 96 scene, from an observation file, as a user would fuse one.
   observation = tmp_path / "observation.fits"
   subprocess.run([sys.executable, "scripts/simulate_jwst_observation.py",
                   "--config=experiments/jwst.py:smoke", f"--output={observation}"],
@@ -68,10 +78,10 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   config.predict.input, config.predict.output = str(observation), str(tmp_path / "out")
   train.run(config, str(workdir), mode="predict")
   whole, wavelengths = _wavelengths(tmp_path / "out" / "observation_fused.fits")
-  assert whole.shape == (24, 48, 72)
+  assert whole.shape == (24, 48, 96)
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
-  # Columns 60-71 come from the same last tile as the held-out strip's (columns 48-71).
-  np.testing.assert_allclose(whole[:, :, 60:], cube[:, :, 12:], rtol=1e-4, atol=1e-4)
+  # Columns 84-95 come from the same last tile as the test strip's (columns 72-95).
+  np.testing.assert_allclose(whole[:, :, 84:], cube[:, :, 12:], rtol=1e-4, atol=1e-4)
   assert (tmp_path / "out" / "observation_fused.png").stat().st_size > 10_000
   # An observation in other filters than the model's is refused, naming the file.
   read = jwst_observation.read_observation(str(observation))
@@ -86,6 +96,7 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
 def test_every_experiment_trains_and_evaluates_in_mixed_precision(experiment, trained):
   workdir = trained(experiment, "smoke", **{"model.dtype": "bfloat16"})
   report = json.loads((workdir / "eval.json").read_text())
+  assert {"validation", "test"} <= set(report)
 
   def numbers(tree):
     if isinstance(tree, dict):

@@ -91,11 +91,13 @@ def test_two_processes_follow_the_loss_trajectory_of_one(runs):
   assert sorted(losses["one"]) == sorted(losses["two"]) == list(range(1, 7))
   np.testing.assert_allclose([losses["two"][s] for s in range(1, 7)],
                              [losses["one"][s] for s in range(1, 7)], rtol=1e-6)
-  one, two = eval_reports["one"]["model"], eval_reports["two"]["model"]
-  assert set(one) == set(two) >= {"psnr", "rmse", "ssim"}
-  assert one.pop("model_name") == two.pop("model_name") == "fusformer"
-  for name, value in one.items():
-    assert two[name] == pytest.approx(value, rel=1e-5), name
+  assert set(eval_reports["one"]) == set(eval_reports["two"]) == {"step", "validation", "test"}
+  for split in ("validation", "test"):
+    one, two = eval_reports["one"][split]["model"], eval_reports["two"][split]["model"]
+    assert set(one) == set(two) >= {"psnr", "rmse", "ssim"}
+    assert one.pop("model_name") == two.pop("model_name") == "fusformer"
+    for name, value in one.items():
+      assert two[name] == pytest.approx(value, rel=1e-5), (split, name)
 
 
 def test_only_process_zero_writes_logs_and_products(runs):

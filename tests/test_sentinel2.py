@@ -93,11 +93,12 @@ def _with_nodata(scene: sentinel2.Scene, rows: int, cols: int) -> sentinel2.Scen
 
 
 def test_nodata_and_saturated_pixels_are_no_truth_and_no_tiles(tmp_path):
-  write_mat(tmp_path / "scene.mat", _with_nodata(_scene(96), rows=40, cols=96))
+  # The smoke config's size (132 pixels at 10 m): its training part, gaps and strips.
+  write_mat(tmp_path / "scene.mat", _with_nodata(_scene(132), rows=40, cols=132))
   config = sentinel2_experiment.get_config("smoke")
   config.data.dir = str(tmp_path / "scene.mat")
   (scene,) = prepare_sentinel2_scenes(config)
-  expected = np.ones((48, 48), bool)
+  expected = np.ones((66, 66), bool)
   expected[:20] = False          # 40 rows at 10 m
   expected[-1, -1] = False       # saturated
   np.testing.assert_array_equal(scene.truth_valid, expected)
@@ -166,13 +167,25 @@ def _predict(workdir, arg, scene, outputs, **overrides):
 def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(trained, tmp_path,
                                                                            arg, model):
   workdir = trained("sentinel2", arg)
-  report = json.loads((workdir / "eval.json").read_text())
-  assert report["model"]["model_name"] == model
-  for method in ("model", "bicubic", "gsa", "mtf_glp"):
-    assert {"rmse", "psnr", "ssim", "sam_deg", "ergas"} <= set(report[method])
-    assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
-    assert set(report[method]["per_band"]["B11"]) == {"rmse", "psnr", "ssim", "ergas"}
-  assert report["rmse_ratio_bicubic_to_model"] > 0
+  written = json.loads((workdir / "eval.json").read_text())
+  assert set(written) == {"step", "validation", "test"} and written["step"] == 6
+  # The smoke scene is 66 pixels wide at 20 m (reduced resolution): training columns
+  # [0, 30), a gap of 2, validation [32, 48), a gap of 2, test [50, 66).
+  for split, columns in (("validation", [32, 48]), ("test", [50, 66])):
+    report = written[split]
+    assert report["model"]["model_name"] == model
+    for method in ("model", "bicubic", "gsa", "mtf_glp"):
+      assert {"rmse", "psnr", "ssim", "sam_deg", "ergas"} <= set(report[method])
+      assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
+      assert set(report[method]["per_band"]["B11"]) == {"rmse", "psnr", "ssim", "ergas"}
+    assert report["rmse_ratio_bicubic_to_model"] > 0
+    assert report["region"]["columns"] == columns
+    assert report["region"]["training_columns"] == [0, 30]
+    assert report["region"]["pixels"] == 66 * 16
+  assert written["test"]["model"]["rmse"] != written["validation"]["model"]["rmse"]
+  # The products are the test strip's: 16 columns wide.
+  with rasterio.open(workdir / "products" / "fused_strip_20m.tif") as product:
+    assert product.shape == (66, 16)
   assert (workdir / "products" / "quicklook.png").stat().st_size > 10_000
 
   # A whole 96 x 96 (10 m) scene, larger than one 32-pixel tile, at full resolution, with
@@ -216,10 +229,16 @@ def test_real_scene_bands_are_read_aligned():
 
 def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):
   workdir = trained("sentinel2", "60m,smoke")
-  report = json.loads((workdir / "eval.json").read_text())
-  for method in ("model", "bicubic", "gsa", "mtf_glp"):
-    assert set(report[method]["per_band"]) == set(sentinel2.BANDS_60M)
-  assert report["region"]["bands"] == 2
+  written = json.loads((workdir / "eval.json").read_text())
+  # 54 pixels at 60 m (reduced resolution), gaps of 6: training [0, 18), validation
+  # [24, 36), test [42, 54).
+  for split, columns in (("validation", [24, 36]), ("test", [42, 54])):
+    report = written[split]
+    for method in ("model", "bicubic", "gsa", "mtf_glp"):
+      assert set(report[method]["per_band"]) == set(sentinel2.BANDS_60M)
+    assert report["region"]["bands"] == 2
+    assert report["region"]["columns"] == columns
+    assert report["region"]["training_columns"] == [0, 18]
   write_mat(tmp_path / "scene.mat", _scene(216, seed=3))
   _predict(workdir, "60m,smoke", tmp_path / "scene.mat", tmp_path / "out")
   with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as result:
@@ -272,20 +291,24 @@ def test_data_dir_lists_scenes_files_folders_and_procedural_ones(tmp_path):
 
 def test_several_scenes_train_one_model_reported_per_scene_and_pooled(trained):
   workdir = trained("sentinel2", "smoke", **{"data.dir": "procedural:mixed,procedural:snow"})
-  report = json.loads((workdir / "eval.json").read_text())
-  scenes = report["scenes"]
-  assert len(scenes) == 2 and any("snow" in name for name in scenes)
-  # Pooled: the RMSE of all valid held-out pixels, each scene's weighted by its pixels.
-  for method in ("model", "bicubic", "mtf_glp"):
-    counts = [s["region"]["valid_pixels"] for s in scenes.values()]
-    squares = [s[method]["rmse"] ** 2 for s in scenes.values()]
-    pooled = np.sqrt(np.dot(counts, squares) / sum(counts))
-    assert report[method]["rmse"] == pytest.approx(pooled, rel=1e-4)
-    assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
-  # The training tiles come from both scenes.
+  written = json.loads((workdir / "eval.json").read_text())
+  for split, columns in (("validation", [32, 48]), ("test", [50, 66])):
+    report = written[split]
+    scenes = report["scenes"]
+    assert len(scenes) == 2 and any("snow" in name for name in scenes)
+    assert all(s["region"]["columns"] == columns for s in scenes.values())
+    # Pooled: the RMSE of all valid held-out pixels, each scene's weighted by its pixels.
+    for method in ("model", "bicubic", "mtf_glp"):
+      counts = [s["region"]["valid_pixels"] for s in scenes.values()]
+      squares = [s[method]["rmse"] ** 2 for s in scenes.values()]
+      pooled = np.sqrt(np.dot(counts, squares) / sum(counts))
+      assert report[method]["rmse"] == pytest.approx(pooled, rel=1e-4)
+      assert set(report[method]["per_band"]) == set(sentinel2.BANDS_20M)
+  # The training tiles come from both scenes, and only from their training columns.
   tiles = next((workdir / "data").glob("sentinel2-*/tfds-*/fusion_tiles/*"))
   builder = tfds.builder_from_directory(str(tiles))
-  origins = {int(e["scene"]) for e in tfds.as_numpy(builder.as_dataset(split="train"))}
-  assert origins == {0, 1}
+  examples = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  assert {int(e["scene"]) for e in examples} == {0, 1}
+  assert max(int(e["origin"][1]) for e in examples) + 16 <= 30
   assert {p.name for p in (workdir / "products").iterdir()} >= {
       "fused_strip_20m_1.tif", "fused_strip_20m_2.tif", "quicklook_1.png", "quicklook_2.png"}

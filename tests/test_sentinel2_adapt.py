@@ -23,15 +23,17 @@ from tests.test_sentinel2 import write_mat
 def test_untrained_network_is_the_classical_estimate(trained, arg):
   workdir = trained("sentinel2", arg)
   task = tasks.get_task(experiment_config("sentinel2", arg), str(workdir))   # data prepared
-  lr, msi = task.scene.val_inputs()
-  lr, msi = lr[None, :8, :8], msi[None, :16, :16]     # one 16-pixel tile of the smoke config
+  split = "validation"
+  strip = task.scene.strip(split)
+  lr, msi = strip.lr_codes[None, :8, :8], strip.msi[None, :16, :16]   # one 16-pixel tile of
+                                                                      # the smoke config
   untrained = task.init_params(jax.random.key(3))
   classical = pansharpening.mtf_glp_batch(lr, msi, 2, task.baseline_mtf, fusion.BASE_WINDOW)
   np.testing.assert_array_equal(task.apply(untrained, lr, msi), classical)
   assert task.baseline_mtf == tuple(sentinel2.BANDS[b].mtf_at_nyquist
                                     for b in sentinel2.BANDS_20M)
   # and it is better than bicubic upsampling there: the detail injection is not a no-op.
-  truth = task.scene.truth_codes[None, :16, task.scene.val_col_start:][:, :, :16]
+  truth = task.scene.truth_codes[None, :16, strip.col_start:][:, :, :16]
   bicubic = jax.image.resize(lr, truth.shape, "cubic")
   assert np.abs(classical - truth).mean() < 0.6 * np.abs(bicubic - truth).mean()
 
@@ -54,9 +56,14 @@ def test_adapt_fine_tunes_on_an_unseen_scene_and_sharpens_it(trained, tmp_path):
   before = train.run(Sentinel2Task.adaptation_config(config), str(before_dir), "eval")
 
   after = adaptation.adapt(config, str(run_dir))
+  # The user's scene has a validation strip to report on and no test strip.
+  assert set(before) == set(after) == {"step", "validation"}
   assert after["step"] == 30
-  assert after["model"]["rmse"] < before["model"]["rmse"]
-  assert after["model"]["rmse"] < after["mtf_glp"]["rmse"] < after["bicubic"]["rmse"]
+  before, after_report = before["validation"], after["validation"]
+  assert after_report["model"]["rmse"] < before["model"]["rmse"]
+  assert after_report["model"]["rmse"] < after_report["mtf_glp"]["rmse"] < after_report[
+      "bicubic"]["rmse"]
+  assert after_report["region"]["columns"][1] == 60   # the right-hand end (60 pixels at 20 m)
   adapted = adaptation.adaptation_dir(config, str(run_dir))
   assert adapted == str(run_dir / "adapt" / "unseen")
   with rasterio.open(tmp_path / "out" / "unseen_sharpened_10m.tif") as product:
@@ -66,7 +73,7 @@ def test_adapt_fine_tunes_on_an_unseen_scene_and_sharpens_it(trained, tmp_path):
   check = json.loads((tmp_path / "out" / "unseen_sharpened_10m.json").read_text())
   assert check["fit_correction"] and all(0.0 <= w <= 1.0 for w in check["weights"].values())
   # Rerun: the adaptation is done (its checkpoint is the last step), only the prediction runs.
-  assert adaptation.adapt(config, str(run_dir))["model"] == after["model"]
+  assert adaptation.adapt(config, str(run_dir))["validation"]["model"] == after_report["model"]
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -98,8 +105,8 @@ def test_the_60m_variant_adapts_and_sharpens_b1_and_b9(trained, tmp_path):
   config = experiment_config("sentinel2", "60m,smoke", **{
       "predict.input": str(scene), "predict.output": str(tmp_path / "out")})
   report = adaptation.adapt(config, str(run_dir))
-  assert report["step"] == config.adapt.steps
-  assert set(report["model"]["per_band"]) == {"B1", "B9"}
+  assert report["step"] == config.adapt.steps and set(report) == {"step", "validation"}
+  assert set(report["validation"]["model"]["per_band"]) == {"B1", "B9"}
   with rasterio.open(tmp_path / "out" / "unseen60_sharpened_10m.tif") as product:
     assert product.descriptions == sentinel2.BANDS_60M and product.shape == (216, 216)
 
@@ -110,10 +117,13 @@ def test_radiometric_jitter_changes_band_levels_and_the_base_follows(trained):
   config = experiment_config("sentinel2", "smoke", **{"data.radiometric_jitter": 0.3,
                                                       "data.augment": False})
   task = tasks.get_task(config, str(workdir))
-  lr, msi = task.scene.val_inputs()
-  start = task.scene.val_col_start
-  example = {"lr": lr[:8, :8], "msi": msi[:16, :16],
-             "truth": task.scene.truth_codes[:16, start:start + 16]}
+  # The first tile of the training columns (the jitter augments training tiles).
+  scene = task.scene
+  start, end = scene.split_columns("train")
+  assert end - start >= 16
+  example = {"lr": scene.lr_codes[:8, start // 2:start // 2 + 8],
+             "msi": scene.msi[:16, start:start + 16],
+             "truth": scene.truth_codes[:16, start:start + 16]}
   augmented = {key: np.asarray(value) for key, value in task.augmentation()(
       {key: tf.constant(value) for key, value in example.items()},
       tf.constant(5, tf.int64), 0).items()}

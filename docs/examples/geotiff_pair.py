@@ -18,7 +18,7 @@ import numpy as np
 
 from fusionjax import tiling
 from fusionjax.data import coding, geotiff
-from fusionjax.data.fusion_scene import FusionScene, validation_start
+from fusionjax.data.fusion_scene import FusionScene, split_columns
 from fusionjax.physics import psf
 from fusionjax.tasks.base import PredictFn
 from fusionjax.tasks.fusion import FusionTask
@@ -40,7 +40,8 @@ def read_pair(folder: str, scale_factor: int):
 
 def prepare_scene(config) -> FusionScene:
   """The reduced-resolution scene of data.dir: inputs degraded by data.scale_factor, the
-  coarse image itself as the truth, the right-hand data.val_fraction held out."""
+  coarse image itself as the truth, the right-hand data.val_fraction (validation) and
+  data.test_fraction (test) held out."""
   f, data = config.data.scale_factor, config.data
   truth, fine, _ = read_pair(data.dir, f)
   height, width = (truth.shape[0] // f) * f, (truth.shape[1] // f) * f
@@ -50,15 +51,16 @@ def prepare_scene(config) -> FusionScene:
   lr, msi = degrade(truth), degrade(fine)
   code = coding.fit_coding(lr.reshape(-1, lr.shape[-1]), 0)
   msi_mean, msi_scale = msi.mean(axis=(0, 1)), msi.std(axis=(0, 1))
-  val_start = validation_start(width, data.val_fraction, data.tile_size, f)
+  heldout_start, test_start, gap = split_columns(width, data, f)
   return FusionScene(
       lr_codes=code.encode(lr).astype(np.float32),
       msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=code.encode(truth).astype(np.float32),
       truth_valid=np.ones((height, width), bool), coding=code, msi_mean=msi_mean,
-      msi_scale=msi_scale, scale_factor=f, val_col_start=val_start,
-      val_truth=np.moveaxis(truth[:, val_start:], -1, 0),
-      val_lr=np.moveaxis(lr[:, val_start // f:], -1, 0),
+      msi_scale=msi_scale, scale_factor=f, heldout_col_start=heldout_start,
+      test_col_start=test_start, split_gap=gap,
+      heldout_truth=np.moveaxis(truth[:, heldout_start:], -1, 0),
+      heldout_lr=np.moveaxis(lr[:, heldout_start // f:], -1, 0),
       wavelengths_um=np.arange(truth.shape[-1], dtype=np.float64),   # band indices
       msi_bands=tuple(f"fine{i}" for i in range(fine.shape[-1])), units=data.units,
       pixel_size=1.0, pixel_unit="pixel", name=f"GeoTIFF pair {data.dir}")
@@ -77,10 +79,10 @@ class GeotiffPairTask(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return prepare_scene(config)
 
-  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
-    """The fused (C, H, Wv) held-out strip (of the one scene), as a GeoTIFF on a bare pixel
+  def write_products(self, fused: list[np.ndarray], split: str, out_dir: str) -> list[str]:
+    """The fused (C, H, w) `split` strip (of the one scene), as a GeoTIFF on a bare pixel
     grid."""
-    path = os.path.join(out_dir, "fused_strip.tif")
+    path = os.path.join(out_dir, f"fused_{split}_strip.tif")
     geotiff.write_geotiff(path, fused[0], None, units=self.config.data.units)
     return [path]
 

@@ -17,6 +17,7 @@ def get_config(arg: str | None = None):
   config.data.mtf_at_nyquist = 0.3    # the PSF of the Wald degradation
   config.data.units = ""              # of the coarse image, for the products
   config.data.val_fraction = 0.25
+  config.data.split_gap = 16          # columns between training, validation and test strips
   config.data.tile_size = 32          # coarse-grid pixels
   config.data.train_stride = 8
   common.set_model(config, options.get("model", "dsen2"),

@@ -34,6 +34,12 @@ def prepared_dir(config, workdir: str, settings: Mapping, *, kind: str = "") -> 
   return os.path.join(root, f"{kind or config.name}-{settings_key(settings)}")
 
 
+def lock_path(config, workdir: str) -> str:
+  """The lock file held while data is prepared under the cache folder of `prepared_dir`."""
+  root = config.data.cache_dir or os.path.join(workdir, "data")
+  return os.path.join(root, ".prepare.lock")
+
+
 def tiles_dir(prepared: str, settings: Mapping) -> str:
   """The folder of one tile set (TFRecord shards) of the prepared data in `prepared`."""
   return os.path.join(prepared, f"tfds-{settings_key(settings)}")

@@ -7,14 +7,16 @@ channels); physical cubes are (wavelength, rows, columns) as in FITS.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from fusionjax import atomic
+from fusionjax.data import splits
 from fusionjax.data.coding import SpectralCoding
 
 # Part of every prepared scene's cache key: bumped when the saved fields change.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +32,17 @@ class FusionScene:
     coding: the spectral coding of lr_codes and truth_codes.
     msi_mean, msi_scale: (M,) standardisation of the multispectral bands (their units).
     scale_factor: resolution ratio between the two images.
-    val_col_start: first high-resolution column of the held-out region (a multiple of
-      scale_factor); columns before it are for training.
-    val_truth: (L, H, W - val_col_start) true cube of the held-out region, physical units.
-    val_lr: (L, h, (W - val_col_start) / scale_factor) observed low-resolution cube there.
+    heldout_col_start: first high-resolution column of the held-out region (a multiple of
+      scale_factor): the validation strip, then the test strip (`split_columns`).
+    test_col_start: first column of the test strip (a multiple of scale_factor; W where the
+      scene has none).
+    split_gap: columns left out before each held-out strip (a multiple of scale_factor):
+      training tiles end split_gap columns before the validation strip, which ends split_gap
+      columns before the test strip.
+    heldout_truth: (L, H, W - heldout_col_start) true cube of the held-out region, physical
+      units.
+    heldout_lr: (L, h, (W - heldout_col_start) / scale_factor) observed low-resolution cube
+      there.
     wavelengths_um: (L,) wavelengths (micrometres).
     msi_bands: names of the M multispectral bands.
     units: unit of the cubes, e.g. "mJy/arcsec2".
@@ -49,9 +58,11 @@ class FusionScene:
   msi_mean: np.ndarray
   msi_scale: np.ndarray
   scale_factor: int
-  val_col_start: int
-  val_truth: np.ndarray
-  val_lr: np.ndarray
+  heldout_col_start: int
+  test_col_start: int
+  split_gap: int
+  heldout_truth: np.ndarray
+  heldout_lr: np.ndarray
   wavelengths_um: np.ndarray
   msi_bands: tuple[str, ...]
   units: str
@@ -71,15 +82,28 @@ class FusionScene:
   def num_bands(self) -> int:
     return int(self.wavelengths_um.shape[0])
 
-  @property
-  def val_valid(self) -> np.ndarray:
-    """(H, W - val_col_start) bool validity of the held-out region's truth."""
-    return self.truth_valid[:, self.val_col_start:]
+  def split_columns(self, split: str) -> tuple[int, int]:
+    """[start, end) high-resolution columns of 'train', 'validation' or 'test' (end = start
+    for a test split the scene does not have)."""
+    width = self.msi.shape[1]
+    gap_before_test = self.split_gap if self.test_col_start < width else 0
+    columns = {"train": (0, self.heldout_col_start - self.split_gap),
+               "validation": (self.heldout_col_start, self.test_col_start - gap_before_test),
+               "test": (self.test_col_start, width)}
+    if split not in columns:
+      raise ValueError(f"split={split!r}: expected one of {tuple(columns)}")
+    return columns[split]
 
-  def val_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-    """Coded LR (h, wv, d) and standardised MSI (H, Wv, M) of the held-out region."""
-    lr_start = self.val_col_start // self.scale_factor
-    return self.lr_codes[:, lr_start:], self.msi[:, self.val_col_start:]
+  def strip(self, split: str) -> "HeldOutStrip":
+    """The held-out strip of `split` ('validation' or 'test')."""
+    start, end = self.split_columns(split)
+    f, offset = self.scale_factor, start - self.heldout_col_start
+    columns = slice(offset, end - self.heldout_col_start)
+    return HeldOutStrip(
+        col_start=start, truth=self.heldout_truth[:, :, columns],
+        lr=self.heldout_lr[:, :, offset // f:(end - self.heldout_col_start) // f],
+        valid=self.truth_valid[:, start:end], lr_codes=self.lr_codes[:, start // f:end // f],
+        msi=self.msi[:, start:end])
 
   def save(self, path: str) -> None:
     """Writes the scene as one .npz, atomically."""
@@ -108,10 +132,44 @@ class FusionScene:
     return cls(**values)
 
 
-def validation_start(width: int, fraction: float, tile_size: int, factor: int) -> int:
-  """First column of the held-out strip: about `fraction` of the width, at least one tile."""
-  val_width = max(tile_size, int(round(width * fraction / factor)) * factor)
-  if width - val_width < tile_size:
-    raise ValueError(f"scene width {width} leaves no room for a {tile_size}-pixel training tile "
-                     f"beside a {val_width}-pixel validation strip (data.val_fraction={fraction})")
-  return width - val_width
+class HeldOutStrip(NamedTuple):
+  """Columns [col_start, col_start + w) of a scene, held out from training.
+
+  Attributes: col_start: first high-resolution column; truth: (L, H, w) true cube, physical
+  units; lr: (L, h, w / s) observed low-resolution cube; valid: (H, w) bool, where the truth
+  is known; lr_codes: (h, w / s, d) coded model input; msi: (H, w, M) standardised
+  high-resolution input.
+  """
+  col_start: int
+  truth: np.ndarray
+  lr: np.ndarray
+  valid: np.ndarray
+  lr_codes: np.ndarray
+  msi: np.ndarray
+
+
+def split_columns(width: int, data_config, factor: int) -> tuple[int, int, int]:
+  """(heldout_col_start, test_col_start, split_gap) of a scene `width` columns wide by
+  data.val_fraction and data.test_fraction (of the width, each strip at least one tile
+  unless its fraction is 0) and data.split_gap (columns before each held-out strip, rounded
+  up to a multiple of `factor`), every value a multiple of `factor`: training columns, a gap,
+  the validation strip, a gap, the test strip (the right-hand end)."""
+  tile, gap = data_config.tile_size, data_config.split_gap
+  if gap < 0:
+    raise ValueError(f"data.split_gap={gap}: expected a number of pixels >= 0")
+  gap = -(-gap // factor) * factor
+  test_fraction = data_config.get("test_fraction", 0.0)
+  splits.check_fractions(data_config.val_fraction, test_fraction)
+
+  def strip_width(fraction: float) -> int:
+    return 0 if fraction == 0 else max(tile, int(round(width * fraction / factor)) * factor)
+  val_width, test_width = strip_width(data_config.val_fraction), strip_width(test_fraction)
+  test_start = width - test_width
+  heldout_start = test_start - (gap if test_width else 0) - val_width
+  if heldout_start - gap < tile:
+    raise ValueError(
+        f"a scene {width} pixels wide leaves no {tile}-pixel training tile beside a "
+        f"{val_width}-pixel validation strip, a {test_width}-pixel test strip and gaps of "
+        f"{gap} (data.val_fraction={data_config.val_fraction}, data.test_fraction="
+        f"{test_fraction}, data.split_gap={gap})")
+  return heldout_start, test_start, gap

@@ -4,8 +4,9 @@ Each example is one co-registered tile of one scene: the coded low-resolution cu
 multispectral image, the coded truth and where it is valid (float32 bytes + shape), the index
 of its scene and its origin there. Tiles without a single valid truth pixel are left out. The
 train split tiles each scene's training columns with `train_stride` (overlapping tiles); the
-validation split tiles its held-out columns without overlap, so no validation pixel is seen in
-training.
+validation split tiles its validation strip without overlap, a gap of data.split_gap columns
+away (FusionScene.split_columns), so that no validation pixel is seen in training. The test
+strip is not tiled: it is predicted whole, once, at the end of a run.
 """
 from __future__ import annotations
 
@@ -80,11 +81,12 @@ class FusionTiles(sharded_builder.ShardedBuilder):
     train, validation = [], []
     for index, path in enumerate(self._scene_paths):
       scene = FusionScene.load(path)
-      height, width = scene.msi.shape[:2]
+      height = scene.msi.shape[0]
       train += [(index, row, col) for row, col in
-                tile_origins(height, scene.val_col_start, t, self._train_stride)]
+                tile_origins(height, scene.split_columns("train")[1], t, self._train_stride)]
+      start, end = scene.split_columns("validation")
       validation += [(index, row, col) for row, col in
-                     tile_origins(height, width, t, t, col_start=scene.val_col_start)]
+                     tile_origins(height, end, t, t, col_start=start)]
     if min(len(train), len(validation)) < self._num_shards:
       raise ValueError(f"{', '.join(self._scene_paths)}: the scenes give {len(train)} training "
                        f"and {len(validation)} validation tiles of {t} pixels; "

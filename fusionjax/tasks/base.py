@@ -23,7 +23,7 @@ Batch = dict[str, Any]          # name -> (B, ...) array
 Params = Any                    # a pytree of arrays
 Metrics = dict[str, jax.Array]  # name -> scalar
 PredictFn = Callable[..., Any]  # host function: (B, ...) numpy inputs -> numpy output(s)
-Prediction = Any                # what predict_validation returns, for evaluate/write_products
+Prediction = Any                # what predict_heldout returns, for evaluate/write_products
 
 
 class Task(abc.ABC):
@@ -72,7 +72,7 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def apply(self, params: Params, *inputs: jax.Array) -> Any:
-    """The network at inference on (B, ...) inputs (what `predict_validation` and
+    """The network at inference on (B, ...) inputs (what `predict_heldout` and
     `predict_inputs` feed through their PredictFn)."""
 
   # Data ---------------------------------------------------------------------------------------
@@ -84,7 +84,8 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def eval_batches(self, *, global_batch_size: int) -> Iterator[Batch]:
-    """This process's slices of the validation split in global batches, with 'weight'."""
+    """This process's slices of the validation split in global batches, with 'weight' (the
+    split watched during training; never the test split)."""
 
   def skipped_records(self) -> dict[str, int]:
     """Unreadable records left out, per split (empty when none can be)."""
@@ -99,19 +100,27 @@ class Task(abc.ABC):
     del restore
     return params
 
-  @abc.abstractmethod
-  def predict_validation(self, predict: PredictFn, batch_size: int) -> Prediction:
-    """The model's prediction of the held-out data (computed once for `evaluate` and
-    `write_products`); `batch_size` is a multiple of the device count."""
+  def heldout_splits(self) -> tuple[str, ...]:
+    """The held-out parts of the data this task predicts and evaluates, in order:
+    'validation' (watched during training, used to select models and settings) and, where
+    the data has one, 'test' (reported once, at the end)."""
+    return ("validation", "test")
 
   @abc.abstractmethod
-  def evaluate(self, prediction: Prediction) -> dict:
-    """The report written to eval.json: the figures of the model under the key 'model'
-    (with 'model_name') and of each baseline under its own name."""
+  def predict_heldout(self, predict: PredictFn, batch_size: int, split: str) -> Prediction:
+    """The model's prediction of the held-out `split` (one of `heldout_splits`; computed
+    once for `evaluate` and `write_products`); `batch_size` is a multiple of the device
+    count."""
 
   @abc.abstractmethod
-  def write_products(self, prediction: Prediction, out_dir: str) -> list[str]:
-    """Writes the products of the held-out prediction into out_dir; returns their paths."""
+  def evaluate(self, prediction: Prediction, split: str) -> dict:
+    """The report of `split` written to eval.json under its name: the figures of the model
+    under the key 'model' (with 'model_name') and of each baseline under its own name."""
+
+  @abc.abstractmethod
+  def write_products(self, prediction: Prediction, split: str, out_dir: str) -> list[str]:
+    """Writes the products of the held-out `split`'s prediction into out_dir; returns their
+    paths."""
 
   @abc.abstractmethod
   def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:

@@ -1,6 +1,7 @@
 """Supervised fusion of a low-resolution image cube with a high-resolution multispectral image,
 trained on tiles of one or several prepared FusionScenes and evaluated on their held-out
-strips against the truth, beside bicubic upsampling and classical fusion: each scene's figures
+strips (a validation strip, watched during training, and a test strip, reported once; see
+FusionScene.split_columns) against the truth, beside bicubic upsampling and classical fusion: each scene's figures
 and, with several scenes, the figures of all their held-out pixels pooled. Sensor tasks (jwst,
 sentinel2) say how scenes are prepared, what products are written and how a user's own data is
 read.
@@ -126,7 +127,7 @@ class FusionTask(TfdsTask):
         lambda: FusionTiles(scene_paths=scene_paths(), tile_size=data.tile_size,
                             train_stride=data.train_stride, num_shards=data.num_shards,
                             data_dir=tfds_dir),
-        prepare_scene_files)
+        prepare_scene_files, cache.lock_path(config, workdir))
     self.scenes = tuple(FusionScene.load(path) for path in scene_paths())
     self.model = models.build(config.model, out_bands=self.scene.code_dim,
                               scale_factor=self.scene.scale_factor)
@@ -199,27 +200,28 @@ class FusionTask(TfdsTask):
 
   # Whole held-out strips -------------------------------------------------------------------
 
-  def predict_validation(self, predict: PredictFn, batch_size: int) -> list[np.ndarray]:
-    """The fused (L, H, Wv) cube of each scene's held-out strip, physical units."""
+  def predict_heldout(self, predict: PredictFn, batch_size: int,
+                      split: str) -> list[np.ndarray]:
+    """The fused (L, H, w) cube of each scene's `split` strip, physical units."""
     fused = []
     for scene in self.scenes:
-      lr, msi = scene.val_inputs()
+      strip = scene.strip(split)
       codes = tiling.predict_tiled(
-          predict, lr, msi, tile=self.config.data.tile_size,
+          predict, strip.lr_codes, strip.msi, tile=self.config.data.tile_size,
           overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
           batch_size=batch_size)
       fused.append(np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0))
     return fused
 
-  def _estimates(self, scene: FusionScene, fused: np.ndarray) -> dict[str, np.ndarray]:
-    """(H, Wv, L) estimates of a scene's held-out strip: the model's (from the (L, H, Wv)
+  def _estimates(self, scene: FusionScene, split: str,
+                 fused: np.ndarray) -> dict[str, np.ndarray]:
+    """(H, w, L) estimates of a scene's `split` strip: the model's (from the (L, H, w)
     `fused`), bicubic upsampling, GSA and MTF-GLP (and the local MTF-GLP the network
     corrects, where it does); with a spectral subspace, its bicubic upsampling (the
     low-resolution cube denoised in the subspace, then upsampled) and the truth projected on
     it (the subspace's own error)."""
-    ratio = scene.scale_factor
-    lr = np.moveaxis(scene.val_lr, 0, -1)
-    lr_codes, msi = scene.val_inputs()
+    ratio, strip = scene.scale_factor, scene.strip(split)
+    lr, lr_codes, msi = np.moveaxis(strip.lr, 0, -1), strip.lr_codes, strip.msi
     estimates = {
         "model": np.moveaxis(fused, 0, -1),
         "bicubic": np.asarray(sampling.upsample_bicubic(lr, ratio)),
@@ -231,26 +233,29 @@ class FusionTask(TfdsTask):
     if scene.coding.basis is not None:
       upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
       estimates["bicubic_subspace"] = np.asarray(scene.coding.decode(upsampled))
-      truth = np.moveaxis(scene.val_truth, 0, -1)
+      truth = np.moveaxis(strip.truth, 0, -1)
       estimates["truth_in_subspace"] = np.asarray(
           scene.coding.decode(scene.coding.encode(truth)))
     return estimates
 
-  def evaluate(self, fused: list[np.ndarray]) -> dict:
-    """Metrics of the fused (L, H, Wv) cubes of the held-out strips (`predict_validation`),
+  def evaluate(self, fused: list[np.ndarray], split: str) -> dict:
+    """Metrics of the fused (L, H, w) cubes of the `split` strips (`predict_heldout`),
     under 'model', and of the baselines, over every scene's valid held-out pixels pooled
     (`metrics.pooled_fusion_report`); with several scenes, also each scene's report under
     'scenes' -> its name. A scene's report says which region it covers ('region')."""
-    strips = [Strip(np.moveaxis(scene.val_truth, 0, -1), self._estimates(scene, cube),
-                    scene.val_valid) for scene, cube in zip(self.scenes, fused)]
+    strips = []
+    for scene, cube in zip(self.scenes, fused):
+      strip = scene.strip(split)
+      strips.append(Strip(np.moveaxis(strip.truth, 0, -1),
+                          self._estimates(scene, split, cube), strip.valid))
     report = self._report(strips)
     if len(self.scenes) == 1:
-      report["region"] = _region(self.scene)
+      report["region"] = _region(self.scene, split)
       return report
     report["scenes"] = {}
     for index, (scene, strip) in enumerate(zip(self.scenes, strips)):
       name = scene.name if scene.name not in report["scenes"] else f"{scene.name} #{index}"
-      report["scenes"][name] = {**self._report([strip]), "region": _region(scene)}
+      report["scenes"][name] = {**self._report([strip]), "region": _region(scene, split)}
     return report
 
   def _report(self, strips: list["Strip"]) -> dict:
@@ -276,11 +281,13 @@ class Strip(NamedTuple):
   valid: np.ndarray
 
 
-def _region(scene: FusionScene) -> dict:
-  """Where a scene's held-out strip lies and how many of its pixels are valid."""
-  valid = scene.val_valid
-  return {"rows": [0, int(valid.shape[0])],
-          "columns": [scene.val_col_start, scene.val_col_start + int(valid.shape[1])],
+def _region(scene: FusionScene, split: str) -> dict:
+  """Where a scene's `split` strip lies and how many of its pixels are valid; the columns
+  its training tiles come from."""
+  start, end = scene.split_columns(split)
+  valid = scene.truth_valid[:, start:end]
+  return {"rows": [0, int(valid.shape[0])], "columns": [start, end],
+          "training_columns": list(scene.split_columns("train")),
           "bands": scene.num_bands, "code_dim": scene.code_dim,
           "valid_pixels": int(valid.sum()), "pixels": int(valid.size)}
 

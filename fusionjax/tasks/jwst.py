@@ -30,31 +30,32 @@ class JwstTask(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return jwst_scene.prepare_jwst_scene(config)
 
-  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
-    """Writes the fused (L, H, Wv) cube of the held-out strip (FITS) and a quicklook PNG."""
+  def write_products(self, fused: list[np.ndarray], split: str, out_dir: str) -> list[str]:
+    """Writes the fused (L, H, w) cube of the `split` strip (FITS) and a quicklook PNG."""
     scene, (fused,) = self.scene, fused
+    strip = scene.strip(split)
     cube_path = os.path.join(out_dir, "fused_cube.fits")
     products.write_fits_cube(
         cube_path, fused, scene.wavelengths_um, units=scene.units,
-        pixel_scale_arcsec=scene.pixel_size, origin_pixel=(0, scene.val_col_start),
-        description=f"{self.config.model.name} fusion of {scene.name}, held-out columns from "
-                    f"{scene.val_col_start}")
+        pixel_scale_arcsec=scene.pixel_size, origin_pixel=(0, strip.col_start),
+        description=f"{self.config.model.name} fusion of {scene.name}, {split} strip, columns "
+                    f"from {strip.col_start}")
     png_path = os.path.join(out_dir, "quicklook.png")
-    products.save_figure(self.quicklook(fused), png_path)
+    products.save_figure(self.quicklook(fused, split), png_path)
     return [cube_path, png_path]
 
-  def quicklook(self, fused: np.ndarray):
-    """Figure of the held-out strip: truth, NIRSpec input, fused and error at one wavelength;
+  def quicklook(self, fused: np.ndarray, split: str):
+    """Figure of the `split` strip: truth, NIRSpec input, fused and error at one wavelength;
     the spectra at the pixel where the truth varies most."""
-    scene = self.scene
+    scene, strip = self.scene, self.scene.strip(split)
     band = self._quicklook_band()
-    row, col = np.unravel_index(np.argmax(np.std(scene.val_truth, axis=0)), fused.shape[1:])
+    row, col = np.unravel_index(np.argmax(np.std(strip.truth, axis=0)), fused.shape[1:])
     s = scene.scale_factor
-    spectra = {"truth": scene.val_truth[:, row, col],
-               "low-resolution input": scene.val_lr[:, row // s, col // s],
+    spectra = {"truth": strip.truth[:, row, col],
+               "low-resolution input": strip.lr[:, row // s, col // s],
                self.config.model.name: fused[:, row, col]}
-    return fusion_products.quicklook(scene.wavelengths_um, band, scene.val_lr[band], fused[band],
-                                     scene.val_truth[band], spectra, (row, col), scene.units,
+    return fusion_products.quicklook(scene.wavelengths_um, band, strip.lr[band], fused[band],
+                                     strip.truth[band], spectra, (row, col), scene.units,
                                      method=self.config.model.name)
 
   def _quicklook_band(self) -> int:

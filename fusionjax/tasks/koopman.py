@@ -5,9 +5,10 @@ change on a 5-day grid; fusionjax.data.series.builder), with the loss of
 fusionjax.tasks.koopman_objective (at every usable step of a window, or at a random sample of
 them with data.sampled_steps).
 
-Evaluation on the whole scene, with what training never saw held back
-(fusionjax.data.series.experiment): a seeded hidden_fraction of the observations
-(gap-filling) and every date from the forecast cut-off on (forecasting). Both are filled by
+Evaluation on the pixels of the validation rows and, once, of the test rows (blocks of whole
+rows that training never saw; fusionjax.data.series.experiment), with a seeded
+hidden_fraction of their observations (gap-filling) and every date from the forecast cut-off
+on (forecasting) held back from the assimilation. Both are filled by
 assimilating the remaining observations (fusionjax.assimilation.driver) and compared with
 linear interpolation, persistence and a linear model of the raw state; the free run from each
 pixel's first state shows what assimilation adds. With config.ensemble.members (--mode=eval),
@@ -101,18 +102,18 @@ class KoopmanTask(TfdsTask):
         source_path=states_path, state_dim=2 * self.channels, window_steps=data.window_steps,
         windows_per_pixel=data.windows_per_pixel, seed=data.split_seed,
         num_shards=data.num_shards, data_dir=windows_dir),
-        functools.partial(self._write_states, states_path))
+        functools.partial(self._write_states, states_path), cache.lock_path(config, workdir))
 
   def _write_states(self, path: str) -> None:
     """Writes (once) the states and training targets of the observations before the cut-off
-    that are not hidden, and the validation pixels, for the windows' builder."""
+    that are not hidden, and the part of each pixel, for the windows' builder."""
     if os.path.exists(path):
       return
     state, target = series.states(self.experiment.grid.values,
                                   self.experiment.usable(before_cutoff=True))
     with atomic.atomic_path(path) as temporary:
       np.savez(temporary, state=state, target=target,
-               validation_pixel=self.experiment.validation_pixel)
+               pixel_split=self.experiment.pixel_split)
 
   def augmentation(self) -> pipeline.Augmentation | None:
     """data.sampled_steps > 0: each training window's loss is taken at its start and
@@ -167,50 +168,53 @@ class KoopmanTask(TfdsTask):
     return driver.assimilate_series(predict, grid, usable, num_output_steps,
                                     self.objective.plan)
 
-  def predict_validation(self, predict: Callable, batch_size: int) -> dict:
-    """Trajectories (P, S, C) assimilating every non-hidden observation ('gap_filled') and
-    those before the cut-off ('forecast'), and the free run."""
-    grid = self.experiment.grid
+  def predict_heldout(self, predict: Callable, batch_size: int, split: str) -> dict:
+    """Trajectories (P, S, C) of the P pixels of `split` assimilating every non-hidden
+    observation ('gap_filled') and those before the cut-off ('forecast'), and the free
+    run."""
+    experiment = self.experiment.part(split)
+    grid = experiment.grid
     num_steps = grid.values.shape[1]
-    gap_filled, _ = self._assimilate(predict, grid, self.experiment.usable(before_cutoff=False),
+    gap_filled, _ = self._assimilate(predict, grid, experiment.usable(before_cutoff=False),
                                      num_steps + self.config.predict.forecast_steps)
     forecast, free_run = self._assimilate(predict, grid,
-                                          self.experiment.usable(before_cutoff=True), num_steps)
+                                          experiment.usable(before_cutoff=True), num_steps)
     return {"gap_filled": gap_filled, "forecast": forecast, "free_run": free_run}
 
-  def _scored_cells(self) -> tuple[np.ndarray, np.ndarray]:
+  @staticmethod
+  def _scored_cells(experiment: series_experiment.Experiment) -> tuple[np.ndarray, np.ndarray]:
     """(P, S) the hidden observations scored for gap-filling and the observations after the
     cut-off scored for the forecast; cells of pixels left out of an assimilation (no usable
     observation) are not scored."""
-    experiment = self.experiment
     after_cutoff = experiment.grid.observed & (np.arange(experiment.grid.values.shape[1])
                                                >= experiment.cutoff)
     return (experiment.hidden & experiment.usable(before_cutoff=False).any(axis=1)[:, None],
             after_cutoff & experiment.usable(before_cutoff=True).any(axis=1)[:, None])
 
-  def evaluate(self, prediction: dict) -> dict:
+  def evaluate(self, prediction: dict, split: str) -> dict:
     """Gap-filling, forecast and assimilation-versus-free-run figures of the model ('model',
-    'model_free_run'), with the baselines. From an ensemble's (M, P, S, C) predictions, the
-    figures of the ensemble mean and an 'ensemble' section (each member's RMSE, the spread,
-    the CRPS; `ensemble.report`)."""
+    'model_free_run') on the pixels of `split`, with the baselines. From an ensemble's
+    (M, P, S, C) predictions, the figures of the ensemble mean and an 'ensemble' section (each
+    member's RMSE, the spread, the CRPS; `ensemble.report`)."""
+    experiment = self.experiment.part(split)
     if prediction["gap_filled"].ndim == 4:
       report = self.evaluate({name: np.mean(members, axis=0)
-                              for name, members in prediction.items()})
-      truth, num_steps = self.experiment.grid.values, self.experiment.grid.values.shape[1]
-      hidden_scored, after_cutoff = self._scored_cells()
+                              for name, members in prediction.items()}, split)
+      truth, num_steps = experiment.grid.values, experiment.grid.values.shape[1]
+      hidden_scored, after_cutoff = self._scored_cells(experiment)
       report["ensemble"] = {
           "gap_filling": ensemble.report(prediction["gap_filled"][:, :, :num_steps], truth,
                                          hidden_scored),
           "forecast": ensemble.report(prediction["forecast"], truth, after_cutoff),
           "forecast_free_run": ensemble.report(prediction["free_run"], truth, after_cutoff)}
       return report
-    grid, experiment = self.experiment.grid, self.experiment
+    grid = experiment.grid
     truth, cutoff = grid.values, experiment.cutoff
     num_steps = truth.shape[1]
     hidden = experiment.hidden
     before = experiment.usable(before_cutoff=True)
     usable = experiment.usable(before_cutoff=False)
-    hidden_scored, after_cutoff = self._scored_cells()
+    hidden_scored, after_cutoff = self._scored_cells(experiment)
     interpolated = temporal.linear_interpolation(truth, usable)
     gap = {"model": rmse_report(prediction["gap_filled"][:, :num_steps], truth, hidden_scored),
            "linear_interpolation": rmse_report(interpolated, truth, hidden_scored)}
@@ -233,16 +237,18 @@ class KoopmanTask(TfdsTask):
                      "observations": int(after_cutoff.sum())},
         "assimilation_vs_free_run": {"free_run_mse": free_mse, "assimilated_mse": assimilated_mse,
                                      "mse_reduction": 1.0 - assimilated_mse / free_mse},
-        "dataset": {"pixels": int(truth.shape[0]), "grid_steps": int(num_steps),
+        "dataset": {"pixels": int(truth.shape[0]), "image_rows": int(grid.image_shape[0]),
+                    "grid_steps": int(num_steps),
                     "pixels_left_out": int((~usable.any(axis=1)).sum()),
                     "step_days": self.config.data.step_days, "bands": list(grid.bands),
                     "observations": int(grid.observed.sum()), **dict(self.builder.info.metadata)}}
 
-  def write_products(self, prediction: dict, out_dir: str) -> list[str]:
-    """The gap-filled and forecast series (npz) and its quicklook."""
+  def write_products(self, prediction: dict, split: str, out_dir: str) -> list[str]:
+    """The gap-filled and forecast series (npz) of `split`'s pixels and its quicklook."""
+    experiment = self.experiment.part(split)
     return series_products.write_series_products(
-        out_dir, prediction["gap_filled"], self.experiment.grid,
-        self.experiment.usable(before_cutoff=False), self.config.data.step_days)
+        out_dir, prediction["gap_filled"], experiment.grid,
+        experiment.usable(before_cutoff=False), self.config.data.step_days)
 
   def predict_inputs(self, predict: Callable, batch_size: int) -> list[str]:
     """Assimilates the series of config.predict.input (an NDVI series folder) and writes its

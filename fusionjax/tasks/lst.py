@@ -189,8 +189,7 @@ class LstTask(LstObjective, TfdsTask):
         "tile_size": data.tile_size, "seed": config.seed}, kind="lst_procedural")
     tfds_dir = cache.prepared_dir(config, workdir, {
         "source": os.path.abspath(source_dir), "tile_size": data.tile_size,
-        "val_fraction": data.val_fraction, "split_seed": data.split_seed,
-        "split_by": data.split_by, "num_shards": data.num_shards})
+        **lst_builder.split_settings(data), "num_shards": data.num_shards})
 
     def write_procedural_archive():
       if not data.dir and not os.path.isdir(source_dir):
@@ -201,7 +200,7 @@ class LstTask(LstObjective, TfdsTask):
                                      seed=config.seed)
         os.replace(partial, source_dir)
     self.builder = prepared_builder(lambda: self._builder(source_dir, tfds_dir),
-                                    write_procedural_archive)
+                                    write_procedural_archive, cache.lock_path(config, workdir))
     self.climatology_dir = os.path.join(workdir, "climatology")
     if data.climatology and jax.process_index() == 0:
       self._write_climatology(source_dir)
@@ -213,8 +212,7 @@ class LstTask(LstObjective, TfdsTask):
       return
     data = self.config.data
     train = lst_builder.training_samples(source_dir, tile_size=data.tile_size,
-                                         val_fraction=data.val_fraction, seed=data.split_seed,
-                                         split_by=data.split_by)
+                                         data_config=data)
     climatology, georefs = lst_climatology.from_samples(train, data.tile_size)
     partial = self.climatology_dir + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -226,22 +224,21 @@ class LstTask(LstObjective, TfdsTask):
   def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
     data = self.config.data
     return lst_builder.LstTiles(source_dir=source_dir, tile_size=data.tile_size,
-                                val_fraction=data.val_fraction, split_seed=data.split_seed,
-                                split_by=data.split_by, num_shards=data.num_shards,
-                                data_dir=tfds_dir)
+                                split=lst_builder.split_settings(data),
+                                num_shards=data.num_shards, data_dir=tfds_dir)
 
-  # Validation split -----------------------------------------------------------------------
+  # Held-out splits ------------------------------------------------------------------------
 
   def _steps_to_evaluate(self) -> list[ScaleStep]:
     steps = [self.main_step] + [tuple(s) for s in self.config.eval.scale_steps]
     return list(dict.fromkeys(steps))
 
-  def predict_validation(self, predict_batch: PredictFn, batch_size: int) -> dict:
-    """Every validation tile at every evaluated scale step: {step: dict of (N, ...) arrays
+  def predict_heldout(self, predict_batch: PredictFn, batch_size: int, split: str) -> dict:
+    """Every tile of `split` at every evaluated scale step: {step: dict of (N, ...) arrays
     'fine', 'coarse', 'coarse_ndvi', 'fine_ndvi', 'model'}."""
     results = {step: {} for step in self._steps_to_evaluate()}
-    for batch in self.eval_batches(global_batch_size=batch_size, process_index=0,
-                                   process_count=1):
+    for batch in self.heldout_batches(split, global_batch_size=batch_size, process_index=0,
+                                      process_count=1):
       real = batch["weight"] > 0
       for step, collected in results.items():
         s = jax.tree.map(np.asarray, self.degrade(batch, step))
@@ -271,15 +268,16 @@ class LstTask(LstObjective, TfdsTask):
         (estimates["model"] - estimates["bicubic"]) ** 2)))
     return report
 
-  def evaluate(self, prediction: dict) -> dict:
-    """Metrics of the model, bicubic and TsHARP at the main step (top level) and at every
-    scale step of config.eval.scale_steps ('scale_study'); the dataset's counts."""
+  def evaluate(self, prediction: dict, split: str) -> dict:
+    """Metrics of the model, bicubic and TsHARP on `split`'s tiles at the main step (top
+    level) and at every scale step of config.eval.scale_steps ('scale_study'); the dataset's
+    counts."""
     km = self.config.data.pixel_km
     report = self._report(prediction[self.main_step])
     report["scale_study"] = {f"{c * km:.3g}km->{f * km:.3g}km": self._report(prediction[(c, f)])
                              for c, f in prediction}
     report["dataset"] = dict(self.builder.info.metadata)
-    report["validation_images"] = len(prediction[self.main_step]["fine"])
+    report["images"] = len(prediction[self.main_step]["fine"])
     return report
 
   def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
@@ -288,8 +286,8 @@ class LstTask(LstObjective, TfdsTask):
                                            self.model.size_multiple,
                                            climatology_dir=self.climatology_dir)
 
-  def write_products(self, prediction: dict, out_dir: str) -> list[str]:
-    """A quicklook PNG of validation tiles at the main scale step."""
+  def write_products(self, prediction: dict, split: str, out_dir: str) -> list[str]:
+    """A quicklook PNG of `split`'s tiles at the main scale step."""
     path = os.path.join(out_dir, "quicklook.png")
     products.save_figure(lst_products.quicklook(prediction[self.main_step],
                                                 self.config.model.name), path)

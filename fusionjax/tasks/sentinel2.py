@@ -42,7 +42,8 @@ class Sentinel2Task(FusionTask):
   def adaptation_config(cls, config):
     """--mode=adapt on the scene of config.predict.input: the experiment's training on that
     scene alone (Wald's protocol: every band degraded by its MTF, the grids aligned as in
-    L1C), with a right-hand strip of adapt.val_fraction held out to report on, for
+    L1C), with a right-hand strip of adapt.val_fraction held out to report on (its
+    validation split; the scene has no test split), for
     adapt.steps steps at adapt.learning_rate (cosine to zero); its tiles in one shard, so
     that a small scene (a few validation tiles) adapts too."""
     settings = config.adapt   # checked by fusionjax.adaptation.validate
@@ -50,6 +51,7 @@ class Sentinel2Task(FusionTask):
     adapted.data.dir = config.predict.input
     adapted.data.num_shards = adapted.data.num_streams = 1   # one scene, read by one process
     adapted.data.val_fraction = settings.val_fraction
+    adapted.data.test_fraction = 0.0
     adapted.train.num_steps = settings.steps
     adapted.train.learning_rate = settings.learning_rate
     adapted.train.eval_every = settings.steps
@@ -77,8 +79,8 @@ class Sentinel2Task(FusionTask):
       report[method]["per_band"] = per_band
     report["rmse_ratio_bicubic_to_model"] = report["bicubic"]["rmse"] / report["model"]["rmse"]
 
-  def write_products(self, fused: list[np.ndarray], out_dir: str) -> list[str]:
-    """Each scene's fused held-out strip (reduced resolution) as a GeoTIFF without
+  def write_products(self, fused: list[np.ndarray], split: str, out_dir: str) -> list[str]:
+    """Each scene's fused `split` strip (reduced resolution) as a GeoTIFF without
     georeferencing (the evaluation grid is a degraded copy), and a quicklook PNG; named
     fused_strip_<resolution>m.tif and quicklook.png, with the scene's number after them
     (_1, _2, ...) when there are several."""
@@ -89,10 +91,11 @@ class Sentinel2Task(FusionTask):
       geotiff.write_geotiff(tif_path, cube, None, band_names=sharpening.targets,
                             units=sentinel2.UNITS)
       png_path = os.path.join(out_dir, f"quicklook{suffix}.png")
-      msi = scene.msi[:, scene.val_col_start:] * scene.msi_scale + scene.msi_mean
+      strip = scene.strip(split)
       products.save_figure(sentinel2_products.quicklook(
-          sharpening, msi, np.moveaxis(scene.val_lr, 0, -1), np.moveaxis(cube, 0, -1),
-          np.moveaxis(scene.val_truth, 0, -1), method=self.config.model.name), png_path)
+          sharpening, strip.msi * scene.msi_scale + scene.msi_mean,
+          np.moveaxis(strip.lr, 0, -1), np.moveaxis(cube, 0, -1),
+          np.moveaxis(strip.truth, 0, -1), method=self.config.model.name), png_path)
       paths += [tif_path, png_path]
     return paths
 

@@ -9,18 +9,23 @@ import jax
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
+from fusionjax import atomic
 from fusionjax.data import pipeline
 from fusionjax.tasks.base import Task
 
 
 def prepared_builder(make_builder: Callable[[], tfds.core.DatasetBuilder],
-                     prepare_source: Callable[[], None]) -> tfds.core.DatasetBuilder:
-  """Process 0 prepares the source (if needed) and writes the TFRecords; every process then
-  opens the same builder. `prepare_source` runs on process 0 only."""
+                     prepare_source: Callable[[], None],
+                     lock_path: str) -> tfds.core.DatasetBuilder:
+  """Process 0 prepares the source (if needed) and writes the TFRecords, holding the lock
+  file `lock_path` (runs that share a data.cache_dir, e.g. the trials of a tuning study,
+  prepare one at a time and reuse each other's data); every process then opens the same
+  builder. `prepare_source` runs on process 0 only."""
   if jax.process_index() == 0:
-    prepare_source()
-    builder = make_builder()
-    builder.download_and_prepare()
+    with atomic.exclusive(lock_path):
+      prepare_source()
+      builder = make_builder()
+      builder.download_and_prepare()
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices("task data prepared")
   return builder if jax.process_index() == 0 else make_builder()
@@ -66,12 +71,21 @@ class TfdsTask(Task):
     """The training examples' random transform: flips and rotations with data.augment."""
     return pipeline.random_dihedral if self.config.data.augment else None
 
-  def eval_batches(self, *, global_batch_size: int, process_index: int | None = None,
-                   process_count: int | None = None):
-    """The validation split in global batches; this process's slice of each unless
-    process_index and process_count say otherwise (0 and 1: all of it)."""
+  def heldout_splits(self) -> tuple[str, ...]:
+    """'validation', and 'test' where data.test_fraction holds data out for it."""
+    return ("validation", "test") if self.config.data.get("test_fraction", 0) > 0 \
+        else ("validation",)
+
+  def eval_batches(self, *, global_batch_size: int):
+    """This process's slices of the validation split in global batches."""
+    return self.heldout_batches("validation", global_batch_size=global_batch_size)
+
+  def heldout_batches(self, split: str, *, global_batch_size: int,
+                      process_index: int | None = None, process_count: int | None = None):
+    """The held-out `split` ('validation' or 'test') in global batches; this process's
+    slice of each unless process_index and process_count say otherwise (0 and 1: all)."""
     return pipeline.eval_batches(
-        self.builder, "validation", global_batch_size=global_batch_size,
+        self.builder, split, global_batch_size=global_batch_size,
         process_index=jax.process_index() if process_index is None else process_index,
         process_count=jax.process_count() if process_count is None else process_count,
         skip_corrupt=self.config.data.skip_corrupt)

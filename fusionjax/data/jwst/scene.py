@@ -8,7 +8,7 @@ import numpy as np
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.jwst import orionbar
 from fusionjax.data.jwst import procedural as procedural_jwst
-from fusionjax.data.fusion_scene import FusionScene, validation_start
+from fusionjax.data.fusion_scene import FusionScene, split_columns
 from fusionjax.data.jwst.observation import Observation
 from fusionjax.physics import jwst
 
@@ -88,14 +88,14 @@ def prepare_jwst_scene(config) -> FusionScene:
   truth_codes = np.concatenate(
       [coding.encode(np.moveaxis(scene.cube(slice(c, c + 64)), 0, -1)).astype(np.float32)
        for c in range(0, width, 64)], axis=1)
-  val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, factor)
+  heldout_start, test_start, gap = split_columns(width, config.data, factor)
   return FusionScene(
       lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=truth_codes, truth_valid=np.ones((height, width), bool), coding=coding,
       msi_mean=msi_mean, msi_scale=msi_scale,
-      scale_factor=factor, val_col_start=val_start,
-      val_truth=scene.cube(slice(val_start, None)),
-      val_lr=nirspec[:, :, val_start // factor:].astype(np.float32),
+      scale_factor=factor, heldout_col_start=heldout_start, test_col_start=test_start,
+      split_gap=gap, heldout_truth=scene.cube(slice(heldout_start, None)),
+      heldout_lr=nirspec[:, :, heldout_start // factor:].astype(np.float32),
       wavelengths_um=np.asarray(scene.wavelengths_um, np.float64),
       msi_bands=instruments.nircam_filters, units=UNITS,
       pixel_size=instruments.pixel_scale_arcsec, pixel_unit="arcsec", name=scene.name)

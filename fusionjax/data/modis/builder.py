@@ -8,39 +8,61 @@ Low resolutions are made from them on the accelerator (Stefan-Boltzmann aggregat
 dataset serves every scale step.
 Samples with any no-data (0) pixel or any value outside 150-400 K are dropped, not masked
 (MODIS clear-sky tiles have none; the count and reasons are in the dataset's metadata), as are
-LST files without their NDVI composite. Split: random (seeded) or by date.
+LST files without their NDVI composite. Splits (train, validation, test): by date (the
+latest dates held out), by location (whole MODIS tile locations held out) or random (seeded;
+the published protocol).
 """
 from __future__ import annotations
 
 import collections
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fusionjax.data import sharded_builder
+from fusionjax.data import sharded_builder, splits
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 
-SPLITS = ("random", "date")
+SPLITS = ("date", "location", "random")
 
 
-def split_samples(samples: list[modis.LstSample], *, val_fraction: float, seed: int,
-                  split_by: str) -> tuple[list, list]:
-  """(train, validation): a seeded random `val_fraction` of the samples ('random', the
-  published protocol), or the samples of the last `val_fraction` of the dates ('date')."""
-  if split_by == "random":
-    order = np.random.default_rng(seed).permutation(len(samples))
-    count = int(round(val_fraction * len(samples)))
-    chosen = set(order[:count].tolist())
-    return ([s for i, s in enumerate(samples) if i not in chosen],
-            [s for i, s in enumerate(samples) if i in chosen])
-  if split_by == "date":
-    dates = sorted({(s.lst.year, s.lst.day_of_year) for s in samples})
-    first_validation = dates[int(round((1.0 - val_fraction) * len(dates)))]
-    late = lambda s: (s.lst.year, s.lst.day_of_year) >= first_validation
-    return [s for s in samples if not late(s)], [s for s in samples if late(s)]
-  raise ValueError(f"data.split_by={split_by!r}: expected one of {SPLITS}")
+class Split(NamedTuple):
+  """The samples of each part: disjoint in date ('date'), in location ('location') or
+  drawn at random ('random')."""
+  train: list
+  validation: list
+  test: list
+
+
+def split_samples(samples: list[modis.LstSample], *, val_fraction: float, test_fraction: float,
+                  seed: int, split_by: str) -> Split:
+  """The samples split by `split_by`:
+    'date'      the last test_fraction of the dates are the test part, the val_fraction
+                before them the validation part (what a later season of the same places
+                gives);
+    'location'  a seeded test_fraction of the locations (MODIS tile and index) are the test
+                part, a val_fraction the validation part (places the training never saw);
+    'random'    a seeded test_fraction and val_fraction of the samples (the published
+                protocol: the same places and neighbouring dates are in training).
+  """
+  if split_by not in SPLITS:
+    raise ValueError(f"data.split_by={split_by!r}: expected one of {SPLITS}")
+  splits.check_fractions(val_fraction, test_fraction)
+  group_of = {"date": lambda s: (s.lst.year, s.lst.day_of_year),
+              "location": lambda s: lst_climatology.location_of(s.lst),
+              "random": lambda s: s.key}[split_by]
+  groups = sorted({group_of(s) for s in samples})
+  if split_by != "date":   # the latest dates for 'date'; a seeded draw otherwise
+    groups = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+  num_test = int(round(test_fraction * len(groups)))
+  num_validation = int(round(val_fraction * len(groups)))
+  part = {group: "train" for group in groups[:len(groups) - num_test - num_validation]}
+  part.update({group: "validation" for group in groups[len(part):len(groups) - num_test]})
+  part.update({group: "test" for group in groups[len(groups) - num_test:]})
+  return Split(*([s for s in samples if part[group_of(s)] == name]
+                 for name in ("train", "validation", "test")))
 
 
 def usable_samples(source_dir: str, tile_size: int
@@ -58,29 +80,35 @@ def usable_samples(source_dir: str, tile_size: int
   return usable, counts, dict(dropped)
 
 
-def training_samples(source_dir: str, *, tile_size: int, val_fraction: float, seed: int,
-                     split_by: str) -> list[modis.LstSample]:
-  """The training split's samples, as `LstTiles` splits them."""
+def training_samples(source_dir: str, *, tile_size: int, data_config) -> list[modis.LstSample]:
+  """The training split's samples, as `LstTiles` splits them (by data_config's
+  val_fraction, test_fraction, split_seed and split_by)."""
   usable = usable_samples(source_dir, tile_size)[0]
-  return split_samples(usable, val_fraction=val_fraction, seed=seed, split_by=split_by)[0]
+  return split_samples(usable, **split_settings(data_config)).train
+
+
+def split_settings(data_config) -> dict:
+  """The keyword arguments of `split_samples` in a config's data section."""
+  return {"val_fraction": data_config.val_fraction, "test_fraction": data_config.test_fraction,
+          "seed": data_config.split_seed, "split_by": data_config.split_by}
 
 
 class LstTiles(sharded_builder.ShardedBuilder):
   """MODIS LST tiles (K) with their guides: the composite's NDVI and reflectances."""
 
-  VERSION = tfds.core.Version("1.3.0")
+  VERSION = tfds.core.Version("1.4.0")
   RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
                    "1.1.0": "The composite's red, NIR and MIR reflectances.",
                    "1.2.0": "The location's LST climatology from the training split; the tile index.",
-                   "1.3.0": "The count of validation samples the climatology covers."}
+                   "1.3.0": "The count of validation samples the climatology covers.",
+                   "1.4.0": "A test split; splits by date, location or at random."}
 
-  def __init__(self, *, source_dir: str, tile_size: int, val_fraction: float, split_seed: int,
-               split_by: str, num_shards: int, **kwargs):
+  def __init__(self, *, source_dir: str, tile_size: int, split: dict, num_shards: int,
+               **kwargs):
+    """`split`: the keyword arguments of `split_samples` (`split_settings`)."""
     self._source_dir = source_dir
     self._tile_size = tile_size
-    self._val_fraction = val_fraction
-    self._split_seed = split_seed
-    self._split_by = split_by
+    self._split = dict(split)
     self._num_shards = num_shards
     self._metadata = tfds.core.MetadataDict()
     super().__init__(**kwargs)
@@ -102,22 +130,29 @@ class LstTiles(sharded_builder.ShardedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     usable, counts, dropped = usable_samples(self._source_dir, self._tile_size)
-    train, validation = split_samples(usable, val_fraction=self._val_fraction,
-                                      seed=self._split_seed, split_by=self._split_by)
-    if min(len(train), len(validation)) < self._num_shards:
-      raise ValueError(f"{self._source_dir}: {len(train)} training and {len(validation)} "
-                       f"validation samples; data.num_shards={self._num_shards} needs at least "
-                       "that many of each")
+    parts = split_samples(usable, **self._split)
+    sizes = {name: len(samples) for name, samples in parts._asdict().items()}
+    if min(sizes["train"], sizes["validation"]) < self._num_shards or not sizes["test"] and \
+        self._split["test_fraction"] > 0:
+      raise ValueError(
+          f"{self._source_dir}: {sizes['train']} training, {sizes['validation']} validation "
+          f"and {sizes['test']} test samples split by {self._split['split_by']} "
+          f"(data.val_fraction={self._split['val_fraction']}, data.test_fraction="
+          f"{self._split['test_fraction']}); data.num_shards={self._num_shards} needs at "
+          "least that many training and validation samples, and a test fraction a sample")
     self._metadata.update({**counts, "samples": len(usable), "dropped_samples": dropped,
-                           "train_samples": len(train), "validation_samples": len(validation)})
-    logging.info("LST samples: %d train, %d validation; dropped %s; %d LST files without "
-                 "composite.", len(train), len(validation), dropped,
+                           "split_by": self._split["split_by"],
+                           **{f"{name}_samples": size for name, size in sizes.items()}})
+    logging.info("LST samples split by %s: %d train, %d validation, %d test; dropped %s; %d "
+                 "LST files without composite.", self._split["split_by"], sizes["train"],
+                 sizes["validation"], sizes["test"], dropped,
                  counts["lst_files_without_composite"])
-    climatology = lst_climatology.from_samples(train, self._tile_size)[0]
-    self._metadata["validation_samples_with_climatology"] = int(sum(
-        climatology.covers(sample) for sample in validation))
-    return {"train": self._generate_examples(train, climatology, training=True),
-            "validation": self._generate_examples(validation, climatology, training=False)}
+    climatology = lst_climatology.from_samples(parts.train, self._tile_size)[0]
+    for name in ("validation", "test"):
+      self._metadata[f"{name}_samples_with_climatology"] = int(sum(
+          climatology.covers(sample) for sample in getattr(parts, name)))
+    return {name: self._generate_examples(samples, climatology, training=name == "train")
+            for name, samples in parts._asdict().items() if samples}
 
   def _generate_examples(self, samples, climatology: lst_climatology.Climatology, *,
                          training: bool):

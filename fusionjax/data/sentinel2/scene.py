@@ -24,7 +24,7 @@ import numpy as np
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
 from fusionjax.data.sentinel2 import reader as sentinel2
-from fusionjax.data.fusion_scene import FusionScene, validation_start
+from fusionjax.data.fusion_scene import FusionScene, split_columns
 from fusionjax.physics import psf, sampling
 
 
@@ -186,7 +186,7 @@ def prepare_sentinel2_scenes(config) -> list[FusionScene]:
 
 def prepare_sentinel2_scene(scene: sentinel2.Scene, config) -> FusionScene:
   """The reduced-resolution FusionScene of a Sentinel-2 scene (data.bands, data.tile_size,
-  data.val_fraction of `config`)."""
+  data.val_fraction, data.test_fraction and data.split_gap of `config`)."""
   sharpening = sharpening_of(config)
   f = sharpening.factor
   scene = crop_to_factor(scene, sharpening)
@@ -210,14 +210,15 @@ def prepare_sentinel2_scene(scene: sentinel2.Scene, config) -> FusionScene:
   lr = np.stack([degraded[n] for n in sharpening.targets], axis=-1).astype(np.float32)
   coding, msi_mean, msi_scale = standardisation(
       lr, sentinel2.valid_at_coarser(truth_valid, f), msi, truth_valid)
-  val_start = validation_start(width, config.data.val_fraction, config.data.tile_size, f)
+  heldout_start, test_start, gap = split_columns(width, config.data, f)
   return FusionScene(
       lr_codes=coding.encode(lr).astype(np.float32),
       msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=coding.encode(target).astype(np.float32), truth_valid=truth_valid,
       coding=coding, msi_mean=msi_mean, msi_scale=msi_scale, scale_factor=f,
-      val_col_start=val_start, val_truth=np.moveaxis(target[:, val_start:], -1, 0),
-      val_lr=np.moveaxis(lr[:, val_start // f:], -1, 0),
+      heldout_col_start=heldout_start, test_col_start=test_start, split_gap=gap,
+      heldout_truth=np.moveaxis(target[:, heldout_start:], -1, 0),
+      heldout_lr=np.moveaxis(lr[:, heldout_start // f:], -1, 0),
       wavelengths_um=np.array([sentinel2.BANDS[n].wavelength_nm / 1000.0
                                for n in sharpening.targets]),
       msi_bands=sharpening.guides, units=sentinel2.UNITS,

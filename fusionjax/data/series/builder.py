@@ -1,10 +1,11 @@
 """TFDS builder writing training windows of per-pixel state series as sharded TFRecords.
 
 Source: an .npz with 'state' (P, S, D) float32, 'target' (P, S) bool (the states training may
-use: observed, with a rate, not held out) and 'validation_pixel' (P,) bool. A window is
+use: observed, with a rate, not held out) and 'pixel_split' (P,) str. A window is
 window_steps consecutive grid steps of one pixel starting at a usable state, with at least one
-more usable state after it. Up to windows_per_pixel starts are drawn per pixel (seeded). Pixels
-marked validation_pixel go to the 'validation' split, the others to 'train'.
+more usable state after it. Up to windows_per_pixel starts are drawn per pixel (seeded). The
+windows of 'train' pixels form the 'train' split, those of 'validation' pixels the
+'validation' split; 'test' pixels give none.
 
 A window keeps only its usable states (the first is its start): 'state' (M, D), 'offset' (M,)
 grid steps from the start and 'mask' (M,), padded to M = the most usable states any window
@@ -97,14 +98,16 @@ class SeriesWindows(sharded_builder.ShardedBuilder):
     del dl_manager
     with np.load(self._source_path) as source:
       state, target = source["state"], source["target"]
-      validation_pixel = source["validation_pixel"]
+      pixel_split = source["pixel_split"]
     if state.shape[-1] != self._state_dim:
       raise ValueError(f"{self._source_path}: states of {state.shape[-1]} values, expected "
                        f"{self._state_dim}")
     rng = np.random.default_rng(self._seed)
     windows = {"train": [], "validation": []}
     for pixel in range(len(state)):
-      split = "validation" if validation_pixel[pixel] else "train"
+      split = str(pixel_split[pixel])
+      if split not in windows:   # a test pixel: never read before the end of a run
+        continue
       for start in window_starts(target[pixel], self._window_steps, self._windows_per_pixel,
                                  rng):
         windows[split].append((pixel, int(start)))
