@@ -55,11 +55,21 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> jnp.ndarray:
   return kernel / kernel.sum()
 
 
-def _filter_valid(image: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
-  """Separable 'valid' filtering of every channel of (H, W, C)."""
+def _band_matrix(length: int, kernel: jnp.ndarray) -> jnp.ndarray:
+  """(length - size + 1, length) matrix whose row i holds `kernel` at columns i ... i + size - 1:
+  'valid' filtering along an axis as one matrix product."""
   size = kernel.shape[0]
-  rows = sum(kernel[i] * image[i:image.shape[0] - size + 1 + i] for i in range(size))
-  return sum(kernel[i] * rows[:, i:rows.shape[1] - size + 1 + i] for i in range(size))
+  offsets = jnp.arange(length)[None, :] - jnp.arange(length - size + 1)[:, None]
+  return jnp.where((offsets >= 0) & (offsets < size), kernel[jnp.clip(offsets, 0, size - 1)],
+                   0.0)
+
+
+def _filter_valid(image: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+  """Separable 'valid' filtering of every channel of (H, W, C), as two matrix products (fast
+  on many channels)."""
+  height, width = image.shape[:2]
+  return jnp.einsum("ih,hwc,jw->ijc", _band_matrix(height, kernel), image,
+                    _band_matrix(width, kernel), precision=jax.lax.Precision.HIGHEST)
 
 
 def ssim(truth: jnp.ndarray, estimate: jnp.ndarray, valid=None) -> jnp.ndarray:
