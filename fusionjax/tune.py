@@ -46,6 +46,8 @@ flags.DEFINE_string("study_name", "", "Name of the study in the storage; '' = co
 flags.DEFINE_enum("pruner", "median", ["median", "hyperband", "none"],
                   "Stops unpromising trials at their validation reports.")
 flags.DEFINE_integer("seed", 0, "Seed of the TPE sampler.")
+flags.DEFINE_bool("include_defaults", True, "Queue the config's own values of the searched "
+                  "settings as a trial (unless one has them): the reference of the study.")
 flags.DEFINE_integer("heartbeat_seconds", 60, "A running trial's heartbeat period; a trial "
                      "silent for twice as long is re-queued.")
 flags.DEFINE_string("compilation_cache_dir", cli.DEFAULT_COMPILATION_CACHE,
@@ -138,6 +140,31 @@ def open_study(storage_url: str, name: str, direction: str, *, pruner: str, seed
   return optuna.create_study(storage=storage, study_name=name, direction=direction,
                              sampler=optuna.samplers.TPESampler(seed=seed),
                              pruner=pruners[pruner], load_if_exists=True)
+
+
+def enqueue_defaults(study: optuna.Study, base: ml_collections.ConfigDict,
+                     space: dict[str, optuna.distributions.BaseDistribution]) -> None:
+  """Queues the config's own values of the searched settings as a trial (the reference every
+  other trial is compared with), unless a trial already has them or one is outside its
+  range."""
+  defaults = {}
+  for name, distribution in space.items():
+    section = base
+    for part in name.split("."):
+      section = section[part]
+    defaults[name] = section
+    bounds = _bounds(distribution)
+    inside = section in bounds if isinstance(
+        distribution, optuna.distributions.CategoricalDistribution) else (
+            bounds[0] <= section <= bounds[1])
+    if not inside:
+      logging.info("The default %s=%r is outside the search space; not queued.", name, section)
+      return
+  if any(trial.params == defaults or trial.system_attrs.get("fixed_params") == defaults
+         for trial in study.get_trials(deepcopy=False)):
+    return
+  logging.info("Queued the config's defaults as a trial: %s", defaults)
+  study.enqueue_trial(defaults)
 
 
 def first_trial_of(trial: optuna.Trial) -> int:
@@ -236,11 +263,13 @@ def _evaluate_best_on_test(base: ml_collections.ConfigDict, study: optuna.Study,
 def tune(base: ml_collections.ConfigDict, config_arg: str, *, config_path: str, workdir: str,
          num_trials: int, space_path: str = "", storage: str = "", study_name: str = "",
          pruner: str = "median", seed: int = 0, heartbeat_seconds: int = 60,
-         config_flags_given: tuple[str, ...] = ()) -> optuna.Study:
+         config_flags_given: tuple[str, ...] = (),
+         include_defaults: bool = True) -> optuna.Study:
   """Runs (or continues) the study of `base` (the experiment config_path[:config_arg], with
   the --config.<field> flags `config_flags_given`) in `workdir` to `num_trials` finished
-  trials, then writes its table, plots, best settings and the best trial's test figures.
-  Everything is checked before the first trial."""
+  trials, then writes its table, plots, best settings and the best trial's test figures;
+  with `include_defaults`, the config's own values of the searched settings are one of the
+  trials. Everything is checked before the first trial."""
   if num_trials < 1:
     raise ValueError(f"--trials={num_trials}: expected a positive number")
   space_path = space_path or config_path
@@ -255,6 +284,8 @@ def tune(base: ml_collections.ConfigDict, config_arg: str, *, config_path: str, 
   storage = storage or f"sqlite:///{os.path.abspath(os.path.join(workdir, 'study.db'))}"
   study = open_study(storage, study_name or base.name, base.tune.direction, pruner=pruner,
                      seed=seed, heartbeat_seconds=heartbeat_seconds)
+  if include_defaults:
+    enqueue_defaults(study, base, space)
   run_worker(base, space, study, workdir, num_trials, heartbeat_seconds)
   command = " ".join(["python -m fusionjax.main",
                       f"--config={config_path}{':' + config_arg if config_arg else ''}",
@@ -276,7 +307,8 @@ def main(argv):
        num_trials=FLAGS.trials, space_path=FLAGS.space, storage=FLAGS.storage,
        study_name=FLAGS.study_name, pruner=FLAGS.pruner, seed=FLAGS.seed,
        heartbeat_seconds=FLAGS.heartbeat_seconds,
-       config_flags_given=tuple(a for a in sys.argv[1:] if a.startswith("--config.")))
+       config_flags_given=tuple(a for a in sys.argv[1:] if a.startswith("--config.")),
+       include_defaults=FLAGS.include_defaults)
 
 
 if __name__ == "__main__":

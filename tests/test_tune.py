@@ -193,3 +193,16 @@ def test_config_overrides_apply_read_and_command_line(tmp_path):
     config_overrides.read(str(path))
   assert config_overrides.command_line({"data.bands": "60m", "train.learning_rate": 0.001}) == (
       "--config.data.bands='60m' --config.train.learning_rate=0.001")
+
+
+def test_the_configs_defaults_are_queued_once(tmp_path):
+  study = optuna.create_study(storage=_storage(tmp_path), study_name="s", direction="minimize")
+  config = sentinel2.get_config("smoke")
+  space = tune.load_space(_space_file(tmp_path), None)
+  tune.enqueue_defaults(study, config, space)
+  tune.enqueue_defaults(study, config, space)   # already queued: not again
+  assert [t.system_attrs["fixed_params"] for t in study.trials] == [
+      {"train.learning_rate": config.train.learning_rate}]
+  outside = config_overrides.apply(config, {"train.learning_rate": 5.0})
+  tune.enqueue_defaults(study, outside, space)   # outside [1e-4, 1]: not queued
+  assert len(study.trials) == 1
