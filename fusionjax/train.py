@@ -282,7 +282,8 @@ def run(config, workdir: str, mode: str = "train", *,
   parameters of `initial_params_from` (another run's workdir) if given; `on_validation`
   sees every evaluation of the validation split during training (train_loop). Returns the
   evaluation report: {'step', 'validation': ..., 'test': ...}, the test split evaluated
-  once, here, and its products written (the validation split's where there is no test)."""
+  once, here, and its products written (the validation split's where there is no test);
+  process 0 scores and writes them, the other processes return the step alone."""
   validate_config(config, mode)
   os.makedirs(workdir, exist_ok=True)
   task = tasks.get_task(config, workdir)
@@ -322,19 +323,19 @@ def run(config, workdir: str, mode: str = "train", *,
   report = None
   if mode in ("train", "eval"):
     report = {"step": int(jax.device_get(state.step))}
+  lead = jax.process_index() == 0   # scores, reports and writes; every process predicts
   for split in splits:
     prediction = task.predict_heldout(predict, batch_size, split)  # once, for both uses
-    if report is not None:
+    if report is not None and lead:
       report[split] = task.evaluate(prediction, split)
-    if mode in ("train", "predict") and split == splits[-1] and jax.process_index() == 0:
+    if mode in ("train", "predict") and split == splits[-1] and lead:
       for path in task.write_products(prediction, split, os.path.join(workdir, "products")):
         logging.info("Wrote %s", path)
-  if report is not None:
+  if report is not None and lead:
     skipped = task.skipped_records()
     if skipped:
       report["skipped_records"] = skipped
-    if jax.process_index() == 0:
-      products.write_json(os.path.join(workdir, "eval.json"), report)
-      report_table.print_report(report)
-      logging.info("Evaluation: %s", json.dumps(report))
+    products.write_json(os.path.join(workdir, "eval.json"), report)
+    report_table.print_report(report)
+    logging.info("Evaluation: %s", json.dumps(report))
   return report
