@@ -230,15 +230,15 @@ def test_real_scene_bands_are_read_aligned():
 def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):
   workdir = trained("sentinel2", "60m,smoke")
   written = json.loads((workdir / "eval.json").read_text())
-  # 54 pixels at 60 m (reduced resolution), gaps of 6: training [0, 18), validation
-  # [24, 36), test [42, 54).
-  for split, columns in (("validation", [24, 36]), ("test", [42, 54])):
+  # 36 pixels at 60 m (reduced resolution), no gaps: training [0, 12), validation
+  # [12, 24), test [24, 36).
+  for split, columns in (("validation", [12, 24]), ("test", [24, 36])):
     report = written[split]
     for method in ("model", "bicubic", "gsa", "mtf_glp"):
       assert set(report[method]["per_band"]) == set(sentinel2.BANDS_60M)
     assert report["region"]["bands"] == 2
     assert report["region"]["columns"] == columns
-    assert report["region"]["training_columns"] == [0, 18]
+    assert report["region"]["training_columns"] == [0, 12]
   write_mat(tmp_path / "scene.mat", _scene(216, seed=3))
   _predict(workdir, "60m,smoke", tmp_path / "scene.mat", tmp_path / "out")
   with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as result:
