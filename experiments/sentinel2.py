@@ -38,9 +38,9 @@ def get_config(arg: str | None = None):
   config.data.dir = ""                # scene(s), see above; '' = procedural:mixed
   config.data.bands = "20m"           # the bands sharpened: '20m' or '60m'
   config.data.procedural_size = 480   # pixels at 10 m (a multiple of 6)
-  config.data.val_fraction = 0.15     # right-hand strips: validation, then test, each a gap
-  config.data.test_fraction = 0.2     # of split_gap columns (one tile, 640 m) from the part
-  config.data.split_gap = 32          # before it
+  # Right-hand strips: validation, then test (data.val_fraction and data.test_fraction of
+  # experiments/common.py), each split_gap columns (one tile, 640 m) from the part before it.
+  config.data.split_gap = 32
   config.data.tile_size = 32          # pixels of the target bands' grid (20 m)
   # What the network corrects: 'mtf_glp' (the classical fusion, fitted on each tile, so that
   # the untrained network is MTF-GLP) or 'bicubic' (as published).

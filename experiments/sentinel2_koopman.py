@@ -28,10 +28,9 @@ def get_config(arg: str | None = None):
   config.data.step_days = 5             # published grid
   config.data.hidden_fraction = 0.2     # observations held out for gap-filling
   config.data.forecast_fraction = 0.2   # the last part of the period, held out for forecasting
-  # Blocks of whole rows of the image: the last test_fraction of the rows are the test part,
-  # the val_fraction before them the validation part (their windows: the validation split).
-  config.data.val_fraction = 0.15
-  config.data.test_fraction = 0.2
+  # Held out: blocks of whole rows of the image, the last data.test_fraction of the rows the
+  # test part and the data.val_fraction before them the validation part (their windows: the
+  # validation split; fractions of experiments/common.py).
   config.data.split_seed = 0            # the held-out observations, and the
                                         # procedural scene (config.seed: the model's)
   config.data.window_steps = 101        # published: prediction over t = 0 ... 100

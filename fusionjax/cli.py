@@ -1,17 +1,29 @@
-"""What the command-line entry points (fusionjax.main, fusionjax.tune) share: the persistent
-compilation cache flag's default and quiet library logs."""
+"""What the command-line entry points (fusionjax.main, fusionjax.tune) share: the flags both
+take (--config, --workdir, --compilation_cache_dir, defined once here so that both modules
+can be imported in one process) and the set-up of quiet library logs and the persistent
+compilation cache."""
 from __future__ import annotations
 
 import logging as std_logging
 import os
 
 import jax
-from absl import logging
+from absl import flags, logging
+from ml_collections import config_flags
 
-# The persistent XLA compilation cache shared by runs (a rerun loads its compiled steps
-# instead of compiling them).
-DEFAULT_COMPILATION_CACHE = os.environ.get("FUSIONJAX_COMPILATION_CACHE",
-                                           "~/.cache/fusionjax/xla")
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:variant]).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "fusionjax.main: the run's folder (data, checkpoints, "
+                    "logs, eval.json, products); fusionjax.tune: the study's folder (the "
+                    "trials' runs, their data, the SQLite study by default, the table, plots "
+                    "and best settings).")
+flags.DEFINE_string("compilation_cache_dir",
+                    os.environ.get("FUSIONJAX_COMPILATION_CACHE", "~/.cache/fusionjax/xla"),
+                    "Persistent XLA compilation cache, shared by runs (a rerun loads its "
+                    "compiled steps instead of compiling them); '' disables it. Default: "
+                    "$FUSIONJAX_COMPILATION_CACHE or ~/.cache/fusionjax/xla.")
+flags.mark_flags_as_required(["config", "workdir"])
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -23,8 +35,9 @@ class _QuietLibraries(std_logging.Filter):
         part in record.pathname for part in self.NOISY)
 
 
-def set_up(compilation_cache_dir: str) -> None:
-  """Quiet library logs; the compilation cache in `compilation_cache_dir` ('' = none)."""
+def set_up() -> None:
+  """Quiet library logs; the compilation cache of --compilation_cache_dir ('' = none)."""
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  if compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(compilation_cache_dir))
+  if FLAGS.compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(FLAGS.compilation_cache_dir))

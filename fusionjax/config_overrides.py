@@ -32,6 +32,21 @@ def check_name(config: ml_collections.ConfigDict, name: str, source: str) -> Non
                      f"{hint}")
 
 
+def _section_and_key(config: ml_collections.ConfigDict, name: str):
+  """The ConfigDict holding the dotted setting `name` and its last key."""
+  *path, key = name.split(".")
+  section = config
+  for part in path:
+    section = section[part]
+  return section, key
+
+
+def value_of(config: ml_collections.ConfigDict, name: str) -> Any:
+  """The value of the dotted setting `name` in `config`."""
+  section, key = _section_and_key(config, name)
+  return section[key]
+
+
 def apply(config: ml_collections.ConfigDict, overrides: dict[str, Any],
           source: str = "overrides") -> ml_collections.ConfigDict:
   """A copy of `config` with each dotted name of `overrides` set to its value (ints given for
@@ -40,10 +55,7 @@ def apply(config: ml_collections.ConfigDict, overrides: dict[str, Any],
   result = ml_collections.ConfigDict(config.to_dict())
   for name, value in overrides.items():
     check_name(result, name, source)
-    *path, key = name.split(".")
-    section = result
-    for part in path:
-      section = section[part]
+    section, key = _section_and_key(result, name)
     current = section[key]
     if isinstance(current, tuple) and isinstance(value, list):
       value = tuple(tuple(v) if isinstance(v, list) else v for v in value)

@@ -9,18 +9,14 @@ all at once with --config_overrides=<file.json> ({"train.learning_rate": 3e-4, .
 best_overrides.json of a tuning study, fusionjax.tune), applied after the --config flags.
 """
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from fusionjax import adaptation, cli, config_overrides, parallel, train
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:variant]).",
-                                lock_config=True)
+FLAGS = flags.FLAGS   # --config, --workdir and --compilation_cache_dir: fusionjax.cli
 flags.DEFINE_string("config_overrides", "",
                     "JSON file of settings by dotted name ({\"train.learning_rate\": 3e-4}), "
                     "applied after the --config.<field> flags (e.g. a tuning study's "
                     "best_overrides.json).")
-flags.DEFINE_string("workdir", None, "Directory for data, checkpoints, logs and products.")
 flags.DEFINE_enum("mode", "train", train.MODES + ("adapt",),
                   "train: train (resuming), evaluate and write products; eval: evaluate the "
                   "latest checkpoint; predict: write the products of the latest checkpoint; "
@@ -29,17 +25,12 @@ flags.DEFINE_enum("mode", "train", train.MODES + ("adapt",),
 flags.DEFINE_string("coordinator_address", "", "host:port of process 0 for multi-process runs.")
 flags.DEFINE_integer("num_processes", 1, "Number of processes in a multi-process run.")
 flags.DEFINE_integer("process_id", 0, "Index of this process in a multi-process run.")
-flags.DEFINE_string("compilation_cache_dir", cli.DEFAULT_COMPILATION_CACHE,
-                    "Persistent XLA compilation cache, shared by runs (a rerun loads its "
-                    "compiled steps instead of compiling them); '' disables it. Default: "
-                    "$FUSIONJAX_COMPILATION_CACHE or ~/.cache/fusionjax/xla.")
-flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  cli.set_up(FLAGS.compilation_cache_dir)
+  cli.set_up()
   config = FLAGS.config
   if FLAGS.config_overrides:
     config = config_overrides.apply(config, config_overrides.read(FLAGS.config_overrides),

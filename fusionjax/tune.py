@@ -31,11 +31,7 @@ from ml_collections import config_flags
 
 from fusionjax import atomic, checkpoint, cli, config_overrides, products, study_report, train
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file (path[:variant]).",
-                                lock_config=False)
-flags.DEFINE_string("workdir", None, "Study folder: the trials' runs, the data, the SQLite "
-                    "study (by default), the table, plots and best settings.")
+FLAGS = flags.FLAGS   # --config, --workdir and --compilation_cache_dir: fusionjax.cli
 flags.DEFINE_integer("trials", 20, "Number of trials to finish (completed or pruned), all "
                      "workers together.")
 flags.DEFINE_string("space", "", "Python file whose get_search_space(arg) gives the search "
@@ -50,9 +46,6 @@ flags.DEFINE_bool("include_defaults", True, "Queue the config's own values of th
                   "settings as a trial (unless one has them): the reference of the study.")
 flags.DEFINE_integer("heartbeat_seconds", 60, "A running trial's heartbeat period; a trial "
                      "silent for twice as long is re-queued.")
-flags.DEFINE_string("compilation_cache_dir", cli.DEFAULT_COMPILATION_CACHE,
-                    "Persistent XLA compilation cache ('' disables it).")
-flags.mark_flags_as_required(["config", "workdir"])
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -147,18 +140,14 @@ def enqueue_defaults(study: optuna.Study, base: ml_collections.ConfigDict,
   """Queues the config's own values of the searched settings as a trial (the reference every
   other trial is compared with), unless a trial already has them or one is outside its
   range."""
-  defaults = {}
+  defaults = {name: config_overrides.value_of(base, name) for name in space}
   for name, distribution in space.items():
-    section = base
-    for part in name.split("."):
-      section = section[part]
-    defaults[name] = section
-    bounds = _bounds(distribution)
-    inside = section in bounds if isinstance(
+    bounds, value = _bounds(distribution), defaults[name]
+    inside = value in bounds if isinstance(
         distribution, optuna.distributions.CategoricalDistribution) else (
-            bounds[0] <= section <= bounds[1])
+            bounds[0] <= value <= bounds[1])
     if not inside:
-      logging.info("The default %s=%r is outside the search space; not queued.", name, section)
+      logging.info("The default %s=%r is outside the search space; not queued.", name, value)
       return
   if any(trial.params == defaults or trial.system_attrs.get("fixed_params") == defaults
          for trial in study.get_trials(deepcopy=False)):
@@ -300,7 +289,7 @@ def tune(base: ml_collections.ConfigDict, config_arg: str, *, config_path: str, 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  cli.set_up(FLAGS.compilation_cache_dir)
+  cli.set_up()
   config_path, _, config_arg = config_flags.get_config_filename(
       FLAGS["config"]).partition(":")
   tune(FLAGS.config, config_arg or None, config_path=config_path, workdir=FLAGS.workdir,

@@ -1,10 +1,10 @@
 """Supervised fusion of a low-resolution image cube with a high-resolution multispectral image,
 trained on tiles of one or several prepared FusionScenes and evaluated on their held-out
 strips (a validation strip, watched during training, and a test strip, reported once; see
-FusionScene.split_columns) against the truth, beside bicubic upsampling and classical fusion: each scene's figures
-and, with several scenes, the figures of all their held-out pixels pooled. Sensor tasks (jwst,
-sentinel2) say how scenes are prepared, what products are written and how a user's own data is
-read.
+FusionScene.split_columns) against the truth, beside bicubic upsampling and classical fusion:
+each scene's figures and, with several scenes, the figures of all their held-out pixels
+pooled. Sensor tasks (jwst, sentinel2) say how scenes are prepared, what products are written
+and how a user's own data is read.
 
 Models of this family (config.model.name, fusionjax.models): a Flax module built as
 `Model(out_bands=d, scale_factor=s, **config.model)` and called as
@@ -33,7 +33,7 @@ import numpy as np
 from fusionjax import atomic, metrics, models, tiling
 from fusionjax.baselines import pansharpening
 from fusionjax.data import cache, pipeline
-from fusionjax.data.fusion_scene import FORMAT_VERSION, FusionScene
+from fusionjax.data.fusion_scene import FORMAT_VERSION, FusionScene, HeldOutStrip
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.physics import sampling
 from fusionjax.tasks.base import Batch, PredictFn
@@ -213,14 +213,14 @@ class FusionTask(TfdsTask):
       fused.append(np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0))
     return fused
 
-  def _estimates(self, scene: FusionScene, split: str,
+  def _estimates(self, scene: FusionScene, strip: HeldOutStrip,
                  fused: np.ndarray) -> dict[str, np.ndarray]:
-    """(H, w, L) estimates of a scene's `split` strip: the model's (from the (L, H, w)
+    """(H, w, L) estimates of a held-out `strip` of `scene`: the model's (from the (L, H, w)
     `fused`), bicubic upsampling, GSA and MTF-GLP (and the local MTF-GLP the network
     corrects, where it does); with a spectral subspace, its bicubic upsampling (the
     low-resolution cube denoised in the subspace, then upsampled) and the truth projected on
     it (the subspace's own error)."""
-    ratio, strip = scene.scale_factor, scene.strip(split)
+    ratio = scene.scale_factor
     lr, lr_codes, msi = np.moveaxis(strip.lr, 0, -1), strip.lr_codes, strip.msi
     estimates = {
         "model": np.moveaxis(fused, 0, -1),
@@ -247,7 +247,7 @@ class FusionTask(TfdsTask):
     for scene, cube in zip(self.scenes, fused):
       strip = scene.strip(split)
       strips.append(Strip(np.moveaxis(strip.truth, 0, -1),
-                          self._estimates(scene, split, cube), strip.valid))
+                          self._estimates(scene, strip, cube), strip.valid))
     report = self._report(strips)
     if len(self.scenes) == 1:
       report["region"] = _region(self.scene, split)
