@@ -26,6 +26,7 @@ import warnings
 
 import ml_collections
 import optuna
+import sqlalchemy
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -127,12 +128,30 @@ def open_study(storage_url: str, name: str, direction: str, *, pruner: str, seed
               max_retry=3))
     except Exception as error:   # SQLAlchemy's errors, for any database
       raise ValueError(f"--storage={storage_url!r} cannot be opened: {error}") from None
+  if storage.engine.name == "sqlite":
+    _serialise_transactions(storage.engine)
   pruners = {"median": optuna.pruners.MedianPruner(n_startup_trials=2),
              "hyperband": optuna.pruners.HyperbandPruner(),
              "none": optuna.pruners.NopPruner()}
   return optuna.create_study(storage=storage, study_name=name, direction=direction,
                              sampler=optuna.samplers.TPESampler(seed=seed),
                              pruner=pruners[pruner], load_if_exists=True)
+
+
+def _serialise_transactions(engine: sqlalchemy.engine.Engine) -> None:
+  """Makes every transaction on the SQLite `engine` take the database's write lock when it
+  begins (BEGIN IMMEDIATE; waiting up to a minute for it). SQLite has no row locks (no
+  SELECT ... FOR UPDATE), so without this two workers can both read a queued trial as
+  waiting and both run it."""
+  @sqlalchemy.event.listens_for(engine, "connect")
+  def _on_connect(dbapi_connection, _):
+    dbapi_connection.isolation_level = None   # the driver's own implicit BEGIN off
+    dbapi_connection.execute("PRAGMA busy_timeout = 60000")
+
+  @sqlalchemy.event.listens_for(engine, "begin")
+  def _on_begin(connection):
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+  engine.dispose()   # the connections opened so far, without these settings
 
 
 def enqueue_defaults(study: optuna.Study, base: ml_collections.ConfigDict,

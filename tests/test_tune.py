@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import optuna
@@ -206,3 +207,28 @@ def test_the_configs_defaults_are_queued_once(tmp_path):
   outside = config_overrides.apply(config, {"train.learning_rate": 5.0})
   tune.enqueue_defaults(study, outside, space)   # outside [1e-4, 1]: not queued
   assert len(study.trials) == 1
+
+
+def test_workers_asking_at_once_never_share_a_queued_trial(tmp_path):
+  """Eight workers (each its own connection to one SQLite study, as separate processes
+  have) ask for a trial at the same instant, five times over: the queued trial goes to
+  exactly one of them and every trial number to one worker."""
+  url = f"sqlite:///{tmp_path / 'study.db'}"
+  studies = [tune.open_study(url, "race", "minimize", pruner="none", seed=0,
+                             heartbeat_seconds=60) for _ in range(8)]
+  for _ in range(5):
+    studies[0].enqueue_trial({"x": 1.0})
+    barrier, asked = threading.Barrier(len(studies)), []
+
+    def ask(study):
+      barrier.wait()
+      asked.append(study.ask().number)
+    threads = [threading.Thread(target=ask, args=(study,)) for study in studies]
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join()
+    assert len(set(asked)) == len(studies), sorted(asked)
+  trials = studies[0].get_trials()
+  assert len(trials) == 40
+  assert sum("fixed_params" in trial.system_attrs for trial in trials) == 5
