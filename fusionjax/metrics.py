@@ -14,8 +14,11 @@ Images are channels-last, (H, W, C). Conventions (stated because the literature 
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def rmse_per_band(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
@@ -36,11 +39,16 @@ def psnr(truth: jnp.ndarray, estimate: jnp.ndarray, data_range=None) -> jnp.ndar
 
 
 def sam_degrees(truth: jnp.ndarray, estimate: jnp.ndarray) -> jnp.ndarray:
-  """Mean spectral angle between true and estimated spectra, degrees."""
-  dot = jnp.sum(truth * estimate, axis=-1)
-  norms = jnp.sum(truth ** 2, axis=-1) * jnp.sum(estimate ** 2, axis=-1)
-  sine = jnp.sqrt(jnp.maximum(norms - dot ** 2, 0.0))
-  return jnp.degrees(jnp.mean(jnp.arctan2(sine, dot)))
+  """Mean spectral angle between true and estimated spectra, degrees (0 where either spectrum
+  is zero). The angle between unit spectra u and v as 2 atan2(|u - v|, |u + v|), exact to
+  rounding at small angles too (unlike the arc cosine of their dot product)."""
+  norm = lambda x: jnp.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+  t_norm, e_norm = norm(truth), norm(estimate)
+  defined = (t_norm > 0) & (e_norm > 0)
+  u = truth / jnp.where(defined, t_norm, 1.0)
+  v = estimate / jnp.where(defined, e_norm, 1.0)
+  angle = 2.0 * jnp.arctan2(norm(u - v), norm(u + v))
+  return jnp.degrees(jnp.mean(jnp.where(defined, angle, 0.0)))
 
 
 def ergas(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> jnp.ndarray:
@@ -103,13 +111,13 @@ def _ssim(truth: jnp.ndarray, estimate: jnp.ndarray, valid: jnp.ndarray) -> jnp.
   return jnp.sum(jnp.where(full, index, 0.0)) / jnp.sum(full)
 
 
-def valid_pixels(image: jnp.ndarray, valid) -> jnp.ndarray:
+def valid_pixels(image: jnp.ndarray, valid) -> np.ndarray:
   """(N, 1, C): the N valid pixels of an (H, W, C) image as a one-column image (every image
   where `valid` is None)."""
-  image = jnp.asarray(image)
+  image = np.asarray(image)
   if valid is None:
     return image.reshape(-1, 1, image.shape[-1])
-  return image[jnp.asarray(valid, bool)][:, None, :]
+  return image[np.asarray(valid, bool)][:, None, :]
 
 
 def fusion_report(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float,
@@ -123,16 +131,20 @@ def pooled_fusion_report(truths, estimates, ratio: float, valids) -> dict[str, f
   """`fusion_report` of several images (lists of (H_i, W_i, C) truths and estimates and of
   (H_i, W_i) bool validities or None) as one: PSNR, SAM, ERGAS and RMSE over all their valid
   pixels together; SSIM the mean of the images' SSIM weighted by their valid pixels."""
-  truth_pixels = jnp.concatenate([valid_pixels(t, v) for t, v in zip(truths, valids)])
-  estimate_pixels = jnp.concatenate([valid_pixels(e, v) for e, v in zip(estimates, valids)])
-  counts = [t.shape[0] * t.shape[1] if v is None else int(jnp.sum(jnp.asarray(v)))
+  truth_pixels = np.concatenate([valid_pixels(t, v) for t, v in zip(truths, valids)])
+  estimate_pixels = np.concatenate([valid_pixels(e, v) for e, v in zip(estimates, valids)])
+  counts = [t.shape[0] * t.shape[1] if v is None else int(np.sum(v))
             for t, v in zip(truths, valids)]
   ssims = [float(ssim(t, e, v)) for t, e, v in zip(truths, estimates, valids)]
-  return {"psnr": float(psnr(truth_pixels, estimate_pixels)),
-          "sam_deg": float(sam_degrees(truth_pixels, estimate_pixels)),
-          "ergas": float(ergas(truth_pixels, estimate_pixels, ratio)),
-          "ssim": float(sum(c * v for c, v in zip(counts, ssims)) / sum(counts)),
-          "rmse": float(rmse(truth_pixels, estimate_pixels))}
+  report = {name: float(value) for name, value in
+            _pixel_metrics(truth_pixels, estimate_pixels, float(ratio)).items()}
+  return {**report, "ssim": float(sum(c * v for c, v in zip(counts, ssims)) / sum(counts))}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _pixel_metrics(truth: jnp.ndarray, estimate: jnp.ndarray, ratio: float) -> dict:
+  return {"psnr": psnr(truth, estimate), "sam_deg": sam_degrees(truth, estimate),
+          "ergas": ergas(truth, estimate, ratio), "rmse": rmse(truth, estimate)}
 
 
 def per_image_report(truth: jnp.ndarray, estimate: jnp.ndarray) -> dict[str, float]:

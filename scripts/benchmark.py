@@ -26,8 +26,8 @@ e.g. --config.model.attention=xla) and GFLOP/s, their fraction of a matrix-multi
 measured in the same run (one device times the device count, in the model's compute dtype), the
 peak memory of a device by XLA's memory analysis, and the task's input pipeline alone
 (`train_batches`, examples/s of this process) against the step's consumption. --predict also
-times one `task.predict_heldout` of the validation split (its compilation included): the held-out prediction the
-trainer evaluates, e.g. the Koopman experiment's assimilation.
+times one `task.predict_heldout` of the validation split (its compilation included): the
+held-out prediction the trainer evaluates, e.g. the Koopman experiment's assimilation.
 
 --reference=<script> runs our timed steps and then the script (scripts/benchmark_torch_*.py,
 under --reference_python, with --warmup, --steps and --reference_args), --rounds times in
@@ -185,7 +185,8 @@ def _predict_seconds(task: Task, params, mesh, config) -> float:
   devices, as the trainer does), its compilation included."""
   batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
   predict = train.make_predict_fn(task, params, mesh)
-  return timing.time_calls(lambda: task.predict_heldout(predict, batch_size, "validation"), 0, 1).median_s
+  return timing.time_calls(lambda: task.predict_heldout(predict, batch_size, "validation"),
+                           0, 1).median_s
 
 
 def benchmark_config(config, workdir: str, args, skipped: str) -> dict:

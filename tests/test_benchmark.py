@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import pytest
 

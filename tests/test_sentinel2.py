@@ -76,7 +76,8 @@ def test_band_files_keep_their_georeferencing_and_must_share_a_grid(tmp_path):
   with pytest.raises(ValueError, match="band B12's grid"):
     sentinel2.read_band_files(str(tmp_path))
   assert sentinel2.band_of_file("T33UUB_20170527T100031_B8A.jp2") == "B8A"
-  assert sentinel2.band_of_file("x_B05_20m.jp2") == "B5" and sentinel2.band_of_file("TCI.jp2") is None
+  assert sentinel2.band_of_file("x_B05_20m.jp2") == "B5"
+  assert sentinel2.band_of_file("TCI.jp2") is None
 
 
 def _with_nodata(scene: sentinel2.Scene, rows: int, cols: int) -> sentinel2.Scene:

@@ -21,6 +21,8 @@ on its own pixels: the fusion networks correct `mtf_glp_batch` of every tile the
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,8 +37,19 @@ GENERIC_MTF = 0.3
 RIDGE = 1e-3
 
 
+def _static(mtf_at_nyquist) -> float | tuple[float, ...]:
+  """A scalar or per-band MTF setting as a value jax.jit can take as a static argument."""
+  values = np.asarray(mtf_at_nyquist, np.float64)
+  return float(values) if values.ndim == 0 else tuple(values.tolist())
+
+
 def _degrade_batch(images: jax.Array, ratio: int, mtf_at_nyquist) -> jax.Array:
   """(B, H, W, C) -> (B, H / ratio, W / ratio, C), each channel through its own MTF."""
+  return _degrade_batch_static(images, ratio, _static(mtf_at_nyquist))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _degrade_batch_static(images: jax.Array, ratio: int, mtf_at_nyquist) -> jax.Array:
   mtfs = np.broadcast_to(np.asarray(mtf_at_nyquist, np.float64), (images.shape[-1],))
   return jax.vmap(lambda image: psf.degrade_to_mtf(image, ratio, mtfs))(images)
 
@@ -68,6 +81,7 @@ def _moments_filter(images: jax.Array, window: float | None) -> jax.Array:
   return jax.vmap(blur)(images)
 
 
+@functools.partial(jax.jit, static_argnames=("ratio", "window"))
 def synthetic_pans(lr: jax.Array, hr: jax.Array, ratio: int,
                    window: float | None = None) -> jax.Array:
   """(B, H, W, L) P_l: for each example and low-resolution band l, the combination (with an
@@ -112,6 +126,12 @@ def mtf_glp_batch(lr: jax.Array, hr: jax.Array, ratio: int, mtf_at_nyquist,
   window: the synthetic pans fitted over each whole example (None) or locally (see
   `synthetic_pans`).
   """
+  return _mtf_glp_batch(lr, hr, ratio, _static(mtf_at_nyquist), window)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _mtf_glp_batch(lr: jax.Array, hr: jax.Array, ratio: int, mtf_at_nyquist,
+                   window: float | None) -> jax.Array:
   pans = synthetic_pans(lr, hr, ratio, window)
   pans_low = _degrade_batch(pans, ratio, mtf_at_nyquist)
   detail = pans - sampling.upsample_bicubic(pans_low, ratio)

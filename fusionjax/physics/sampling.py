@@ -1,6 +1,8 @@
 """Spatial sampling: detector-pixel decimation and bicubic upsampling."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -26,6 +28,7 @@ def decimate(cube: jnp.ndarray, factor: int) -> jnp.ndarray:
   return blocks.mean(axis=(-3, -1))
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def upsample_bicubic(image: jnp.ndarray, factor: int) -> jnp.ndarray:
   """Bicubic (Keys, a = -0.5) upsampling of channels-last images by an integer factor.
 

@@ -1,1 +1,2 @@
-"""MODIS LST and NDVI composites: readers, the procedural archive, the climatology, the TFDS builder."""
+"""MODIS LST and NDVI composites: readers, the procedural archive, the climatology, the TFDS
+builder."""

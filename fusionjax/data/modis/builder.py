@@ -99,7 +99,8 @@ class LstTiles(sharded_builder.ShardedBuilder):
   VERSION = tfds.core.Version("1.4.0")
   RELEASE_NOTES = {"1.0.0": "1 km LST and NDVI per LST band.",
                    "1.1.0": "The composite's red, NIR and MIR reflectances.",
-                   "1.2.0": "The location's LST climatology from the training split; the tile index.",
+                   "1.2.0": ("The location's LST climatology from the training split; the tile "
+                             "index."),
                    "1.3.0": "The count of validation samples the climatology covers.",
                    "1.4.0": "A test split; splits by date, location or at random."}
 

@@ -31,8 +31,8 @@ VALID_RANGE_K = (150.0, 400.0)
 # The guide images of each data.guide setting, stacked on the channel axis in this order:
 # 'ndvi' (1 channel) and 'reflectance' (red, NIR, MIR reflectance, 3 channels).
 GUIDES = {"none": (), "ndvi": ("ndvi",), "reflectances": ("ndvi", "reflectance")}
-_NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\.(?P<tile>h\d\dv\d\d)"
-                   r"\..*\.(?P<index>\d+)\.tif$")
+_NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
+                   r"(?P<tile>h\d\dv\d\d)\..*\.(?P<index>\d+)\.tif$")
 
 
 @dataclasses.dataclass(frozen=True)
