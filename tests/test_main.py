@@ -61,6 +61,17 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   again = train.run(config, str(workdir), mode="eval")
   for split in ("validation", "test"):
     assert again[split]["model"]["psnr"] == report[split]["model"]["psnr"]
+  # The baselines' figures are computed once per prepared scene and split, and kept beside it
+  # with the settings they were computed with.
+  kept_path = next((workdir / "data").glob("jwst-*/baselines_test.json"))
+  kept = json.loads(kept_path.read_text())
+  assert kept["reports"]["pooled"]["gsa"] == report["test"]["gsa"]
+  kept["reports"]["pooled"]["gsa"]["psnr"] = -1.0   # read back, not computed again
+  kept_path.write_text(json.dumps(kept))
+  assert train.run(config, str(workdir), mode="eval")["test"]["gsa"]["psnr"] == -1.0
+  kept["key"]["baseline_mtf"] = 0.5                  # other settings: computed again
+  kept_path.write_text(json.dumps(kept))
+  assert train.run(config, str(workdir), mode="eval")["test"]["gsa"] == report["test"]["gsa"]
   # A run that must not see the test split (a tuning trial) evaluates validation only.
   config.train.evaluate_test = False
   assert set(train.run(config, str(workdir), mode="eval")) == {"step", "validation"}

@@ -47,6 +47,9 @@ BASE_ESTIMATES = ("bicubic", "mtf_glp")
 # held-out strip of the Sentinel-2 run of docs/sentinel2.md trained on rows 0-263, against
 # 84.77 for 'mtf_glp' (one fit over the whole strip); wider windows fit less closely.
 BASE_WINDOW = 2.0
+# Part of the key of the baselines' figures kept beside a prepared scene (`_baseline_reports`):
+# bumped when a baseline or a metric changes.
+BASELINES_VERSION = 1
 
 
 class FusionTask(TfdsTask):
@@ -104,6 +107,7 @@ class FusionTask(TfdsTask):
         "data": cache.data_settings(config, leave_out=(
             "num_shards", "train_stride", "base_estimate", "radiometric_jitter")),
         "instrument": config.instrument.to_dict() if "instrument" in config else None})
+    self._scene_dir = scene_dir
     manifest_path = os.path.join(scene_dir, "scenes.json")
     tfds_dir = cache.tiles_dir(scene_dir, {"tile_size": data.tile_size,
                                            "train_stride": data.train_stride,
@@ -213,17 +217,15 @@ class FusionTask(TfdsTask):
       fused.append(np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0))
     return fused
 
-  def _estimates(self, scene: FusionScene, strip: HeldOutStrip,
-                 fused: np.ndarray) -> dict[str, np.ndarray]:
-    """(H, w, L) estimates of a held-out `strip` of `scene`: the model's (from the (L, H, w)
-    `fused`), bicubic upsampling, GSA and MTF-GLP (and the local MTF-GLP the network
-    corrects, where it does); with a spectral subspace, its bicubic upsampling (the
-    low-resolution cube denoised in the subspace, then upsampled) and the truth projected on
-    it (the subspace's own error)."""
+  def _baseline_estimates(self, scene: FusionScene, strip: HeldOutStrip
+                          ) -> dict[str, np.ndarray]:
+    """(H, w, L) classical estimates of a held-out `strip` of `scene`: bicubic upsampling,
+    GSA and MTF-GLP (and the local MTF-GLP the network corrects, where it does); with a
+    spectral subspace, its bicubic upsampling (the low-resolution cube denoised in the
+    subspace, then upsampled) and the truth projected on it (the subspace's own error)."""
     ratio = scene.scale_factor
     lr, lr_codes, msi = np.moveaxis(strip.lr, 0, -1), strip.lr_codes, strip.msi
     estimates = {
-        "model": np.moveaxis(fused, 0, -1),
         "bicubic": np.asarray(sampling.upsample_bicubic(lr, ratio)),
         "gsa": pansharpening.gsa(lr, msi, ratio, self.baseline_mtf, lr_codes=lr_codes),
         "mtf_glp": pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf)}
@@ -238,24 +240,61 @@ class FusionTask(TfdsTask):
           scene.coding.decode(scene.coding.encode(truth)))
     return estimates
 
+  def _strips(self, split: str, estimates_of) -> list["Strip"]:
+    """Each scene's `split` strip with the estimates `estimates_of(index, scene, strip)`."""
+    strips = []
+    for index, scene in enumerate(self.scenes):
+      strip = scene.strip(split)
+      strips.append(Strip(np.moveaxis(strip.truth, 0, -1), estimates_of(index, scene, strip),
+                          strip.valid))
+    return strips
+
+  def _baseline_reports(self, split: str) -> dict:
+    """The baselines' figures on the `split` strips: {"pooled": {method: report}, "scenes":
+    [{method: report} of each scene]}. They depend on the prepared scenes only, so they are
+    computed once and kept beside them (baselines_<split>.json, with the settings they were
+    computed with: a change of these computes them again)."""
+    path = os.path.join(self._scene_dir, f"baselines_{split}.json")
+    key = json.loads(json.dumps({   # as read back: tuples as lists
+        "version": BASELINES_VERSION, "baseline_mtf": self.baseline_mtf,
+        "base_estimate": base_estimate_of(self.config), "base_window": BASE_WINDOW}))
+    if os.path.exists(path):
+      with open(path) as source:
+        kept = json.load(source)
+      if kept.get("key") == key:
+        return kept["reports"]
+    strips = self._strips(split, lambda _, scene, strip: self._baseline_estimates(scene, strip))
+    reports = {"pooled": self._report(strips),
+               "scenes": [self._report([strip]) for strip in strips] if len(strips) > 1 else []}
+    with atomic.atomic_path(path) as temporary:
+      with open(temporary, "w") as sink:
+        json.dump({"key": key, "reports": reports}, sink)
+    return reports
+
   def evaluate(self, fused: list[np.ndarray], split: str) -> dict:
     """Metrics of the fused (L, H, w) cubes of the `split` strips (`predict_heldout`),
     under 'model', and of the baselines, over every scene's valid held-out pixels pooled
     (`metrics.pooled_fusion_report`); with several scenes, also each scene's report under
     'scenes' -> its name. A scene's report says which region it covers ('region')."""
-    strips = []
-    for scene, cube in zip(self.scenes, fused):
-      strip = scene.strip(split)
-      strips.append(Strip(np.moveaxis(strip.truth, 0, -1),
-                          self._estimates(scene, strip, cube), strip.valid))
-    report = self._report(strips)
+    strips = self._strips(split, lambda index, *_: {"model": np.moveaxis(fused[index], 0, -1)})
+    baselines = self._baseline_reports(split)
+    report = self._with_baselines(self._report(strips), baselines["pooled"])
     if len(self.scenes) == 1:
       report["region"] = _region(self.scene, split)
       return report
     report["scenes"] = {}
     for index, (scene, strip) in enumerate(zip(self.scenes, strips)):
       name = scene.name if scene.name not in report["scenes"] else f"{scene.name} #{index}"
-      report["scenes"][name] = {**self._report([strip]), "region": _region(scene, split)}
+      report["scenes"][name] = {
+          **self._with_baselines(self._report([strip]), baselines["scenes"][index]),
+          "region": _region(scene, split)}
+    return report
+
+  def _with_baselines(self, model_report: dict, baseline_reports: dict) -> dict:
+    """The model's report beside the baselines', then the figures comparing them."""
+    model_report["model"]["model_name"] = self.config.model.name
+    report = {**model_report, **baseline_reports}
+    self.compare_methods(report)
     return report
 
   def _report(self, strips: list["Strip"]) -> dict:
@@ -264,13 +303,16 @@ class FusionTask(TfdsTask):
     report = {method: metrics.pooled_fusion_report(
         [s.truth for s in strips], [s.estimates[method] for s in strips], ratio,
         [s.valid for s in strips]) for method in strips[0].estimates}
-    report["model"]["model_name"] = self.config.model.name
     self.extend_report(report, strips)
     return report
 
   def extend_report(self, report: dict, strips: list["Strip"]) -> None:
-    """Adds sensor-specific figures to the `report` of `strips` (their pixels pooled);
-    nothing by default."""
+    """Adds sensor-specific figures of each method of `strips` (their pixels pooled) to its
+    entry of `report`; nothing by default."""
+
+  def compare_methods(self, report: dict) -> None:
+    """Adds figures comparing the methods of a finished `report` (the model's and the
+    baselines'); nothing by default."""
 
 
 class Strip(NamedTuple):

@@ -66,7 +66,7 @@ class Sentinel2Task(FusionTask):
 
   def extend_report(self, report: dict, strips) -> None:
     """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels
-    of the strips pooled), and the ratio of bicubic's RMSE to the model's."""
+    of the strips pooled)."""
     ratio = self.scene.scale_factor
     for method in strips[0].estimates:
       per_band = {}
@@ -77,6 +77,9 @@ class Sentinel2Task(FusionTask):
             [s.valid for s in strips])
         per_band[band] = {k: band_report[k] for k in ("rmse", "psnr", "ssim", "ergas")}
       report[method]["per_band"] = per_band
+
+  def compare_methods(self, report: dict) -> None:
+    """The ratio of bicubic's RMSE to the model's."""
     report["rmse_ratio_bicubic_to_model"] = report["bicubic"]["rmse"] / report["model"]["rmse"]
 
   def write_products(self, fused: list[np.ndarray], split: str, out_dir: str) -> list[str]:
