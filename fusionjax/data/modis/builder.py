@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fusionjax.data import sharded_builder, splits
+from fusionjax.data import geotiff, sharded_builder, splits
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 
@@ -68,11 +68,18 @@ def split_samples(samples: list[modis.LstSample], *, val_fraction: float, test_f
 def usable_samples(source_dir: str, tile_size: int
                    ) -> tuple[list[modis.LstSample], dict[str, int], dict[str, int]]:
   """The samples under `source_dir` fit for use, the counts of `modis.find_samples`, and the
-  number of samples dropped per reason (no-data pixels, values outside 150-400 K)."""
+  number of samples dropped per reason (no-data pixels, values outside 150-400 K). Reads the
+  LST files only, each once (a file's day and night samples are neighbours in `samples`);
+  the composites are read, and their grids checked, when the examples are written."""
   samples, counts = modis.find_samples(source_dir)
   usable, dropped = [], collections.Counter()
+  path, lst = None, None
   for sample in samples:
-    reason = modis.invalid_reason(modis.read_sample(sample, tile_size)[0])
+    if sample.lst.path != path:
+      path = sample.lst.path
+      lst = geotiff.read_geotiff(path, bands=len(modis.LST_BANDS),
+                                 shape=(tile_size, tile_size))[0]
+    reason = modis.invalid_reason(lst[sample.band])
     if reason is None:
       usable.append(sample)
     else:
