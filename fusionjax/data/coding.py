@@ -103,7 +103,7 @@ def fit_coding(pixels: np.ndarray, subspace_dim: int = 0, *,
     The fitted SpectralCoding (float32).
   """
   pixels = np.asarray(pixels, np.float64)
-  num_pixels, num_bands = pixels.shape
+  num_bands = pixels.shape[1]
   mean = pixels.mean(axis=0)
   centred = pixels - mean
   if subspace_dim == 0:
@@ -113,10 +113,11 @@ def fit_coding(pixels: np.ndarray, subspace_dim: int = 0, *,
   if not 0 < subspace_dim < num_bands:
     raise ValueError(f"data.subspace_dim={subspace_dim}: expected 0 (all {num_bands} bands) "
                      f"or a number of components between 1 and {num_bands - 1}")
-  covariance = centred.T @ centred / num_pixels
-  _, vectors = scipy.linalg.eigh(covariance, subset_by_index=[num_bands - subspace_dim,
-                                                              num_bands - 1])
-  basis = vectors[:, ::-1]
+  # The leading right singular vectors of the centred pixels: the principal axes, in
+  # O(min(N, L)^2 max(N, L)) (an eigendecomposition of the L x L covariance costs L^3: 19 s
+  # for the 4974 Orion Bar wavelengths, where the thin SVD of a smoke crop's 768 pixels
+  # takes under a second).
+  basis = scipy.linalg.svd(centred, full_matrices=False)[2][:subspace_dim].T
   basis *= np.sign(basis.sum(axis=0, keepdims=True) + 1e-30)
   scale = (centred @ basis).std(axis=0)
   scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
