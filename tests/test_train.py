@@ -218,7 +218,8 @@ def _kill_after_checkpoint(process, directory, step: int) -> None:
   process.wait()
 
 
-def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path):
+def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path,
+                                                                                caplog):
   settings = {"data.cache_dir": str(tmp_path / "data"), "train.num_steps": 10,
               "train.checkpoint_every": 1, "train.keep_checkpoints": 2}
   # The uninterrupted run in this process (the same 4 devices and compiled programs as the
@@ -232,8 +233,10 @@ def test_sigkill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run
         [sys.executable, "-m", "fusionjax.main", *args, f"--workdir={tmp_path / 'killed'}"],
         cwd=test_main.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_after_checkpoint(process, tmp_path / "killed" / "checkpoints", step)
-  rerun = test_main._run(*args, f"--workdir={tmp_path / 'killed'}")
-  assert re.search(r"Restoring checkpoint of step ([7-9])", rerun.stderr), rerun.stderr[-2000:]
+  # The command run again, here: it resumes from the last complete checkpoint.
+  with caplog.at_level("INFO"):
+    train.run(experiment_config("jwst", "smoke", **settings), str(tmp_path / "killed"))
+  assert re.search(r"Restoring checkpoint of step ([7-9])", caplog.text), caplog.text[-2000:]
   whole, resumed = _final_params(tmp_path / "whole", 10), _final_params(tmp_path / "killed", 10)
   for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(a, b)
