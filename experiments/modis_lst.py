@@ -91,7 +91,11 @@ def get_config(arg: str | None = None):
   if {"disr", "reflectances"} & set(variants):
     config.name = "modis_lst_disr"
     config.data.guide = "reflectances" if "reflectances" in variants else "ndvi"
-    config.loss.guide_weight = 1e-3
+    # The tuning study's best (docs/tuning.md; 600 steps on the real archive, selected on the
+    # validation dates), rounded: test RMSE 0.595 K against 0.604 K with the earlier weights,
+    # consistency 1.0 and guide 1e-3.
+    config.loss.consistency_weight = 0.26
+    config.loss.guide_weight = 1.8e-4
   if "climatology" in variants:
     config.name += "_climatology"
     config.data.climatology = True
