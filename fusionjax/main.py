@@ -43,5 +43,10 @@ def main(argv):
     train.run(config, FLAGS.workdir, FLAGS.mode)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `fusionjax` command: the same as `python -m fusionjax.main`."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
