@@ -226,6 +226,32 @@ def test_real_scene_bands_are_read_aligned():
   red = scene.bands["B4"].reshape(300, 2, 300, 2).mean(axis=(1, 3))
   assert np.corrcoef(red.ravel(), scene.bands["B5"].ravel())[0, 1] > 0.7
   assert abs(np.corrcoef(red.T.ravel(), scene.bands["B5"].ravel())[0, 1]) < 0.2
+  # The MATLAB file's im10 holds red first: over this vegetated L1C scene, blue is brighter
+  # than red at the top of the atmosphere and follows the coastal band B1; red follows B5.
+  mean = lambda name: float(scene.bands[name].mean())  # noqa: E731
+  assert mean("B2") > mean("B4") and mean("B8") > 2 * mean("B3")
+  def corr(name, other):   # `name` averaged to the grid of `other`
+    rows, columns = scene.bands[other].shape
+    coarse = scene.bands[name].reshape(rows, -1, columns, scene.bands[name].shape[1] // columns)
+    return np.corrcoef(coarse.mean(axis=(1, 3)).ravel(), scene.bands[other].ravel())[0, 1]
+  assert corr("B2", "B1") > corr("B4", "B1") and corr("B4", "B5") > corr("B2", "B5")
+
+
+def test_the_same_scene_as_mat_and_as_band_files_gives_every_band_its_channel(tmp_path):
+  scene = _scene(96, seed=4)
+  write_mat(tmp_path / "scene.mat", scene)
+  crs = rasterio.crs.CRS.from_epsg(32633).to_wkt()
+  (tmp_path / "bands").mkdir()
+  for name, image in scene.bands.items():
+    resolution = sentinel2.BANDS[name].resolution_m
+    georef = geotiff.GeoReference(crs, (resolution, 0.0, 300000.0, 0.0, -resolution, 5e6))
+    geotiff.write_geotiff(str(tmp_path / "bands" / f"T33UUB_20170527_{name}.tif"),
+                          image[None], georef)
+  from_mat = sentinel2.read_mat(str(tmp_path / "scene.mat"), ALL_BANDS)
+  from_files = sentinel2.read_band_files(str(tmp_path / "bands"), ALL_BANDS)
+  for names in (sentinel2.BANDS_10M, sentinel2.BANDS_20M, sentinel2.BANDS_60M):
+    np.testing.assert_array_equal(from_mat.stack(names), from_files.stack(names))
+    np.testing.assert_array_equal(from_mat.stack(names), scene.stack(names))
 
 
 def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):

@@ -16,7 +16,7 @@ from fusionjax.data import splits
 from fusionjax.data.coding import SpectralCoding
 
 # Part of every prepared scene's cache key: bumped when the saved fields change.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 
 @dataclasses.dataclass(frozen=True)

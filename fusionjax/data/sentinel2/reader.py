@@ -3,7 +3,7 @@
 A scene is a dict band name -> (rows, columns) float32 top-of-atmosphere reflectance x 10000
 (L1C digital numbers), each band at its native resolution (10, 20 or 60 m); 0 is no-data.
 Readers (and `write_mat`, the inverse of read_mat):
-  read_mat      a MATLAB v7.3 file (HDF5) with datasets im10 (B2 B3 B4 B8), im20 (B5 B6 B7 B8A
+  read_mat      a MATLAB v7.3 file (HDF5) with datasets im10 (B4 B3 B2 B8), im20 (B5 B6 B7 B8A
                 B11 B12) and im60 (B1 B9), as distributed with the DSen2 paper's test scenes;
                 MATLAB writes column-major, so each band is transposed back. No georeferencing.
   read_band_files  one file per band (JP2 or GeoTIFF, rasterio), found by its band name in the
@@ -40,7 +40,12 @@ BANDS = {b.name: b for b in (
 BANDS_10M = ("B2", "B3", "B4", "B8")
 BANDS_20M = ("B5", "B6", "B7", "B8A", "B11", "B12")
 BANDS_60M = ("B1", "B9")
-MAT_DATASETS = {"im10": BANDS_10M, "im20": BANDS_20M, "im60": BANDS_60M}
+# The bands of each dataset of a DSen2 MATLAB scene, in its order: im10 holds red first (as
+# DSen2's own reader has it; on the shared L1C scene the channel named B2 here is the
+# brighter of the two, as blue is at the top of the atmosphere over vegetation, and follows
+# B1, while the one named B4 follows the red edge B5). Scenes keep bands by name, so every
+# reader gives a model the same band in the same channel.
+MAT_DATASETS = {"im10": ("B4", "B3", "B2", "B8"), "im20": BANDS_20M, "im60": BANDS_60M}
 NODATA = 0.0
 SATURATED = 65535.0   # L1C's flag for saturated pixels
 UNITS = "TOA reflectance x 10000"
