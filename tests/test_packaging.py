@@ -2,6 +2,7 @@
 licence."""
 import configparser
 import importlib.metadata
+import importlib.util
 import os
 import re
 
@@ -11,6 +12,9 @@ from tests.conftest import REPO
 MODULE_OF = {"tensorflow-cpu": "tensorflow", "tensorflow-datasets": "tensorflow_datasets",
              "ml-collections": "ml_collections", "orbax-checkpoint": "orbax",
              "absl-py": "absl"}
+
+# Declared because a library imports them without declaring them: name -> that library.
+NEEDED_BY = {"tensorboard": "clu", "importlib_resources": "tensorflow_datasets"}
 
 
 def _setup():
@@ -31,12 +35,29 @@ def _imported_modules() -> set[str]:
   return modules
 
 
+def _library_imports(library: str, module: str) -> bool:
+  """Whether the installed `library`'s source imports `module`."""
+  folder = os.path.dirname(importlib.util.find_spec(library).origin)
+  pattern = re.compile(rf"^\s*(?:import|from)\s+{module}\b", re.MULTILINE)
+  for root, _, files in os.walk(folder):
+    for name in files:
+      if name.endswith(".py"):
+        with open(os.path.join(root, name), errors="replace") as source:
+          if pattern.search(source.read()):
+            return True
+  return False
+
+
 def test_every_declared_dependency_is_imported():
   required = [re.split(r"[<>=!~\[ ]", line.strip())[0]
               for line in _setup()["options"]["install_requires"].strip().splitlines()]
   imported = _imported_modules()
-  unused = [name for name in required if MODULE_OF.get(name, name) not in imported]
+  unused = [name for name in required
+            if MODULE_OF.get(name, name) not in imported and name not in NEEDED_BY]
   assert not unused, f"declared in setup.cfg but never imported: {unused}"
+  for name, library in NEEDED_BY.items():
+    assert name in required, f"{name} (imported by {library}) is not declared in setup.cfg"
+    assert _library_imports(library, name), f"{library} no longer imports {name}"
 
 
 def test_the_fusionjax_command_is_the_main_module():
