@@ -16,8 +16,8 @@ DEFAULT_CONFIG = "experiments/sentinel2.py"
 EXPERIMENTS = ("experiments/sentinel2.py", "experiments/jwst.py", "experiments/modis_lst.py",
                "experiments/sentinel2_koopman.py")
 # --model=all: every built-in model at its experiment's published size.
-ALL = ("experiments/jwst.py", "experiments/sentinel2.py", "experiments/sentinel2.py:model=dsen2",
-       "experiments/modis_lst.py", "experiments/modis_lst.py:model=srcnn",
+ALL = ("experiments/jwst.py", "experiments/sentinel2.py:model=fusformer",
+       "experiments/sentinel2.py", "experiments/modis_lst.py", "experiments/modis_lst.py:model=srcnn",
        "experiments/sentinel2_koopman.py")
 
 
