@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging as std_logging
 import os
+import sys
 
 import jax
 from absl import flags, logging
@@ -24,6 +25,28 @@ flags.DEFINE_string("compilation_cache_dir",
                     "compiled steps instead of compiling them); '' disables it. Default: "
                     "$FUSIONJAX_COMPILATION_CACHE or ~/.cache/fusionjax/xla.")
 flags.mark_flags_as_required(["config", "workdir"])
+# Where `pip install` puts the experiment configs (setup.cfg's data_files).
+INSTALLED_EXPERIMENTS = os.path.join(sys.prefix, "share", "fusionjax", "experiments")
+
+
+def with_installed_config(argv: list[str], installed: str = INSTALLED_EXPERIMENTS) -> list[str]:
+  """`argv` with a --config=experiments/<name>.py[:variant] whose file does not exist from
+  the working directory pointed at the installed copy of that config, if there is one (so
+  that the documented commands run from any folder after `pip install`)."""
+  result = list(argv)
+  for index, argument in enumerate(result):
+    if argument.startswith("--config="):
+      prefix, value = "--config=", argument[len("--config="):]
+    elif argument == "--config" and index + 1 < len(result):
+      prefix, value, index = "", result[index + 1], index + 1
+    else:
+      continue
+    path, colon, variant = value.partition(":")
+    candidate = os.path.join(installed, os.path.basename(path))
+    if (not os.path.exists(path) and os.path.basename(os.path.dirname(path)) == "experiments"
+        and os.path.isfile(candidate)):
+      result[index] = prefix + candidate + colon + variant
+  return result
 
 
 class _QuietLibraries(std_logging.Filter):

@@ -8,6 +8,8 @@ Settings are overridden with --config.<field>=<value>, e.g. --config.train.num_s
 all at once with --config_overrides=<file.json> ({"train.learning_rate": 3e-4, ...}; e.g. the
 best_overrides.json of a tuning study, fusionjax.tune), applied after the --config flags.
 """
+import sys
+
 from absl import app, flags, logging
 
 from fusionjax import adaptation, cli, config_overrides, parallel, train
@@ -45,7 +47,7 @@ def main(argv):
 
 def run() -> None:
   """The `fusionjax` command: the same as `python -m fusionjax.main`."""
-  app.run(main)
+  app.run(main, argv=cli.with_installed_config(sys.argv))
 
 
 if __name__ == "__main__":

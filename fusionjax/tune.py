@@ -320,4 +320,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, argv=cli.with_installed_config(sys.argv))

@@ -73,3 +73,31 @@ def test_the_licence_file_is_the_declared_licence():
   with open(os.path.join(REPO, "LICENSE")) as licence:
     text = licence.read()
   assert "Apache License" in text and "Version 2.0, January 2004" in text
+
+
+def test_every_experiment_config_is_installed_with_the_package():
+  installed = [line.strip() for line in
+               _setup()["options.data_files"]["share/fusionjax/experiments"].strip().splitlines()]
+  present = sorted(f"experiments/{name}" for name in os.listdir(os.path.join(REPO, "experiments"))
+                   if name.endswith(".py"))
+  assert sorted(installed) == present
+
+
+def test_a_config_path_missing_from_the_working_directory_is_found_installed(tmp_path,
+                                                                             monkeypatch):
+  from fusionjax import cli
+  installed = tmp_path / "share" / "experiments"
+  installed.mkdir(parents=True)
+  (installed / "jwst.py").write_text("")
+  monkeypatch.chdir(tmp_path)     # no experiments/ folder here
+  argv = ["fusionjax", "--config=experiments/jwst.py:smoke", "--workdir=w"]
+  assert cli.with_installed_config(argv, str(installed)) == [
+      "fusionjax", f"--config={installed}/jwst.py:smoke", "--workdir=w"]
+  assert cli.with_installed_config(["t", "--config", "experiments/jwst.py"], str(installed)) \
+      == ["t", "--config", f"{installed}/jwst.py"]
+  # A config that exists from the working directory, or that is not installed, stays.
+  (tmp_path / "experiments").mkdir()
+  (tmp_path / "experiments" / "jwst.py").write_text("")
+  assert cli.with_installed_config(argv, str(installed)) == argv
+  assert cli.with_installed_config(["t", "--config=experiments/other.py"], str(installed)) \
+      == ["t", "--config=experiments/other.py"]
