@@ -13,6 +13,7 @@ Variants (comma-separated, e.g. --config=experiments/sentinel2.py:smoke):
   (none)   a procedural scene (480 x 480 pixels at 10 m), or the scenes of --config.data.dir:
            a MATLAB v7.3 file such as ../shared/data/sentinel2/S2A_MSIL1C_20170527_T33UUB.mat
            (or the folder holding it), a folder of band files (JP2 or GeoTIFF, one per band),
+           a Sentinel-2 SAFE product (L1C or L2A, the .SAFE folder or its .zip as downloaded),
            a folder of such scenes, or a comma-separated list of these and of procedural
            scenes 'procedural:<landscape>' (mixed, water, arid, urban, snow, hazy): one model
            trained on all, evaluated per scene and pooled.
@@ -59,8 +60,12 @@ def get_config(arg: str | None = None):
 
   config.predict.tile_overlap = 8
   config.predict.tile_size = 64  # output (10 m) pixels per tile
-  # predict.input: a .mat scene or a folder of band files; predict.output: folder for the 10 m
-  # GeoTIFF and its quicklook.
+  # predict.input: a .mat scene, a folder of band files or a SAFE product (L1C or L2A, the
+  # .SAFE folder or its .zip); predict.output: folder for the 10 m GeoTIFF and its quicklook.
+  # predict.window: the part of the scene sharpened, '' = all of it; 'row0,col0,rows,cols'
+  # (pixels of the 10 m grid) or 'bounds:minx,miny,maxx,maxy' (the scene's CRS, e.g. UTM
+  # metres), widened to whole 60 m pixels; the GeoTIFF is georeferenced at the window.
+  config.predict.window = ""
   # Scale each band's correction of the base estimate by the weight in [0, 1] fitted on the
   # scene's own reduced-resolution version (0 where the network would only harm that scene).
   config.predict.fit_correction = True

@@ -22,6 +22,11 @@ def _leaf_names(config: ml_collections.ConfigDict, prefix: str = "") -> list[str
   return names
 
 
+def flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Every setting of `config` by its dotted name (as `apply` takes them)."""
+  return {name: value_of(config, name) for name in _leaf_names(config)}
+
+
 def check_name(config: ml_collections.ConfigDict, name: str, source: str) -> None:
   """ValueError naming `name` (from `source`) if it is not a setting of `config`."""
   names = _leaf_names(config)

@@ -5,6 +5,8 @@ from typing import Callable
 
 import numpy as np
 
+from fusionjax import progress
+
 
 def tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
   """Start offsets of windows covering [0, size): stride tile - overlap, last flush with the end.
@@ -33,8 +35,9 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
 
 def predict_tiled(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], lr: np.ndarray,
                   hr: np.ndarray, *, tile: int, overlap: int, scale: int,
-                  batch_size: int) -> np.ndarray:
-  """Applies a fusion model to an image of any size, tile by tile.
+                  batch_size: int, what: str = "Tiled prediction") -> np.ndarray:
+  """Applies a fusion model to an image of any size, tile by tile (progress logged as
+  `what`).
 
   Args:
     predict: maps a batch (B, tile/scale, tile/scale, C) of LR tiles and (B, tile, tile, M) of
@@ -52,6 +55,7 @@ def predict_tiled(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], lr: n
   total = None
   norm = np.zeros((height, width, 1))
   lr_tile = tile // scale
+  tiles = progress.Progress(what, len(origins), unit="tiles")
   for first in range(0, len(origins), batch_size):
     chunk = origins[first:first + batch_size]
     lr_batch = np.stack([lr[r // scale:r // scale + lr_tile, c // scale:c // scale + lr_tile]
@@ -67,4 +71,6 @@ def predict_tiled(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], lr: n
     for (r, c), output in zip(chunk, outputs):
       total[r:r + tile, c:c + tile] += weights * output
       norm[r:r + tile, c:c + tile] += weights
+    tiles.advance(len(chunk))
+  tiles.finish()
   return (total / norm).astype(np.float32)

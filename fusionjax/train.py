@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from clu import metric_writers, periodic_actions
-from jax.experimental import multihost_utils
 
-from fusionjax import checkpoint, parallel, products, report_table, tasks
-from fusionjax.tasks.base import Task
+from fusionjax import (checkpoint, parallel, products, progress, report_table, run_config,
+                       tasks, termination)
+from fusionjax.tasks.base import PredictFn, Task
 
 MODES = ("train", "eval", "predict")
 # Called with (step, {'val_<metric>': value}) after each evaluation of the validation split.
@@ -98,7 +97,8 @@ def validate_config(config, mode: str) -> None:
 
 def _evaluate_split(task: Task, eval_step, params, mesh, global_batch_size) -> dict[str, float]:
   totals = {}
-  for local in task.eval_batches(global_batch_size=global_batch_size):
+  for local in progress.counted(task.eval_batches(global_batch_size=global_batch_size),
+                                "Validation", unit="batches"):
     sums = eval_step(params, parallel.global_batch(local, mesh))
     for key, value in jax.device_get(sums).items():
       totals[key] = totals.get(key, 0.0) + float(value)
@@ -134,9 +134,11 @@ def train_loop(task: Task, state: TrainState, *, config, workdir: str, mesh, opt
   eval_step = jax.jit(task.eval_fn, in_shardings=(replicated, sharded), out_shardings=replicated)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   first_step = int(jax.device_get(state.step))
+  if first_step == 0:
+    writer.write_hparams(run_config.hparams(config))
   num_steps = train_config.num_steps
-  progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
-                                             every_steps=train_config.log_every)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=writer,
+                                                    every_steps=train_config.log_every)
   batches = parallel.prefetch_to_devices(
       task.train_batches(start_step=first_step, global_batch_size=train_config.batch_size),
       mesh)
@@ -145,15 +147,15 @@ def train_loop(task: Task, state: TrainState, *, config, workdir: str, mesh, opt
                  jax.device_count())
   pending = []
   skipped = 0
-  with _TerminationNotice() as termination:
+  with termination.TerminationNotice() as notice:
     for step in range(first_step + 1, num_steps + 1):
       # Step -------------------------------------------------------------------------------
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         state, step_metrics = train_step(state, next(batches))
       pending.append(step_metrics)
-      progress(step)
+      report_progress(step)
       # Logging and checks (the only host-device synchronisations) ---------------------------
-      terminating = termination.reached(step)
+      terminating = notice.reached(step)
       last = step == num_steps or terminating
       checkpoint_due = step % train_config.checkpoint_every == 0 or last
       if step % train_config.log_every == 0 or checkpoint_due:
@@ -202,41 +204,6 @@ def _check_finite(nonfinite_fraction: float, first_step: int, pending: list, *, 
       "train.learning_rate, or set train.skip_nonfinite=True to skip such steps.")
 
 
-class _TerminationNotice:
-  """SIGTERM (the usual preemption notice) as a step at which to save and exit.
-
-  In one process a Python handler notes the signal, and `reached(step)` is true from the next
-  step on. With several processes, the notice may reach them at different steps (or only
-  some of them): JAX's preemption service (started by jax.distributed.initialize) catches
-  SIGTERM and agrees on a step, the same in every process, at which `reached` is true.
-  """
-
-  def __init__(self):
-    self._received = False
-    self._previous = None
-
-  def __enter__(self):
-    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._notice)
-    return self
-
-  def _notice(self, signum, frame):
-    del signum, frame
-    logging.warning("SIGTERM received: saving a checkpoint after this step.")
-    self._received = True
-
-  def reached(self, step: int) -> bool:
-    """Whether to save and exit after `step`; called once for every step, in order."""
-    if jax.process_count() > 1:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self._received
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-    return False
-
-
 def make_predict_fn(task: Task, params, mesh):
   """A host function (B, ...) numpy inputs -> numpy output(s) of `task.apply`, B split over
   all devices."""
@@ -249,9 +216,9 @@ def make_predict_fn(task: Task, params, mesh):
   return predict
 
 
-def _restored_params(template: TrainState, config, workdir: str):
-  """The params of the latest checkpoint in another run's `workdir`, restored with the
-  structure of `template`; FileNotFoundError naming the folder if it has none."""
+def restored_state(template: TrainState, config, workdir: str) -> TrainState:
+  """The latest checkpoint of the run in `workdir`, restored with the structure of
+  `template`; FileNotFoundError naming the folder if it has none."""
   directory = os.path.join(workdir, "checkpoints")
   missing = FileNotFoundError(f"no checkpoint in {directory}; train that run first")
   if not os.path.isdir(directory):   # checked first: the checkpointer would create it
@@ -261,9 +228,24 @@ def _restored_params(template: TrainState, config, workdir: str):
   try:
     if checkpointer.latest_step() is None:
       raise missing
-    return checkpointer.restore(template).params
+    return checkpointer.restore(template)
   finally:
     checkpointer.close()
+
+
+def _restored_params(template: TrainState, config, workdir: str):
+  """The params of `restored_state`."""
+  return restored_state(template, config, workdir).params
+
+
+def inference(task: Task, state: TrainState, config, mesh) -> tuple[PredictFn, int]:
+  """The host prediction function of a trained `state` (with the task's inference
+  parameters) and the batch size it is called with: config.predict.batch_size rounded to a
+  multiple of the device count."""
+  params = task.inference_params(
+      state.params, restore=functools.partial(_restored_params, state, config))
+  batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
+  return make_predict_fn(task, params, mesh), batch_size
 
 
 def heldout_splits(task: Task, config) -> tuple[str, ...]:
@@ -286,6 +268,8 @@ def run(config, workdir: str, mode: str = "train", *,
   process 0 scores and writes them, the other processes return the step alone."""
   validate_config(config, mode)
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    run_config.write(config, workdir, mode)
   task = tasks.get_task(config, workdir)
   mesh = parallel.make_mesh()
   optimizer, schedule = make_optimizer(config.train)
@@ -308,10 +292,8 @@ def run(config, workdir: str, mode: str = "train", *,
                          on_validation=on_validation)
   finally:
     checkpointer.close()   # waits for saves in flight, also when training stops on an error
-  params = task.inference_params(
-      state.params, restore=functools.partial(_restored_params, state, config))
-  predict = make_predict_fn(task, params, mesh)
-  batch_size = max(config.predict.batch_size // jax.device_count(), 1) * jax.device_count()
+  predict, batch_size = inference(task, state, config, mesh)
+  task.checkpoint_step = int(jax.device_get(state.step))   # recorded in the products
   if mode == "predict" and config.predict.get("input"):  # the user's own scenes
     if jax.process_count() > 1:
       raise ValueError("--mode=predict with predict.input runs in one process; start it "
@@ -322,7 +304,7 @@ def run(config, workdir: str, mode: str = "train", *,
   splits = heldout_splits(task, config)
   report = None
   if mode in ("train", "eval"):
-    report = {"step": int(jax.device_get(state.step))}
+    report = {"step": task.checkpoint_step}
   lead = jax.process_index() == 0   # scores, reports and writes; every process predicts
   for split in splits:
     prediction = task.predict_heldout(predict, batch_size, split)  # once, for both uses

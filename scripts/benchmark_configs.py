@@ -17,8 +17,8 @@ EXPERIMENTS = ("experiments/sentinel2.py", "experiments/jwst.py", "experiments/m
                "experiments/sentinel2_koopman.py")
 # --model=all: every built-in model at its experiment's published size.
 ALL = ("experiments/jwst.py", "experiments/sentinel2.py:model=fusformer",
-       "experiments/sentinel2.py", "experiments/modis_lst.py", "experiments/modis_lst.py:model=srcnn",
-       "experiments/sentinel2_koopman.py")
+       "experiments/sentinel2.py", "experiments/modis_lst.py",
+       "experiments/modis_lst.py:model=srcnn", "experiments/sentinel2_koopman.py")
 
 
 # Configs ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 from jax.sharding import NamedSharding, PartitionSpec
 
+import fusionjax
 from experiments import sentinel2_koopman
 from fusionjax import parallel, tasks, train
 from fusionjax.assimilation import driver
@@ -81,6 +82,17 @@ def test_predict_assimilates_a_series_folder(trained, tmp_path):
   assert np.all(np.isfinite(products["values"]))
   np.testing.assert_array_equal(products["observed"][:len(grid.dates)].reshape(
       len(grid.dates), -1).T, grid.observed)
+  # The Python API on the same series, as arrays and as a folder: what the command wrote.
+  model = fusionjax.load(str(workdir))
+  assert model.step == 6 and model.config.model.name == "koopman_ae"
+  result = model.predict(values=ndvi.values, clear=ndvi.clear, dates=ndvi.dates)
+  np.testing.assert_allclose(result["values"], products["values"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(result["dates"].astype(str), products["dates"])
+  written = model.predict_files(str(folder), str(tmp_path / "api"))
+  np.testing.assert_allclose(np.load(written[0])["values"], products["values"], rtol=1e-5,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match="expected \\(T, H, W, C\\)"):
+    model.predict(values=ndvi.values[0], clear=ndvi.clear, dates=ndvi.dates)
   # A missing input folder is named, before anything runs.
   config = experiment_config("sentinel2_koopman", "ndvi,smoke")
   config.predict.input, config.predict.output = str(tmp_path / "missing"), str(tmp_path)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import rasterio
 
 from experiments.modis_lst import get_config
 from fusionjax.data import geotiff
@@ -13,8 +14,9 @@ from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 from fusionjax.data.modis import procedural as procedural_lst
 from fusionjax.physics import thermal
+import fusionjax
 from fusionjax import train
-from fusionjax.tasks import lst
+from fusionjax.tasks import lst, lst_predict
 from tests.conftest import experiment_config, shared_data_dir
 
 METHODS = ("model", "bicubic", "tsharp")
@@ -227,11 +229,32 @@ def test_guided_smoke_run_evaluates_model_and_baselines(trained, tmp_path, varia
       "predict.guide": str(archive / "ndvi_1km"), "predict.truth": str(lst_path)})
   train.run(config, str(workdir), mode="predict")
   fine, fine_georef = geotiff.read_geotiff(str(outputs / (lst_path.stem + ".sr4.tif")))
+  with rasterio.open(outputs / (lst_path.stem + ".sr4.tif")) as product:
+    assert product.descriptions == ("LST day", "LST night") and product.units == ("K", "K")
+    assert product.nodata == 0.0 and product.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    assert product.tags()["INPUTS"].startswith(str(inputs / lst_path.name))
   assert fine.shape == truth.shape and fine_georef.matches(georef)
   assert np.all(fine[:, :4, :4] == 0.0) and np.all(fine[:, 4:, 4:] > 150.0)
   reaggregated = np.asarray(thermal.aggregate(np.moveaxis(fine, 0, -1), 4))
   np.testing.assert_allclose(reaggregated[1:, 1:], coarse[1:, 1:], atol=1e-2)
   assert (outputs / (lst_path.stem + ".sr4.png")).stat().st_size > 10_000
+  # The Python API super-resolves the same tile held in arrays alike.
+  model = fusionjax.load(str(workdir))
+  composite = lst_predict._companion(str(lst_path), str(archive / "ndvi_1km"), "guide",
+                                     composite=True)
+  guide = modis.read_guide_images(composite, config.data.guide, shape=truth.shape[1:])
+  climatology = None
+  if config.data.climatology:
+    climatology = np.stack([lst_climatology.read_guide(str(workdir / "climatology"),
+                                                       str(lst_path), band, truth.shape[1:])
+                            for band in range(2)])
+  pixel_km = georef.coarsened(4).pixel_size * georef.crs_unit_factor() / 1000.0
+  arrays = model.predict(np.moveaxis(coarse, -1, 0), pixel_km=pixel_km, guide=guide,
+                         climatology=climatology)
+  np.testing.assert_allclose(arrays, fine, rtol=1e-5, atol=1e-4)
+  with pytest.raises(ValueError, match="predict_arrays: guide has shape"):
+    model.predict(np.moveaxis(coarse, -1, 0), pixel_km=pixel_km, guide=guide[..., :0],
+                  climatology=climatology)
 
 
 def test_multiscale_smoke_run_reports_every_scale_step(trained):

@@ -15,6 +15,7 @@ from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
 from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.sentinel2.scene import prepare_sentinel2_scenes, scene_sources
 from fusionjax.data.tiles_builder import FusionTiles
+from fusionjax.tasks import sentinel2 as sentinel2_task
 from experiments import sentinel2 as sentinel2_experiment
 from fusionjax.physics import psf, sampling
 from tests.conftest import experiment_config, shared_data_dir
@@ -196,7 +197,10 @@ def test_smoke_run_evaluates_baselines_and_predicts_a_seamless_whole_scene(train
   _predict(workdir, arg, tmp_path / "scene.mat", outputs, **{"predict.fit_correction": False})
   with rasterio.open(outputs / "scene_sharpened_10m.tif") as result:
     sharpened = result.read()
-    assert result.descriptions == sentinel2.BANDS_20M and result.nodata == sentinel2.NODATA
+    assert result.descriptions[0] == "B5 (704 nm)" and result.nodata == sentinel2.NODATA
+    assert result.descriptions == sentinel2_task.band_descriptions(sentinel2.BANDS_20M)
+    assert result.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    assert result.tags()["CHECKPOINT_STEP"] == "6" and result.tags()["MODEL"] == model
   assert sharpened.shape == (6, 96, 96) and np.all(np.isfinite(sharpened))
   nodata = np.zeros((96, 96), bool)
   nodata[:10, :30] = True
@@ -269,7 +273,7 @@ def test_60m_variant_sharpens_b1_and_b9_to_10m(trained, tmp_path):
   write_mat(tmp_path / "scene.mat", _scene(216, seed=3))
   _predict(workdir, "60m,smoke", tmp_path / "scene.mat", tmp_path / "out")
   with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as result:
-    assert result.descriptions == sentinel2.BANDS_60M
+    assert result.descriptions == ("B1 (443 nm)", "B9 (945 nm)")
     sharpened = result.read()
   assert sharpened.shape == (2, 216, 216) and np.all(np.isfinite(sharpened))
 

@@ -15,7 +15,7 @@ import pytest
 
 from experiments import jwst as jwst_experiment
 from experiments import modis_lst as modis_experiment
-from fusionjax import checkpoint, parallel, train
+from fusionjax import checkpoint, parallel, run_config, train
 from fusionjax.models.fusformer import Fusformer
 from fusionjax.physics import sampling
 from tests import test_main
@@ -115,6 +115,22 @@ def _final_params(workdir, step):
   return checkpointer.restore(path, target)["params"]
 
 
+def _hparams_logged(workdir) -> dict:
+  """The hyperparameters in the TensorBoard events of `workdir`."""
+  import tensorflow as tf
+  from tensorboard.plugins.hparams import plugin_data_pb2
+  for events in workdir.glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(events)):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == "hparams":
+          data = plugin_data_pb2.HParamsPluginData.FromString(
+              value.metadata.plugin_data.content)
+          if data.HasField("session_start_info"):
+            return {name: getattr(v, v.WhichOneof("kind"))
+                    for name, v in data.session_start_info.hparams.items()}
+  return {}
+
+
 def test_steps_compile_once_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, caplog):
   def config(num_steps):
     # A constant learning rate, so that stopping at step 3 is the same schedule as step 6.
@@ -130,6 +146,9 @@ def test_steps_compile_once_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_p
               if r.getMessage().startswith("Compiling jit(")]
   assert compiled.count("Compiling jit(optimizer_step)") == 1, compiled
   assert compiled.count("Compiling jit(eval_fn)") == 1, compiled
+  # The run's resolved config: in config.json and in TensorBoard's hyperparameters.
+  assert run_config.read(str(tmp_path / "whole")).to_dict() == config(6).to_dict()
+  assert _hparams_logged(tmp_path / "whole")["train.num_steps"] == 6
   train.run(config(3), str(tmp_path / "resumed"))
   assert not (tmp_path / "resumed" / "checkpoints" / "6").exists()
   train.run(config(6), str(tmp_path / "resumed"))

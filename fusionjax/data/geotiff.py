@@ -79,15 +79,38 @@ def read_geotiff(path: str, *, bands: int | tuple[int, ...] | None = None,
   return data, GeoReference(crs.to_wkt(), tuple(transform)[:6])
 
 
+# Cloud-Optimised GeoTIFF layout (GDAL's COG driver): 256 x 256 tiles, internal overviews
+# (averages, halving until one tile holds the image), DEFLATE with the floating-point predictor.
+COG_OPTIONS = {"blocksize": 256, "compress": "DEFLATE", "predictor": "FLOATING_POINT",
+               "overview_resampling": "AVERAGE"}
+
+
 def write_geotiff(path: str, data: np.ndarray, georef: GeoReference | None, *,
                   nodata: float | None = None, band_names: tuple[str, ...] = (),
-                  units: str = "") -> None:
-  """Writes (bands, rows, columns) float32 data as a GeoTIFF, atomically: georeferenced by
-  `georef`, or on a bare pixel grid when it is None (a source without georeferencing)."""
+                  units: str | tuple[str, ...] = "", tags: dict[str, str] | None = None) -> None:
+  """Writes (bands, rows, columns) float32 data as a Cloud-Optimised GeoTIFF (COG_OPTIONS),
+  atomically.
+
+  Args:
+    path: the file to write.
+    data: (bands, rows, columns), converted to float32.
+    georef: the grid's georeferencing, or None for a bare pixel grid (a source without it).
+    nodata: the value of pixels without data, None where every pixel has data.
+    band_names: each band's description (e.g. 'B5 (704 nm)'), or () for none.
+    units: every band's unit (e.g. 'K'), or one per band.
+    tags: dataset-level metadata (e.g. products.Provenance.as_tags()).
+  Raises:
+    ValueError naming the file when band_names or units has another length than the bands.
+  """
   data = np.asarray(data, np.float32)
-  profile = {"driver": "GTiff", "dtype": "float32", "count": data.shape[0],
-             "height": data.shape[1], "width": data.shape[2], "nodata": nodata,
-             "compress": "deflate"}
+  count = data.shape[0]
+  units = (units,) * count if isinstance(units, str) else tuple(units)
+  for field, values in (("band_names", band_names), ("units", units)):
+    if values and len(values) != count:
+      raise ValueError(f"{path}: {len(values)} {field} {list(values)} for {count} band(s); "
+                       "expected one per band")
+  profile = {"driver": "COG", "dtype": "float32", "count": count, "height": data.shape[1],
+             "width": data.shape[2], "nodata": nodata, **COG_OPTIONS}
   if georef is not None:
     profile.update(crs=rasterio.crs.CRS.from_wkt(georef.crs_wkt),
                    transform=Affine(*georef.transform))
@@ -96,5 +119,8 @@ def write_geotiff(path: str, data: np.ndarray, georef: GeoReference | None, *,
       sink.write(data)
       for index, name in enumerate(band_names, start=1):
         sink.set_band_description(index, name)
-        if units:
-          sink.set_band_unit(index, units)
+      for index, unit in enumerate(units, start=1):
+        if unit:
+          sink.set_band_unit(index, unit)
+      if tags:
+        sink.update_tags(**tags)

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fusionjax import progress
 from fusionjax.data import sharded_builder
 from fusionjax.data.fusion_scene import FusionScene
 
@@ -101,7 +102,7 @@ class FusionTiles(sharded_builder.ShardedBuilder):
     scene in memory at a time (the origins are grouped by scene)."""
     t, s = self._tile_size, self._scale_factor
     loaded = (None, None)
-    for index, row, col in origins:
+    for index, row, col in progress.counted(origins, "Writing tiles", unit="tiles"):
       if loaded[0] != index:
         loaded = (index, FusionScene.load(self._scene_paths[index]))
       scene, path = loaded[1], self._scene_paths[index]

@@ -10,49 +10,52 @@ def quicklook(wavelengths_um: np.ndarray, band: int, lr: np.ndarray, fused: np.n
               truth: np.ndarray | None, spectra: dict, pixel: tuple[int, int], units: str,
               composites=(), method: str = "fused"):
   """Figure: the (H, W, 3) colour `composites` ((image, title) pairs) if any; the (h, w) input,
-  (H, W) fused and, when known, the truth and the error at the wavelength `band`, in `units`;
-  and the (L,) `spectra` (label -> spectrum) at `pixel`. `method` names the fused image (the
-  model)."""
+  (H, W) fused and, when known, the truth and the error at the wavelength `band`, each with a
+  colour bar in `units` (the scene's, e.g. mJy/arcsec2; NaN is no-data); and the (L,)
+  `spectra` (label -> spectrum, in `units`) at `pixel` against wavelength in um. `method`
+  names the fused image (the model). Constrained layout: no title, colour bar or panel
+  overlaps another."""
   import matplotlib.pyplot as plt
   wavelength = wavelengths_um[band]
   reference = fused if truth is None else truth
-  low, high = np.percentile(reference, [1, 99])
+  low, high = np.nanpercentile(reference, [1, 99])
   # The input has its own stretch: its line-spread function can lower narrow-line peaks.
-  panels = [(lr, "low-resolution input", tuple(np.percentile(lr, [1, 99]))),
-            (fused, method, (low, high))]
+  # Panels: (image, title, (vmin, vmax), colour map, colour-bar label or '' for none).
+  panels = [(lr, "low-resolution input", tuple(np.nanpercentile(lr, [1, 99])), "inferno", units),
+            (fused, method, (low, high), "inferno", units)]
   if truth is not None:
-    panels.insert(0, (truth, f"truth {wavelength:.4f} um", (low, high)))
+    panels.insert(0, (truth, f"truth {wavelength:.4f} um", (low, high), "inferno", units))
+    difference = fused - truth
+    limit = float(np.nanpercentile(np.abs(difference), 99.5)) or 1.0
+    panels.append((difference, f"{method} - truth", (-limit, limit), "coolwarm", units))
   else:
-    panels[1] = (fused, f"{method} {wavelength:.4f} um", (low, high))
-  panels = [(products.stretch(image), title, (None, None)) for image, title in composites] \
-      + panels
-  images = len(panels) + (truth is not None)
+    panels[1] = (fused, f"{method} {wavelength:.4f} um", (low, high), "inferno", units)
+  panels = [(products.stretch(image), title, (None, None), None, "")
+            for image, title in composites] + panels
+  images = len(panels)
   aspect = fused.shape[1] / fused.shape[0]
-  if aspect <= 2:   # side by side
-    figure, axes = plt.subplots(1, images + 1, figsize=(4 * (images * aspect + 2.2), 4.6),
-                                gridspec_kw={"width_ratios": [aspect] * images + [2.2],
-                                             "wspace": 0.3})
+  if aspect <= 2:   # side by side, each image with its colour bar
+    figure, axes = plt.subplots(1, images + 1, figsize=(4 * (images * aspect + 2.2) + images,
+                                                        4.6),
+                                layout="constrained",
+                                gridspec_kw={"width_ratios": [aspect] * images + [2.2]})
   else:             # a wide scene: one image per row, the spectra below
     width = 12.0
-    figure, axes = plt.subplots(images + 1, 1, figsize=(width, images * (width / aspect + 0.5)
+    figure, axes = plt.subplots(images + 1, 1, figsize=(width, images * (width / aspect + 0.6)
                                                         + 3.5),
-                                gridspec_kw={"height_ratios": [width / aspect + 0.5] * images
+                                layout="constrained",
+                                gridspec_kw={"height_ratios": [width / aspect + 0.6] * images
                                              + [3.5]})
-  for ax, (image, title, (vmin, vmax)) in zip(axes, panels):
-    ax.imshow(image, vmin=vmin, vmax=vmax, cmap="inferno")
+  for ax, (image, title, (vmin, vmax), cmap, label) in zip(axes, panels):
+    shown = ax.imshow(image, vmin=vmin, vmax=vmax, cmap=cmap)
     ax.set_title(title, fontsize=9)
-  if truth is not None:
-    difference = fused - truth
-    limit = float(np.percentile(np.abs(difference), 99.5)) or 1.0
-    error = axes[images - 1].imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
-    axes[images - 1].set_title(f"{method} - truth ({units})", fontsize=9)
-    figure.colorbar(error, ax=axes[images - 1], fraction=0.08)
+    ax.set_axis_off()
+    if label:
+      figure.colorbar(shown, ax=ax, label=label)
   for label, spectrum in spectra.items():
     axes[-1].plot(wavelengths_um, spectrum, label=label, lw=1)
   axes[-1].set_xlabel("wavelength (um)")
   axes[-1].set_ylabel(units)
-  axes[-1].set_title(f"spectrum at pixel {tuple(int(p) for p in pixel)}")
+  axes[-1].set_title(f"spectrum at pixel {tuple(int(p) for p in pixel)}", fontsize=9)
   axes[-1].legend(fontsize=8)
-  for ax in axes[:-1]:
-    ax.set_axis_off()
   return figure

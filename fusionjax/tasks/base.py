@@ -17,7 +17,7 @@ from typing import Any
 
 import jax
 
-from fusionjax import models
+from fusionjax import models, products
 
 Batch = dict[str, Any]          # name -> (B, ...) array
 Params = Any                    # a pytree of arrays
@@ -93,6 +93,18 @@ class Task(abc.ABC):
 
   # Inference and reports ----------------------------------------------------------------------
 
+  # The training step of the checkpoint whose parameters predict: set by the trainer (or
+  # whoever restores the parameters) before `predict_inputs` and `write_products`; None where
+  # unknown. Products record it through `provenance`.
+  checkpoint_step: int | None = None
+
+  def provenance(self, *inputs: str) -> products.Provenance:
+    """The provenance products made from `inputs` (files, folders or scene names) record in
+    their metadata: config.name, config.model.name and `checkpoint_step`."""
+    return products.Provenance(experiment=self.config.get("name", ""),
+                               model=self.config.model.name,
+                               checkpoint_step=self.checkpoint_step, inputs=inputs)
+
   def inference_params(self, params: Params, *, restore: Callable[[str], Params]) -> Params:
     """The parameters `apply` runs with in evaluation and prediction: by default the trained
     ones. `restore(workdir)` gives the parameters of another run's latest checkpoint (e.g.
@@ -119,10 +131,18 @@ class Task(abc.ABC):
 
   @abc.abstractmethod
   def write_products(self, prediction: Prediction, split: str, out_dir: str) -> list[str]:
-    """Writes the products of the held-out `split`'s prediction into out_dir; returns their
-    paths."""
+    """Writes the products of the held-out `split`'s prediction into out_dir, each recording
+    `provenance` in its metadata; returns their paths."""
 
   @abc.abstractmethod
   def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:
     """--mode=predict with config.predict.input: processes the user's own data and writes
-    the results to config.predict.output; returns the paths written."""
+    the results to config.predict.output, each recording `provenance` (of its input) in its
+    metadata; returns the paths written."""
+
+  def predict_arrays(self, predict: PredictFn, batch_size: int, *args, **inputs) -> Any:
+    """fusionjax.load(workdir).predict(...): the model applied to the user's NumPy arrays,
+    tiled as `predict_inputs` tiles files; each task documents its inputs and result.
+    NotImplementedError (the default) for a task without one."""
+    raise NotImplementedError(f"task {self.config.task!r} has no array prediction; use "
+                              "predict_files (--mode=predict)")

@@ -39,7 +39,7 @@ class JwstTask(FusionTask):
         cube_path, fused, scene.wavelengths_um, units=scene.units,
         pixel_scale_arcsec=scene.pixel_size, origin_pixel=(0, strip.col_start),
         description=f"{self.config.model.name} fusion of {scene.name}, {split} strip, columns "
-                    f"from {strip.col_start}")
+                    f"from {strip.col_start}", tags=self.provenance(scene.name).as_tags())
     png_path = os.path.join(out_dir, "quicklook.png")
     products.save_figure(self.quicklook(fused, split), png_path)
     return [cube_path, png_path]
@@ -67,28 +67,25 @@ class JwstTask(FusionTask):
     """Fuses the whole observation in config.predict.input (a FITS file as
     fusionjax/data/jwst/observation.py describes) tile by tile, memory bounded by the tile and by
     `planes_per_write` output planes whatever its size; writes <output>/<name>_fused.fits
-    (L, H, W) and a quicklook PNG."""
+    (L, H, W; on the sky where the NIRCam images have a celestial WCS) and a quicklook PNG.
+    Input pixels without data (NaN, flagged in DQ, or without a finite ERR) are filled for the
+    network (`_observation_inputs`) and NaN in the cube: a NIRCam pixel in every plane, a
+    NIRSpec pixel at its wavelength over its s x s NIRCam pixels."""
     settings = self.config.predict
     observation = jwst_observation.read_observation(settings.input)
-    lr, msi = self._observation_inputs(observation, settings.input)
-    scene = self.scene
-    logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", settings.input,
-                 scene.num_bands, *msi.shape[:2])
-    codes = tiling.predict_tiled(
-        predict_batch, lr, msi, tile=self.config.data.tile_size,
-        overlap=settings.tile_overlap, scale=scene.scale_factor, batch_size=batch_size)
-    fused = products.PlaneSource(
-        (scene.num_bands, *codes.shape[:2]),
-        lambda start, stop: np.moveaxis(scene.coding.decode(codes, slice(start, stop)), -1, 0))
+    codes, fused = self._fuse(observation, settings.input, predict_batch, batch_size)
+    scene, s = self.scene, self.scene.scale_factor
     stem = os.path.splitext(os.path.basename(settings.input))[0]
     cube_path = os.path.join(settings.output, f"{stem}_fused.fits")
     products.write_fits_cube(cube_path, fused, scene.wavelengths_um, units=scene.units,
                              pixel_scale_arcsec=observation.pixel_scale_arcsec,
-                             description=f"{self.config.model.name} fusion of {settings.input}")
+                             celestial=observation.celestial,
+                             description=f"{self.config.model.name} fusion of {settings.input}",
+                             tags=self.provenance(settings.input).as_tags())
     band = self._quicklook_band()
     fused_plane = fused.planes(band, band + 1)[0]
-    row, col = np.unravel_index(np.argmax(fused_plane), fused_plane.shape)
-    s = scene.scale_factor
+    row, col = np.unravel_index(np.argmax(np.nan_to_num(fused_plane, nan=-np.inf)),
+                                fused_plane.shape)
     spectra = {"low-resolution input": observation.nirspec[:, row // s, col // s],
                self.config.model.name: scene.coding.decode(codes[row, col])}
     # Colour composites: three NIRCam filters (longest wavelength red) and the fused cube at
@@ -107,9 +104,59 @@ class JwstTask(FusionTask):
         (row, col), scene.units, composites=composites, method=self.config.model.name), png_path)
     return [cube_path, png_path]
 
+  def predict_arrays(self, predict_batch: PredictFn, batch_size: int, nirspec: np.ndarray,
+                     nircam: np.ndarray) -> np.ndarray:
+    """The fused cube of an observation held in arrays, as predict_inputs fuses a file.
+
+    Args:
+      nirspec: (L, h, w) calibrated NIRSpec cube in the model's unit (`task.scene.units`) on
+        its L wavelengths (`task.scene.wavelengths_um`, um); NaN = no data.
+      nircam: (M, H, W) NIRCam images in electrons of the exposure the model was trained
+        for, its M filters in its order (`task.scene.msi_bands`), H = s h and W = s w for the
+        model's scale factor s; NaN = no data.
+    Returns:
+      (L, H, W) float32 fused cube in the NIRSpec unit, NaN where an input had no data.
+    """
+    scene = self.scene
+    nirspec, nircam = np.asarray(nirspec, np.float32), np.asarray(nircam, np.float32)
+    if nirspec.ndim != 3 or nircam.ndim != 3:
+      raise ValueError(f"predict_arrays: nirspec {nirspec.shape} and nircam {nircam.shape}; "
+                       "expected (L, h, w) and (M, H, W)")
+    observation = jwst_observation.Observation(
+        nirspec=nirspec, nircam=nircam, wavelengths_um=scene.wavelengths_um,
+        filters=scene.msi_bands, units=scene.units, pixel_scale_arcsec=0.0)
+    _, fused = self._fuse(observation, "predict_arrays", predict_batch, batch_size)
+    return fused.planes(0, scene.num_bands)
+
+  def _fuse(self, observation: jwst_observation.Observation, source: str,
+            predict_batch: PredictFn,
+            batch_size: int) -> tuple[np.ndarray, products.PlaneSource]:
+    """The (H, W, d) codes of an observation's fused cube, tile by tile, and the (L, H, W)
+    cube they decode to, plane by plane, NaN where an input had no data (see
+    predict_inputs); errors name `source`."""
+    lr, msi = self._observation_inputs(observation, source)
+    scene = self.scene
+    logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", source,
+                 scene.num_bands, *msi.shape[:2])
+    codes = tiling.predict_tiled(
+        predict_batch, lr, msi, tile=self.config.data.tile_size,
+        overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
+        batch_size=batch_size)
+    s = scene.scale_factor
+    nircam_missing = ~np.all(np.isfinite(observation.nircam), axis=0)    # (H, W)
+    nirspec_missing = ~np.isfinite(observation.nirspec)                  # (L, h, w)
+
+    def fused_planes(start: int, stop: int) -> np.ndarray:
+      decoded = np.moveaxis(scene.coding.decode(codes, slice(start, stop)), -1, 0)
+      missing = nircam_missing | np.repeat(np.repeat(nirspec_missing[start:stop], s, 1), s, 2)
+      return np.where(missing, np.float32(np.nan), decoded)
+    return codes, products.PlaneSource((scene.num_bands, *codes.shape[:2]), fused_planes)
+
   def _observation_inputs(self, observation, path: str) -> tuple[np.ndarray, np.ndarray]:
     """The coded (h, w, d) NIRSpec cube and standardised (H, W, M) NIRCam images of an
-    observation, after checking that it matches what the model was trained on."""
+    observation, after checking that it matches what the model was trained on. No-data (NaN)
+    is filled: in NIRSpec with the mean spectrum of the pixels with data (interpolated in
+    wavelength over planes without any), in NIRCam with the training scene's filter means."""
     scene = self.scene
     if observation.filters != scene.msi_bands:
       raise ValueError(f"{path}: NIRCam filters {list(observation.filters)}, expected "
@@ -131,8 +178,16 @@ class JwstTask(FusionTask):
     if min(s * h, s * w) < tile:
       raise ValueError(f"{path}: the scene is {s * h} x {s * w} NIRCam pixels, smaller than "
                        f"one data.tile_size={tile} tile")
-    lr = scene.coding.encode_observed(np.moveaxis(observation.nirspec, 0, -1))
-    msi = (np.moveaxis(observation.nircam, 0, -1) - scene.msi_mean) / scene.msi_scale
+    nirspec = np.moveaxis(observation.nirspec, 0, -1)
+    measured = np.isfinite(nirspec)
+    counts = measured.sum(axis=(0, 1))
+    known = counts > 0      # the planes with data (the reader checked that there are some)
+    mean = np.interp(scene.wavelengths_um, scene.wavelengths_um[known],
+                     np.where(measured, nirspec, 0.0).sum(axis=(0, 1))[known] / counts[known])
+    lr = scene.coding.encode_observed(np.where(measured, nirspec, mean))
+    nircam = np.moveaxis(observation.nircam, 0, -1)
+    msi = (np.where(np.isfinite(nircam), nircam, scene.msi_mean) - scene.msi_mean) \
+        / scene.msi_scale
     return lr.astype(np.float32), msi.astype(np.float32)
 
 

@@ -254,11 +254,49 @@ class KoopmanTask(TfdsTask):
     """Assimilates the series of config.predict.input (an NDVI series folder) and writes its
     gap-filled and forecast series to config.predict.output."""
     path, out_dir = self.config.predict.input, self.config.predict.output
-    grid = series.to_grid(series.read_ndvi_series(path), self.config.data.step_days)
-    if grid.values.shape[-1] != self.channels:
-      raise ValueError(f"predict.input={path!r}: {grid.values.shape[-1]} band(s) "
-                       f"{grid.bands}, the model was trained on {self.channels}")
-    trajectory, _ = self._assimilate(predict, grid, grid.observed, grid.values.shape[1]
-                                     + self.config.predict.forecast_steps)
+    grid, trajectory = self._assimilate_user_series(
+        predict, series.read_ndvi_series(path), f"predict.input={path!r}")
     return series_products.write_series_products(out_dir, trajectory, grid, grid.observed,
                                                  self.config.data.step_days)
+
+  def predict_arrays(self, predict: Callable, batch_size: int, values: np.ndarray,
+                     clear: np.ndarray, dates: np.ndarray) -> dict[str, np.ndarray]:
+    """The model on a series held in arrays, as predict_inputs on a series folder.
+
+    Args:
+      values: (T, H, W, C) float, the bands the model was trained on (NDVI: C = 1), any value
+        where not clear.
+      clear: (T, H, W) bool, True where a pixel holds a cloud-free observation.
+      dates: (T,) increasing acquisition times (datetime64 or ISO strings).
+    Returns:
+      {'dates': (S,) datetime64[s] grid dates (every data.step_days from the first date, the
+      last predict.forecast_steps after the series), 'values': (S, H, W, C) float32 the
+      gap-filled series on those dates, then its forecast}.
+    """
+    values = np.asarray(values, np.float32)
+    clear = np.asarray(clear, bool)
+    dates = np.asarray(dates, "datetime64[s]")
+    if values.ndim != 4 or clear.shape != values.shape[:3] or dates.shape != values.shape[:1]:
+      raise ValueError(f"predict_arrays: values {values.shape}, clear {clear.shape} and dates "
+                       f"{dates.shape}; expected (T, H, W, C), (T, H, W) and (T,)")
+    if np.any(np.diff(dates) <= np.timedelta64(0, "s")):
+      raise ValueError("predict_arrays: the dates are not strictly increasing")
+    image_series = series.ImageSeries(values=np.where(clear[..., None], values, 0.0),
+                                      clear=clear, dates=dates, bands=self.experiment.grid.bands)
+    grid, trajectory = self._assimilate_user_series(predict, image_series, "predict_arrays")
+    dates, values = series_products.series_on_grid(trajectory, grid,
+                                                   self.config.data.step_days)
+    return {"dates": dates, "values": values}
+
+  def _assimilate_user_series(self, predict: Callable, image_series: series.ImageSeries,
+                              source: str) -> tuple[series.GriddedSeries, np.ndarray]:
+    """The gridded `image_series` and its (P, S + predict.forecast_steps, C) trajectory
+    assimilating every clear observation; ValueError naming `source` when its bands are not
+    the model's."""
+    grid = series.to_grid(image_series, self.config.data.step_days)
+    if grid.values.shape[-1] != self.channels:
+      raise ValueError(f"{source}: {grid.values.shape[-1]} band(s) {grid.bands}, the model "
+                       f"was trained on {self.channels}")
+    trajectory, _ = self._assimilate(predict, grid, grid.observed, grid.values.shape[1]
+                                     + self.config.predict.forecast_steps)
+    return grid, trajectory

@@ -283,8 +283,44 @@ class LstTask(LstObjective, TfdsTask):
   def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
     """Super-resolves the GeoTIFFs of config.predict.input into config.predict.output."""
     return lst_predict.super_resolve_files(self.config, predict_batch, batch_size,
-                                           self.model.size_multiple,
+                                           self.model.size_multiple, self.provenance,
                                            climatology_dir=self.climatology_dir)
+
+  def predict_arrays(self, predict_batch: PredictFn, batch_size: int, lst: np.ndarray, *,
+                     pixel_km: float, guide: np.ndarray | None = None,
+                     climatology: np.ndarray | None = None) -> np.ndarray:
+    """The super-resolution of LST held in arrays, as predict_inputs super-resolves files.
+
+    Args:
+      lst: (bands, h, w) land-surface temperature in K (e.g. MOD11A1 day and night); 0 or
+        non-finite = no data.
+      pixel_km: the input's pixel size, km (MODIS: 0.926625).
+      guide: for a guided model, (f h, f w, G) on the output grid as
+        fusionjax.data.modis.reader.read_guide_images gives it: NDVI (G = 1, data.guide
+        'ndvi'), or NDVI then red, NIR and MIR reflectance (G = 4, 'reflectances').
+      climatology: for a model with data.climatology, (bands, f h, f w, 2) each band's
+        climatology guide (fusionjax.data.modis.climatology.read_guide).
+    Returns:
+      (bands, f h, f w) float32 LST in K, f = data.scale_factor; 0 over no-data pixels.
+    """
+    lst = np.asarray(lst, np.float32)
+    if lst.ndim != 3:
+      raise ValueError(f"predict_arrays: lst has shape {lst.shape}; expected (bands, h, w)")
+    factor = self.config.data.scale_factor
+    fine_shape = (lst.shape[1] * factor, lst.shape[2] * factor)
+    channels = modis.guide_channels(self.config.data.guide)
+    given = np.zeros((*fine_shape, 0), np.float32) if guide is None else np.asarray(
+        guide, np.float32)
+    if given.shape != (*fine_shape, channels):
+      raise ValueError(f"predict_arrays: guide has shape {given.shape}; this model (data.guide="
+                       f"{self.config.data.guide!r}) expects {(*fine_shape, channels)}")
+    if self.config.data.climatology and climatology is None:
+      raise ValueError("predict_arrays: this model uses a climatology (data.climatology); "
+                       f"expected climatology of shape {(len(lst), *fine_shape, 2)}")
+    return lst_predict.super_resolve(self.config, predict_batch, batch_size,
+                                     self.model.size_multiple, lst, given,
+                                     pixel_km / factor, climatology=climatology,
+                                     source="predict_arrays")
 
   def write_products(self, prediction: dict, split: str, out_dir: str) -> list[str]:
     """A quicklook PNG of `split`'s tiles at the main scale step."""

@@ -19,6 +19,12 @@ from fusionjax.products import sentinel2 as sentinel2_products
 from fusionjax.tasks.base import PredictFn
 from fusionjax.tasks.fusion import FusionTask
 
+
+def band_descriptions(names: tuple[str, ...]) -> tuple[str, ...]:
+  """Each band's name and central wavelength, e.g. 'B5 (704 nm)', for a product's bands."""
+  return tuple(f"{name} ({sentinel2.BANDS[name].wavelength_nm:.0f} nm)" for name in names)
+
+
 class Sentinel2Task(FusionTask):
   """The 20 m (or 60 m) bands sharpened by the finer ones (data.bands)."""
 
@@ -91,8 +97,9 @@ class Sentinel2Task(FusionTask):
     for index, (scene, cube) in enumerate(zip(self.scenes, fused)):
       suffix = f"_{index + 1}" if len(self.scenes) > 1 else ""
       tif_path = os.path.join(out_dir, f"fused_strip_{sharpening.resolution_m}m{suffix}.tif")
-      geotiff.write_geotiff(tif_path, cube, None, band_names=sharpening.targets,
-                            units=sentinel2.UNITS)
+      geotiff.write_geotiff(tif_path, cube, None,
+                            band_names=band_descriptions(sharpening.targets),
+                            units=sentinel2.UNITS, tags=self.provenance(scene.name).as_tags())
       png_path = os.path.join(out_dir, f"quicklook{suffix}.png")
       strip = scene.strip(split)
       products.save_figure(sentinel2_products.quicklook(
@@ -112,13 +119,58 @@ class Sentinel2Task(FusionTask):
     where an input band has none), <name>_sharpened_10m.json (the weights and the
     reduced-resolution errors they come from) and a quicklook."""
     settings, sharpening = self.config.predict, self.sharpening
-    scene = sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets)
+    scene = sentinel2_scene.crop_to_window(
+        sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets),
+        settings.window)
+    sharpened, check, (lr, hr) = self.sharpen_scene(scene, predict_batch, batch_size)
+    stem = sentinel2.product_name(settings.input)
+    tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
+    geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
+                          nodata=sentinel2.NODATA,
+                          band_names=band_descriptions(sharpening.targets),
+                          units=sentinel2.UNITS, tags=self.provenance(settings.input).as_tags())
+    json_path = os.path.join(settings.output, f"{stem}_sharpened_10m.json")
+    with atomic.atomic_path(json_path) as temporary:
+      with open(temporary, "w") as sink:
+        json.dump(check, sink, indent=1)
+    png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
+    products.save_figure(sentinel2_products.quicklook(sharpening, hr, lr, sharpened, None,
+                                                      method=self.config.model.name), png_path)
+    return [tif_path, json_path, png_path]
+
+  def predict_arrays(self, predict_batch: PredictFn, batch_size: int,
+                     bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The sharpened bands of a scene held in arrays, as predict_inputs sharpens a file.
+
+    Args:
+      bands: band name ('B2', ..., 'B8A', 'B12') -> (rows, columns) TOA reflectance x 10000
+        at the band's own resolution (10, 20 or 60 m; 0 = no-data), holding at least the
+        guides and targets of data.bands (e.g. B2 B3 B4 B8 and B5 B6 B7 B8A B11 B12).
+    Returns:
+      target band name -> (rows, columns) float32 at 10 m, in the same units (0 where an
+      input band has no data).
+    """
+    required = self.sharpening.guides + self.sharpening.targets
+    arrays = {name: np.asarray(image, np.float32) for name, image in bands.items()}
+    sentinel2.check_scene(arrays, "predict_arrays", required)
+    sharpened, _, _ = self.sharpen_scene(sentinel2.Scene(arrays, None, "predict_arrays"),
+                                         predict_batch, batch_size)
+    return dict(zip(self.sharpening.targets, np.moveaxis(sharpened, -1, 0)))
+
+  def sharpen_scene(self, scene: sentinel2.Scene, predict_batch: PredictFn,
+                    batch_size: int) -> tuple[np.ndarray, dict, tuple[np.ndarray, np.ndarray]]:
+    """The (H, W, T) sharpening of a whole scene at 10 m, tile by tile, NODATA where an input
+    band has none; with predict.fit_correction each band's correction weighted as
+    `correction_weights` fits it. Returns it, the check ({'fit_correction', and the
+    weights and reduced-resolution errors when fitted}) and the (h, w, T) targets and
+    (H, W, G) guides it was made from."""
+    settings, sharpening = self.config.predict, self.sharpening
     lr, hr, measured = sentinel2_scene.full_resolution_inputs(scene, sharpening)
     tile = settings.tile_size
     if min(hr.shape[:2]) < tile:
-      raise ValueError(f"{settings.input}: the 10 m bands are {hr.shape[0]} x {hr.shape[1]} "
+      raise ValueError(f"{scene.source}: the 10 m bands are {hr.shape[0]} x {hr.shape[1]} "
                        f"pixels, smaller than one predict.tile_size={tile} tile")
-    logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", settings.input,
+    logging.info("Sharpening %s: %d x %d pixels at 10 m, %d-pixel tiles.", scene.source,
                  *hr.shape[:2], tile)
     sharpened, base = self._sharpen(lr, hr, measured, predict_batch, batch_size,
                                     with_base=settings.fit_correction)
@@ -128,19 +180,7 @@ class Sentinel2Task(FusionTask):
       weights = np.array([check["weights"][band] for band in sharpening.targets], np.float32)
       sharpened = base + weights * (sharpened - base)
     sharpened[~measured] = sentinel2.NODATA
-    stem = os.path.splitext(os.path.basename(os.path.normpath(settings.input)))[0]
-    tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
-    geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
-                          nodata=sentinel2.NODATA, band_names=sharpening.targets,
-                          units=sentinel2.UNITS)
-    json_path = os.path.join(settings.output, f"{stem}_sharpened_10m.json")
-    with atomic.atomic_path(json_path) as temporary:
-      with open(temporary, "w") as sink:
-        json.dump(check, sink, indent=1)
-    png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
-    products.save_figure(sentinel2_products.quicklook(sharpening, hr, lr, sharpened, None,
-                                                      method=self.config.model.name), png_path)
-    return [tif_path, json_path, png_path]
+    return sharpened, check, (lr, hr)
 
   def _sharpen(self, lr: np.ndarray, hr: np.ndarray, measured: np.ndarray,
                predict_batch: PredictFn, batch_size: int,

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fusionjax import progress
 from fusionjax.data import geotiff, sharded_builder, splits
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
@@ -165,7 +166,7 @@ class LstTiles(sharded_builder.ShardedBuilder):
   def _generate_examples(self, samples, climatology: lst_climatology.Climatology, *,
                          training: bool):
     shape = (self._tile_size, self._tile_size)
-    for sample in samples:
+    for sample in progress.counted(samples, "Writing LST examples", unit="images"):
       lst, ndvi, reflectances = modis.read_sample(sample, self._tile_size)
       yield sample.key, {"lst": lst[..., None], "ndvi": ndvi[..., None],
                          "reflectance": np.moveaxis(reflectances, 0, -1),

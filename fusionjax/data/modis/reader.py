@@ -143,6 +143,11 @@ def read_guide(path: str, *, shape: tuple[int, int] | None = None
   return ndvi, georef
 
 
+def guide_channels(guide: str) -> int:
+  """The channel count G of the (H, W, G) guide images of `guide` (a key of GUIDES)."""
+  return sum(1 if key == "ndvi" else len(COMPOSITE_BANDS) for key in GUIDES[guide])
+
+
 def read_guide_images(path: str, guide: str, *, shape: tuple[int, int]) -> np.ndarray:
   """(H, W, G) guide images of `guide` (a key of GUIDES), stacked in GUIDES' order, from one
   file: for 'ndvi' an NDVI or red, NIR[, MIR] file; for 'reflectances' the three-band

@@ -1,13 +1,19 @@
-"""Sentinel-2 MSI bands: what they are, and readers for a scene as a MATLAB file or band files.
+"""Sentinel-2 MSI bands: what they are, and readers for a scene as a MATLAB file, band files
+or a SAFE product.
 
 A scene is a dict band name -> (rows, columns) float32 top-of-atmosphere reflectance x 10000
-(L1C digital numbers), each band at its native resolution (10, 20 or 60 m); 0 is no-data.
+(L1C digital numbers; bottom of the atmosphere from an L2A product), each band at its native
+resolution (10, 20 or 60 m); 0 is no-data.
 Readers (and `write_mat`, the inverse of read_mat):
   read_mat      a MATLAB v7.3 file (HDF5) with datasets im10 (B4 B3 B2 B8), im20 (B5 B6 B7 B8A
                 B11 B12) and im60 (B1 B9), as distributed with the DSen2 paper's test scenes;
                 MATLAB writes column-major, so each band is transposed back. No georeferencing.
   read_band_files  one file per band (JP2 or GeoTIFF, rasterio), found by its band name in the
                 file name (..._B05.jp2, B8A.tif); georeferencing kept (that of the 10 m bands).
+  read_safe     (fusionjax.data.sentinel2.safe) a Level-1C or Level-2A SAFE product as
+                downloaded, a .SAFE folder or its .zip: its band files, digital numbers turned
+                into reflectance x 10000 by the product's offsets; georeferencing kept.
+  read_scene    any of these, by what the path is.
 """
 from __future__ import annotations
 
@@ -161,28 +167,49 @@ def band_files(folder: str) -> list[tuple[str, str]]:
 def read_band_files(folder: str, required=BANDS_10M + BANDS_20M) -> Scene:
   """A scene from one JP2 or GeoTIFF per band in `folder` (see the module)."""
   files = band_files(folder)
+  if not files:
+    raise FileNotFoundError(f"{folder}: no .jp2 or .tif band files (named by band, e.g. "
+                            "..._B05.jp2)")
+  return scene_of_files(files, folder, required)
+
+
+def scene_of_files(files, source: str, required=BANDS_10M + BANDS_20M) -> Scene:
+  """A scene from (path, band name) pairs, one raster (rasterio: JP2, GeoTIFF, /vsizip/...)
+  per band, read as stored; ValueError naming `source` when a band has a second file, a
+  required one none, or a band's grid is not that of the 10 m bands coarsened."""
   bands, georefs = {}, {}
   for path, name in files:
     if name in bands:
       raise ValueError(f"{path}: a second file for band {name}; expected one file per band")
     data, georef = geotiff.read_geotiff(path, bands=1)
     bands[name], georefs[name] = data[0], georef
-  if not files:
-    raise FileNotFoundError(f"{folder}: no .jp2 or .tif band files (named by band, e.g. "
-                            "..._B05.jp2)")
-  check_scene(bands, folder, required)
+  check_scene(bands, source, required)
   reference = next(n for n in BANDS_10M if n in bands)
   for name, georef in georefs.items():
     factor = BANDS[name].resolution_m // 10
     if not georef.matches(georefs[reference].coarsened(factor)):
-      raise ValueError(f"{folder}: band {name}'s grid (CRS or origin) differs from that of "
+      raise ValueError(f"{source}: band {name}'s grid (CRS or origin) differs from that of "
                        f"{reference}; expected the bands of one Sentinel-2 tile")
-  return Scene(bands=bands, georef=georefs[reference], source=folder)
+  return Scene(bands=bands, georef=georefs[reference], source=source)
+
+
+def product_name(path: str) -> str:
+  """The name of a scene's file or folder without its extensions (.mat, .SAFE, .SAFE.zip,
+  .zip), for the names of the products made from it."""
+  name = os.path.basename(os.path.normpath(path))
+  for extension in (".zip", ".SAFE", ".mat"):
+    if name.endswith(extension):
+      name = name[:-len(extension)]
+  return name
 
 
 def read_scene(path: str, required=BANDS_10M + BANDS_20M) -> Scene:
   """A .mat file (read_mat), a folder holding one .mat file and no band files (such as
-  ../shared/data/sentinel2), or a folder of band files (read_band_files)."""
+  ../shared/data/sentinel2), a folder of band files (read_band_files), or a SAFE product (a
+  .SAFE folder or a .zip, fusionjax.data.sentinel2.safe.read_safe)."""
+  from fusionjax.data.sentinel2 import safe   # (here: safe reads its bands through this module)
+  if safe.is_product(path):
+    return safe.read_safe(path, required)
   if os.path.isdir(path):
     mat_files = sorted(glob.glob(os.path.join(path, "*.mat")))
     if mat_files and not band_files(path):
@@ -192,6 +219,6 @@ def read_scene(path: str, required=BANDS_10M + BANDS_20M) -> Scene:
       return read_mat(mat_files[0], required)
     return read_band_files(path, required)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: no such file or folder; expected a MATLAB v7.3 scene or a "
-                            "folder of Sentinel-2 band files")
+    raise FileNotFoundError(f"{path}: no such file or folder; expected a MATLAB v7.3 scene, a "
+                            "folder of Sentinel-2 band files or a SAFE product")
   return read_mat(path, required)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import logging
+import math
 import os
 
 import jax.numpy as jnp
@@ -23,7 +24,9 @@ import numpy as np
 
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.sentinel2 import procedural as procedural_sentinel2
+from fusionjax.data import geotiff
 from fusionjax.data.sentinel2 import reader as sentinel2
+from fusionjax.data.sentinel2 import safe
 from fusionjax.data.fusion_scene import FusionScene, split_columns
 from fusionjax.physics import psf, sampling
 
@@ -65,8 +68,9 @@ PROCEDURAL = "procedural:"
 
 def scene_sources(data_dir: str) -> list[str]:
   """The scenes of data.dir: '' -> one procedural scene of the 'mixed' landscape; otherwise
-  a comma-separated list of entries, each a .mat file, a folder of band files, a folder of
-  such scenes (its .mat files, or its sub-folders of band files, each one scene), or
+  a comma-separated list of entries, each a .mat file, a folder of band files, a SAFE product
+  (a .SAFE folder or its .zip), a folder of such scenes (its .mat files, SAFE products and
+  sub-folders of band files, each one scene), or
   'procedural:<landscape>' (fusionjax.data.sentinel2.procedural.LANDSCAPES). FileNotFoundError
   or ValueError naming an entry that is none of these."""
   if not data_dir.strip():
@@ -80,15 +84,16 @@ def scene_sources(data_dir: str) -> list[str]:
       raise ValueError(f"data.dir={data_dir!r}: an empty entry in the list")
     elif not os.path.exists(entry):
       raise FileNotFoundError(f"data.dir entry {entry!r}: no such file or folder")
-    elif os.path.isfile(entry) or sentinel2.band_files(entry):
+    elif os.path.isfile(entry) or safe.is_product(entry) or sentinel2.band_files(entry):
       sources.append(entry)
     else:
       mat_files = sorted(glob.glob(os.path.join(entry, "*.mat")))
-      folders = sorted(p for p in glob.glob(os.path.join(entry, "*"))
-                       if os.path.isdir(p) and sentinel2.band_files(p))
+      folders = sorted(p for p in glob.glob(os.path.join(entry, "*")) if safe.is_product(p)
+                       or (os.path.isdir(p) and sentinel2.band_files(p)))
       if not mat_files and not folders:
         raise FileNotFoundError(f"data.dir entry {entry!r}: no .mat scene, band files (named "
-                                "by band, e.g. ..._B05.jp2) or folders of band files")
+                                "by band, e.g. ..._B05.jp2), folders of band files or SAFE "
+                                "products")
       sources += mat_files + folders
   return sources
 
@@ -175,6 +180,78 @@ def crop_to_factor(scene: sentinel2.Scene, sharpening: Sharpening) -> sentinel2.
     k = resolution // sentinel2.BANDS[name].resolution_m
     bands[name] = scene.bands[name][:height * k, :width * k]
   return sentinel2.Scene(bands, scene.georef, scene.source)
+
+
+WINDOW_ALIGNMENT = 6   # 10 m pixels of a 60 m one: a window starts and ends on every grid
+
+
+def _window_pixels(scene: sentinel2.Scene, window: str) -> tuple[int, int, int, int]:
+  """(first row, first column, end row, end column) of the 10 m grid that a predict.window
+  (see `crop_to_window`) covers, before alignment."""
+  kind, _, values = window.strip().rpartition(":")
+  expected = ("expected 'row0,col0,rows,cols' (pixels of the 10 m grid) or "
+              "'bounds:minx,miny,maxx,maxy' (in the scene's CRS)")
+  try:
+    numbers = [float(value) for value in values.split(",")]
+  except ValueError:
+    numbers = []
+  if kind not in ("", "bounds") or len(numbers) != 4 or not all(map(math.isfinite, numbers)):
+    raise ValueError(f"predict.window={window!r}: {expected}")
+  if not kind:
+    row0, col0, rows, cols = numbers
+    if any(n != int(n) for n in numbers) or min(row0, col0) < 0 or min(rows, cols) <= 0:
+      raise ValueError(f"predict.window={window!r}: expected whole numbers, row0 and col0 at "
+                       "least 0, rows and cols at least 1")
+    return int(row0), int(col0), int(row0 + rows), int(col0 + cols)
+  if scene.georef is None:
+    raise ValueError(f"predict.window={window!r}: {scene.source} has no georeferencing (a "
+                     "MATLAB scene); expected a pixel window 'row0,col0,rows,cols'")
+  minx, miny, maxx, maxy = numbers
+  a, b, c, d, e, f = scene.georef.transform
+  if b or d or minx >= maxx or miny >= maxy:
+    raise ValueError(f"predict.window={window!r}: expected minx < maxx and miny < maxy on a "
+                     "north-up grid")
+  # Pixels that the bounds touch (rounded to a millionth of a pixel against float error).
+  columns = sorted(round((x - c) / a, 6) for x in (minx, maxx))
+  rows = sorted(round((y - f) / e, 6) for y in (miny, maxy))
+  return (math.floor(rows[0]), math.floor(columns[0]), math.ceil(rows[1]),
+          math.ceil(columns[1]))
+
+
+def crop_to_window(scene: sentinel2.Scene, window: str) -> sentinel2.Scene:
+  """The scene cropped to a predict.window ('' = the whole scene): 'row0,col0,rows,cols', a
+  window of the 10 m grid (pixels), or 'bounds:minx,miny,maxx,maxy' in the scene's CRS
+  (metres for UTM; a georeferenced scene). The window widens outward to multiples of
+  WINDOW_ALIGNMENT pixels (60 m; at the scene's edge, to the edge) so that the 20 m and 60 m
+  bands are cropped on their own grids; the georeferencing's origin moves to the window's
+  corner. ValueError naming predict.window for a malformed window, one not inside the scene,
+  or bounds on a scene without georeferencing."""
+  if not window.strip():
+    return scene
+  height, width = scene.bands[next(n for n in sentinel2.BANDS_10M if n in scene.bands)].shape
+  row0, col0, row1, col1 = _window_pixels(scene, window)
+  if min(row0, col0) < 0 or row1 > height or col1 > width:
+    bounds = ""
+    if scene.georef is not None:
+      a, _, c, _, e, f = scene.georef.transform
+      corners = (c, f + height * e, c + width * a, f)
+      bounds = ", bounds:" + ",".join(f"{v:.15g}" for v in corners)
+    raise ValueError(f"predict.window={window!r}: rows [{row0}, {row1}) and columns [{col0}, "
+                     f"{col1}) of the 10 m grid are not inside {scene.source} ({height} x "
+                     f"{width} pixels{bounds})")
+  k = WINDOW_ALIGNMENT
+  row0, col0 = row0 - row0 % k, col0 - col0 % k
+  row1, col1 = min(-(-row1 // k) * k, height), min(-(-col1 // k) * k, width)
+  bands = {}
+  for name, image in scene.bands.items():
+    factor = sentinel2.BANDS[name].resolution_m // 10
+    bands[name] = image[row0 // factor:row1 // factor, col0 // factor:col1 // factor]
+  georef = scene.georef
+  if georef is not None:
+    a, b, c, d, e, f = georef.transform
+    georef = geotiff.GeoReference(georef.crs_wkt, (a, b, c + col0 * a + row0 * b, d, e,
+                                                   f + col0 * d + row0 * e))
+  return sentinel2.Scene(bands, georef, scene.source)
 
 
 def prepare_sentinel2_scenes(config) -> list[FusionScene]:
