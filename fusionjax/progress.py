@@ -74,3 +74,22 @@ def counted(items, what: str, *, total: int | None = None, unit: str = "items",
     yield item
     progress.advance()
   progress.finish()
+
+
+class CompiledLoopLog:
+  """Progress of a loop that runs inside compiled code, logged by a host callback
+  (jax.debug.callback) every few iterations: `log(iteration, value, total=...)` logs
+  "<what>: 50/200 <unit> (25%), ..., ETA ...; <value_name> <value>". An iteration below the
+  last one logged (or another total) starts a new loop."""
+
+  def __init__(self, what: str, unit: str, value_name: str):
+    self.what, self.unit, self.value_name = what, unit, value_name
+    self._current: Progress | None = None
+
+  def log(self, iteration, value, *, total: int) -> None:
+    iteration = int(iteration)
+    current = self._current
+    if current is None or iteration < current.done or current.total != total:
+      current = self._current = Progress(self.what, total, unit=self.unit)
+    current.done = iteration
+    logging.info("%s; %s %.6g", current.line(), self.value_name, float(value))

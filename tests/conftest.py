@@ -69,3 +69,17 @@ def trained(tmp_path_factory):
       workdirs[key] = workdir
     return workdirs[key]
   return run
+
+
+# The test files that take longest (smoke trainings, several processes), longest first. The
+# pytest-xdist workers (--dist loadfile) take files in collection order, so starting with
+# these lets the short files fill the end and both workers finish together.
+LONGEST_FILES = ("test_sentinel2.py", "test_multiprocess.py", "test_main.py", "test_lst.py",
+                 "test_koopman_task.py", "test_train.py", "test_tune.py", "test_jwst_scene.py")
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item):
+    name = item.path.name
+    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+  items.sort(key=rank)    # stable: each file's tests keep their order

@@ -51,3 +51,15 @@ def test_a_short_loop_is_silent_and_an_unknown_total_logs_the_rate(caplog):
 @pytest.mark.parametrize("items", [[1, 2, 3], iter([1, 2, 3])])
 def test_counted_yields_every_item(items):
   assert list(progress.counted(items, "Loop")) == [1, 2, 3]
+
+
+def test_a_compiled_loop_logs_each_report_with_the_total_and_restarts(caplog):
+  loop = progress.CompiledLoopLog("Assimilation", "iterations", "misfit")
+  with caplog.at_level(logging.INFO):
+    loop.log(50, 0.5, total=200)
+    loop.log(100, 0.25, total=200)
+    loop.log(50, 0.4, total=200)      # a new assimilation
+  lines = [r.getMessage() for r in caplog.records]
+  assert [line.split(":")[1].split("(")[0].strip() for line in lines] == [
+      "50/200 iterations", "100/200 iterations", "50/200 iterations"]
+  assert lines[1].endswith("; misfit 0.25") and "ETA" in lines[1]

@@ -31,9 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
-from fusionjax import chunking
+from fusionjax import chunking, progress
 from fusionjax.models.koopman_ae import KoopmanAutoencoder, matrix_power_by_steps, rollout
 
 MAX_STEPS = 2 ** 12 - 1   # the furthest grid step a trajectory reaches (56 years of 5 days)
@@ -143,9 +142,9 @@ def mean_background(model: KoopmanAutoencoder, params, states: jax.Array, steps:
                                                            fallback)
 
 
-def _log_progress(iteration, misfit):
-  logging.info("Assimilation iteration %d: observation misfit (mean squared) %.6g",
-               int(iteration), float(misfit))
+# Progress of the iterations, logged from inside the compiled loop (jax.debug.callback).
+_ITERATIONS = progress.CompiledLoopLog("Assimilation", "iterations",
+                                       "observation misfit (mean squared)")
 
 
 def misfit_penalty(residual: jax.Array, robust_scale: float) -> jax.Array:
@@ -322,7 +321,9 @@ def assimilate(model: KoopmanAutoencoder, params, problem: Problem,
     updates, opt_state = optimizer.update(grads, opt_state)
     if settings.log_every:
       jax.lax.cond((iteration + 1) % settings.log_every == 0,
-                   lambda: jax.debug.callback(_log_progress, iteration + 1, misfit),
+                   lambda: jax.debug.callback(
+                       functools.partial(_ITERATIONS.log, total=settings.iterations),
+                       iteration + 1, misfit),
                    lambda: None)
     return optax.apply_updates(z, updates), opt_state
 
