@@ -62,6 +62,9 @@ def get_config(name: str, task: str) -> ml_collections.ConfigDict:
   config.predict.batch_size = 16
   config.predict.input = ""           # --mode=predict: the user's data ('' = the held-out part)
   config.predict.output = ""          # folder for the results
+  # An input of a batch that cannot be processed is listed in predict_report.json and the
+  # batch goes on (the command exits non-zero); True stops at the first.
+  config.predict.strict = False
   return config
 
 

@@ -9,7 +9,8 @@ Variants (comma-separated, e.g. --config=experiments/modis_lst.py:disr,smoke):
   climatology   adds the location's climatology (mean fine pattern over the training dates,
                 day or night) to the guide; the network narrowed so that it and the
                 climatology of the real archive's 173 locations hold under 5M numbers;
-                trained on flipped and rotated tiles, inference averaged over the 8 of them.
+                trained on flipped and rotated tiles, a quarter of them without their
+                climatology (places never seen); inference averaged over the 8 of them.
   multiscale    trains the scale steps 16->4, 8->2 and 4->1 tile pixels jointly, the network
                 told the fine pixel size (scale conditioning).
   smoke         a tiny end-to-end run, for tests.
@@ -46,6 +47,10 @@ def get_config(arg: str | None = None):
   config.data.split_seed = 1
   config.data.guide = "none"           # 'none', 'ndvi' or 'reflectances' (NDVI, red, NIR, MIR)
   config.data.climatology = False      # the location's climatology as a further guide
+  # The fraction of training examples whose climatology guide is zeroed (pattern and weight,
+  # what a place without a climatology gets), drawn per example and step: the network learns
+  # to serve places never seen as well (0.25 for :climatology).
+  config.data.climatology_dropout = 0.0
   # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit
   # slopes) and each location's own pattern, which augmented copies would contradict.
   config.data.augment = False
@@ -83,8 +88,15 @@ def get_config(arg: str | None = None):
   # super-resolved GeoTIFFs and quicklooks.
   config.predict.guide = ""            # guided models: the composite (or NDVI), output grid
   config.predict.truth = ""            # optional: the true fine LST, for the difference panel
+  # Where the composite of an LST date is missing from a predict.guide folder, the nearest of
+  # its place within this many days of the date serves (recorded in predict_report.json).
+  config.predict.guide_max_days = 16
   config.predict.climatology = ""      # data.climatology: folder of climatology files on the
                                        # output grid; '' = <workdir>/climatology (1 km, training)
+  # data.climatology: a folder of your own LST GeoTIFFs (MODIS names, on the output grid) whose
+  # climatology, written to <predict.output>/climatology/, serves instead; a place with no
+  # climatology file is predicted without one.
+  config.predict.climatology_from = ""
   config.predict.tile_size = 256       # output pixels per tile
   config.predict.tile_overlap = 32
 
@@ -99,6 +111,7 @@ def get_config(arg: str | None = None):
   if "climatology" in variants:
     config.name += "_climatology"
     config.data.climatology = True
+    config.data.climatology_dropout = 0.25
     if config.model.name == "mrunet":   # it and the real archive's climatology in 5M numbers
       config.model.widths = (80, 160, 264)
     # The climatology turns with its tile, so flipped and rotated copies stay self-consistent

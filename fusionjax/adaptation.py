@@ -55,5 +55,6 @@ def adapt(config, workdir: str) -> dict:
                     workdir)
     start = None
   report = train.run(adapted, directory, "train", initial_params_from=start)
+  adapted.predict.strict = True    # one scene: an error stops the command
   train.run(adapted, directory, "predict")
   return report

@@ -3,7 +3,7 @@
     import fusionjax
     model = fusionjax.load("runs/s2")           # the workdir of a training run
     result = model.predict(...)                 # NumPy arrays in, NumPy arrays out
-    paths = model.predict_files("scene.SAFE", "out/")   # the same as --mode=predict
+    report = model.predict_files("scene.SAFE", "out/")  # the same as --mode=predict
 
 `predict` takes each experiment's inputs as its task's `predict_arrays` documents them
 (docs/api.md has an example per experiment); it tiles them exactly as the command line does.
@@ -17,7 +17,7 @@ from typing import Any
 
 import ml_collections
 
-from fusionjax import config_overrides, parallel, run_config, tasks, train
+from fusionjax import config_overrides, parallel, predict_batch, run_config, tasks, train
 
 
 class Model:
@@ -45,10 +45,12 @@ class Model:
     `predict_arrays` (e.g. Sentinel-2: a dict of bands by name -> the sharpened bands)."""
     return self.task.predict_arrays(self._predict, self._batch_size, *args, **inputs)
 
-  def predict_files(self, input_path: str, output_dir: str, **settings) -> list[str]:
+  def predict_files(self, input_path: str, output_dir: str, **settings) -> dict:
     """What `--mode=predict --config.predict.input=<input_path>
     --config.predict.output=<output_dir>` writes, with any other predict.<name>=<value>
-    `settings`; returns the paths written."""
+    `settings`; returns the batch's report (fusionjax.predict_batch, also written as
+    <output_dir>/predict_report.json): 'done', each input with its 'outputs', and
+    'skipped', each input with its 'reason'."""
     overrides = {"predict.input": input_path, "predict.output": output_dir,
                  **{f"predict.{name}": value for name, value in settings.items()}}
     config = config_overrides.apply(self.config, overrides, source="predict_files")
@@ -56,7 +58,7 @@ class Model:
     os.makedirs(output_dir, exist_ok=True)
     task = tasks.get_task(config, self.workdir)   # the same network; the new settings
     task.checkpoint_step = self.step
-    return task.predict_inputs(self._predict, self._batch_size)
+    return predict_batch.predict_all(task, self._predict, self._batch_size, config.predict)
 
 
 def load(workdir: str) -> Model:

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from fusionjax import adaptation, cli, config_overrides, parallel, train
+from fusionjax import adaptation, cli, config_overrides, parallel, predict_batch, train
 
 FLAGS = flags.FLAGS   # --config, --workdir and --compilation_cache_dir: fusionjax.cli
 flags.DEFINE_string("config_overrides", "",
@@ -41,8 +41,13 @@ def main(argv):
   logging.info("Config:\n%s", config)
   if FLAGS.mode == "adapt":
     adaptation.adapt(config, FLAGS.workdir)
-  else:
-    train.run(config, FLAGS.workdir, FLAGS.mode)
+    return 0
+  report = train.run(config, FLAGS.workdir, FLAGS.mode)
+  if FLAGS.mode == "predict" and report and report.get("skipped"):
+    logging.error("%d input(s) could not be processed; their reasons are in %s/%s.",
+                  len(report["skipped"]), config.predict.output, predict_batch.REPORT_NAME)
+    return 1
+  return 0
 
 
 def run() -> None:

@@ -21,8 +21,8 @@ import numpy as np
 import optax
 from clu import metric_writers, periodic_actions
 
-from fusionjax import (checkpoint, parallel, products, progress, report_table, run_config,
-                       tasks, termination)
+from fusionjax import (checkpoint, parallel, predict_batch, products, progress, report_table,
+                       run_config, tasks, termination)
 from fusionjax.tasks.base import PredictFn, Task
 
 MODES = ("train", "eval", "predict")
@@ -90,8 +90,11 @@ def validate_config(config, mode: str) -> None:
     value = config.train[field]
     if value < (0 if field == "num_steps" else 1):
       raise ValueError(f"train.{field}={value}: expected a positive integer")
-  if mode == "predict" and config.predict.get("input") and not config.predict.get("output"):
-    raise ValueError("predict.output is empty: expected the folder for the results")
+  if mode == "predict" and config.predict.get("input"):
+    if not config.predict.get("output"):
+      raise ValueError("predict.output is empty: expected the folder for the results")
+    if not os.path.exists(config.predict.input):
+      raise FileNotFoundError(f"predict.input={config.predict.input!r}: no such file or folder")
   tasks.task_class(config.task).validate(config, mode)
 
 
@@ -265,7 +268,8 @@ def run(config, workdir: str, mode: str = "train", *,
   sees every evaluation of the validation split during training (train_loop). Returns the
   evaluation report: {'step', 'validation': ..., 'test': ...}, the test split evaluated
   once, here, and its products written (the validation split's where there is no test);
-  process 0 scores and writes them, the other processes return the step alone."""
+  process 0 scores and writes them, the other processes return the step alone. With
+  predict.input, --mode=predict returns the batch's report (fusionjax.predict_batch)."""
   validate_config(config, mode)
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
@@ -298,9 +302,7 @@ def run(config, workdir: str, mode: str = "train", *,
     if jax.process_count() > 1:
       raise ValueError("--mode=predict with predict.input runs in one process; start it "
                        "without --num_processes")
-    for path in task.predict_inputs(predict, batch_size):
-      logging.info("Wrote %s", path)
-    return None
+    return predict_batch.predict_all(task, predict, batch_size, config.predict)
   splits = heldout_splits(task, config)
   report = None
   if mode in ("train", "eval"):

@@ -83,8 +83,11 @@ def test_a_data_source_and_its_task_from_outside_the_package_train_and_predict(t
   fused, georef = geotiff.read_geotiff(str(tmp_path / "out" / "fused.tif"))
   assert fused.shape == (3, 192, 192) and np.all(np.isfinite(fused))
   assert georef.transform[:3] == (10.0, 0.0, 5e5)
-  # A bad pair is refused naming the file.
+  # A bad pair is refused naming the file: listed as skipped with its reason, or (strict) raised.
   os.remove(tmp_path / "pair" / "fine.tif")
   geotiff.write_geotiff(str(tmp_path / "pair" / "fine.tif"), np.zeros((4, 90, 90)), georef)
+  report = train.run(config, str(tmp_path / "run"), mode="predict")
+  assert not report["done"] and "fine.tif is 90 x 90 pixels" in report["skipped"][0]["reason"]
+  config.predict.strict = True
   with pytest.raises(ValueError, match="fine.tif is 90 x 90 pixels, expected 2 x the 96 x 96"):
     train.run(config, str(tmp_path / "run"), mode="predict")

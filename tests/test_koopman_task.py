@@ -88,9 +88,10 @@ def test_predict_assimilates_a_series_folder(trained, tmp_path):
   result = model.predict(values=ndvi.values, clear=ndvi.clear, dates=ndvi.dates)
   np.testing.assert_allclose(result["values"], products["values"], rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(result["dates"].astype(str), products["dates"])
-  written = model.predict_files(str(folder), str(tmp_path / "api"))
-  np.testing.assert_allclose(np.load(written[0])["values"], products["values"], rtol=1e-5,
-                             atol=1e-6)
+  report = model.predict_files(str(folder), str(tmp_path / "api"))
+  assert [entry["input"] for entry in report["done"]] == [str(folder)] and not report["skipped"]
+  np.testing.assert_allclose(np.load(report["done"][0]["outputs"][0])["values"],
+                             products["values"], rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="expected \\(T, H, W, C\\)"):
     model.predict(values=ndvi.values[0], clear=ndvi.clear, dates=ndvi.dates)
   # A missing input folder is named, before anything runs.

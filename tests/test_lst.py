@@ -240,8 +240,7 @@ def test_guided_smoke_run_evaluates_model_and_baselines(trained, tmp_path, varia
   assert (outputs / (lst_path.stem + ".sr4.png")).stat().st_size > 10_000
   # The Python API super-resolves the same tile held in arrays alike.
   model = fusionjax.load(str(workdir))
-  composite = lst_predict._companion(str(lst_path), str(archive / "ndvi_1km"), "guide",
-                                     composite=True)
+  composite = lst_predict.guide_for(str(lst_path), str(archive / "ndvi_1km"), max_days=0)[0]
   guide = modis.read_guide_images(composite, config.data.guide, shape=truth.shape[1:])
   climatology = None
   if config.data.climatology:

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -94,12 +95,31 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   # Columns 84-95 come from the same last tile as the test strip's (columns 72-95).
   np.testing.assert_allclose(whole[:, :, 84:], cube[:, :, 12:], rtol=1e-4, atol=1e-4)
   assert (tmp_path / "out" / "observation_fused.png").stat().st_size > 10_000
-  # An observation in other filters than the model's is refused, naming the file.
+  # A batch never stops at one bad input: a folder with that observation, one in other filters
+  # than the model's and a corrupt file fuses the first, lists the others with their reasons in
+  # predict_report.json, and the command exits non-zero; predict.strict stops at the first.
+  batch = tmp_path / "batch"
+  batch.mkdir()
+  shutil.copy(observation, batch / "a_observation.fits")
   read = jwst_observation.read_observation(str(observation))
-  jwst_observation.write_observation(str(tmp_path / "swapped.fits"), dataclasses.replace(
+  jwst_observation.write_observation(str(batch / "b_swapped.fits"), dataclasses.replace(
       read, filters=read.filters[::-1], nircam=read.nircam[::-1]))
-  config.predict.input = str(tmp_path / "swapped.fits")
-  with pytest.raises(ValueError, match="swapped.fits: NIRCam filters"):
+  (batch / "c_corrupt.fits").write_bytes(b"SIMPLE  = not a FITS file")
+  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
+                f"--config.predict.input={batch}", f"--config.predict.output={tmp_path / 'b'}",
+                check=False)
+  assert result.returncode == 1, result.stderr[-3000:]
+  report = json.loads((tmp_path / "b" / "predict_report.json").read_text())
+  assert [entry["input"] for entry in report["done"]] == [str(batch / "a_observation.fits")]
+  assert report["done"][0]["outputs"] == [str(tmp_path / "b" / "a_observation_fused.fits"),
+                                          str(tmp_path / "b" / "a_observation_fused.png")]
+  skipped = {os.path.basename(entry["input"]): entry["reason"] for entry in report["skipped"]}
+  assert set(skipped) == {"b_swapped.fits", "c_corrupt.fits"}
+  assert "b_swapped.fits: NIRCam filters" in skipped["b_swapped.fits"]
+  assert "c_corrupt.fits" in skipped["c_corrupt.fits"]
+  assert report["checkpoint_step"] == 6
+  config.predict.input, config.predict.strict = str(batch / "b_swapped.fits"), True
+  with pytest.raises(ValueError, match="b_swapped.fits: NIRCam filters"):
     train.run(config, str(workdir), mode="predict")
 
 

@@ -161,8 +161,9 @@ def test_a_harmful_correction_is_weighed_out_on_the_scenes_reduced_resolution(tr
     base = np.asarray(task.base_estimate(lr, msi))
     return base + rng.normal(0.0, 0.5, base.shape).astype(np.float32)
 
-  task.predict_inputs(harmful, batch_size=4)
+  result = task.predict_input(harmful, 4, str(scene))
   check = json.loads((tmp_path / "out" / "scene_sharpened_10m.json").read_text())
+  assert result["weights"] == check["weights"]
   assert set(check["weights"]) == set(sentinel2.BANDS_20M)
   assert max(check["weights"].values()) < 0.05
   for band in sentinel2.BANDS_20M:   # the weighted correction is never worse than the base
@@ -171,7 +172,7 @@ def test_a_harmful_correction_is_weighed_out_on_the_scenes_reduced_resolution(tr
   with rasterio.open(tmp_path / "out" / "scene_sharpened_10m.tif") as source:
     weighted = np.moveaxis(source.read(), 0, -1)
   task.config.predict.fit_correction, task.config.predict.output = False, str(tmp_path / "raw")
-  task.predict_inputs(lambda lr, msi: np.asarray(task.base_estimate(lr, msi)), batch_size=4)
+  task.predict_input(lambda lr, msi: np.asarray(task.base_estimate(lr, msi)), 4, str(scene))
   with rasterio.open(tmp_path / "raw" / "scene_sharpened_10m.tif") as source:
     base = np.moveaxis(source.read(), 0, -1)   # the base estimate tile by tile
   # The harm (noise of half a band's standard deviation) is weighed out of the product.

@@ -86,11 +86,11 @@ class GeotiffPairTask(FusionTask):
     geotiff.write_geotiff(path, fused[0], None, units=self.config.data.units)
     return [path]
 
-  def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:
-    """The pair in predict.input fused at full resolution: <output>/fused.tif (C bands on
-    the fine image's grid and georeferencing)."""
+  def predict_input(self, predict: PredictFn, batch_size: int, source: str) -> dict:
+    """The pair in `source` (predict.input) fused at full resolution: <output>/fused.tif (C
+    bands on the fine image's grid and georeferencing)."""
     settings, scene = self.config.predict, self.scene
-    coarse, fine, georef = read_pair(settings.input, scene.scale_factor)
+    coarse, fine, georef = read_pair(source, scene.scale_factor)
     codes = tiling.predict_tiled(
         predict, scene.coding.encode(coarse).astype(np.float32),
         ((fine - scene.msi_mean) / scene.msi_scale).astype(np.float32),
@@ -99,4 +99,4 @@ class GeotiffPairTask(FusionTask):
     path = os.path.join(settings.output, "fused.tif")
     geotiff.write_geotiff(path, np.moveaxis(np.asarray(scene.coding.decode(codes)), -1, 0),
                           georef, units=self.config.data.units)
-    return [path]
+    return {"outputs": [path]}

@@ -73,7 +73,7 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def apply(self, params: Params, *inputs: jax.Array) -> Any:
     """The network at inference on (B, ...) inputs (what `predict_heldout` and
-    `predict_inputs` feed through their PredictFn)."""
+    `predict_input` feed through their PredictFn)."""
 
   # Data ---------------------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ class Task(abc.ABC):
   # Inference and reports ----------------------------------------------------------------------
 
   # The training step of the checkpoint whose parameters predict: set by the trainer (or
-  # whoever restores the parameters) before `predict_inputs` and `write_products`; None where
+  # whoever restores the parameters) before `predict_input` and `write_products`; None where
   # unknown. Products record it through `provenance`.
   checkpoint_step: int | None = None
 
@@ -134,15 +134,24 @@ class Task(abc.ABC):
     """Writes the products of the held-out `split`'s prediction into out_dir, each recording
     `provenance` in its metadata; returns their paths."""
 
+  def predict_sources(self) -> list[str]:
+    """--mode=predict with config.predict.input: the user's inputs it holds, each predicted
+    on its own by `predict_input` (e.g. the files of a folder); by default the input
+    itself. Raises (ValueError, FileNotFoundError) only when there is nothing to predict."""
+    return [self.config.predict.input]
+
   @abc.abstractmethod
-  def predict_inputs(self, predict: PredictFn, batch_size: int) -> list[str]:
-    """--mode=predict with config.predict.input: processes the user's own data and writes
-    the results to config.predict.output, each recording `provenance` (of its input) in its
-    metadata; returns the paths written."""
+  def predict_input(self, predict: PredictFn, batch_size: int, source: str) -> dict:
+    """Processes one of `predict_sources` and writes its products to config.predict.output,
+    each recording `provenance` (of its input) in its metadata. Returns {'outputs': [the
+    paths written], ...} with any details worth reporting (predict_report.json lists them).
+    An input that cannot be processed (unreadable, wrong shape, a missing companion file)
+    raises ValueError or OSError naming the file and the reason: the batch
+    (fusionjax.predict_batch) lists it as skipped and goes on to the next."""
 
   def predict_arrays(self, predict: PredictFn, batch_size: int, *args, **inputs) -> Any:
     """fusionjax.load(workdir).predict(...): the model applied to the user's NumPy arrays,
-    tiled as `predict_inputs` tiles files; each task documents its inputs and result.
+    tiled as `predict_input` tiles files; each task documents its inputs and result.
     NotImplementedError (the default) for a task without one."""
     raise NotImplementedError(f"task {self.config.task!r} has no array prediction; use "
                               "predict_files (--mode=predict)")

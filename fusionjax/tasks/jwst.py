@@ -3,6 +3,7 @@ Bar simulation), FITS products with the wavelength axis tabulated, and whole obs
 any size fused with --mode=predict."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -42,7 +43,7 @@ class JwstTask(FusionTask):
                     f"from {strip.col_start}", tags=self.provenance(scene.name).as_tags())
     png_path = os.path.join(out_dir, "quicklook.png")
     products.save_figure(self.quicklook(fused, split), png_path)
-    return [cube_path, png_path]
+    return {"outputs": [cube_path, png_path]}
 
   def quicklook(self, fused: np.ndarray, split: str):
     """Figure of the `split` strip: truth, NIRSpec input, fused and error at one wavelength;
@@ -63,8 +64,19 @@ class JwstTask(FusionTask):
 
   # A user's observation -------------------------------------------------------------------
 
-  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
-    """Fuses the whole observation in config.predict.input (a FITS file as
+  def predict_sources(self) -> list[str]:
+    """The observations of config.predict.input: a FITS file, or the .fits files of a
+    folder."""
+    path = self.config.predict.input
+    if not os.path.isdir(path):
+      return [path]
+    files = sorted(glob.glob(os.path.join(path, "*.fits")))
+    if not files:
+      raise FileNotFoundError(f"predict.input={path!r}: no .fits observation in the folder")
+    return files
+
+  def predict_input(self, predict_batch: PredictFn, batch_size: int, source: str) -> dict:
+    """Fuses the whole observation in `source` (a FITS file as
     fusionjax/data/jwst/observation.py describes) tile by tile, memory bounded by the tile and by
     `planes_per_write` output planes whatever its size; writes <output>/<name>_fused.fits
     (L, H, W; on the sky where the NIRCam images have a celestial WCS) and a quicklook PNG.
@@ -72,16 +84,16 @@ class JwstTask(FusionTask):
     network (`_observation_inputs`) and NaN in the cube: a NIRCam pixel in every plane, a
     NIRSpec pixel at its wavelength over its s x s NIRCam pixels."""
     settings = self.config.predict
-    observation = jwst_observation.read_observation(settings.input)
-    codes, fused = self._fuse(observation, settings.input, predict_batch, batch_size)
+    observation = jwst_observation.read_observation(source)
+    codes, fused = self._fuse(observation, source, predict_batch, batch_size)
     scene, s = self.scene, self.scene.scale_factor
-    stem = os.path.splitext(os.path.basename(settings.input))[0]
+    stem = os.path.splitext(os.path.basename(source))[0]
     cube_path = os.path.join(settings.output, f"{stem}_fused.fits")
     products.write_fits_cube(cube_path, fused, scene.wavelengths_um, units=scene.units,
                              pixel_scale_arcsec=observation.pixel_scale_arcsec,
                              celestial=observation.celestial,
-                             description=f"{self.config.model.name} fusion of {settings.input}",
-                             tags=self.provenance(settings.input).as_tags())
+                             description=f"{self.config.model.name} fusion of {source}",
+                             tags=self.provenance(source).as_tags())
     band = self._quicklook_band()
     fused_plane = fused.planes(band, band + 1)[0]
     row, col = np.unravel_index(np.argmax(np.nan_to_num(fused_plane, nan=-np.inf)),
@@ -102,11 +114,11 @@ class JwstTask(FusionTask):
     products.save_figure(fusion_products.quicklook(
         scene.wavelengths_um, band, observation.nirspec[band], fused_plane, None, spectra,
         (row, col), scene.units, composites=composites, method=self.config.model.name), png_path)
-    return [cube_path, png_path]
+    return {"outputs": [cube_path, png_path]}
 
   def predict_arrays(self, predict_batch: PredictFn, batch_size: int, nirspec: np.ndarray,
                      nircam: np.ndarray) -> np.ndarray:
-    """The fused cube of an observation held in arrays, as predict_inputs fuses a file.
+    """The fused cube of an observation held in arrays, as predict_input fuses a file.
 
     Args:
       nirspec: (L, h, w) calibrated NIRSpec cube in the model's unit (`task.scene.units`) on
@@ -133,7 +145,7 @@ class JwstTask(FusionTask):
             batch_size: int) -> tuple[np.ndarray, products.PlaneSource]:
     """The (H, W, d) codes of an observation's fused cube, tile by tile, and the (L, H, W)
     cube they decode to, plane by plane, NaN where an input had no data (see
-    predict_inputs); errors name `source`."""
+    predict_input); errors name `source`."""
     lr, msi = self._observation_inputs(observation, source)
     scene = self.scene
     logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", source,

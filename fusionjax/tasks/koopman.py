@@ -250,18 +250,18 @@ class KoopmanTask(TfdsTask):
         out_dir, prediction["gap_filled"], experiment.grid,
         experiment.usable(before_cutoff=False), self.config.data.step_days)
 
-  def predict_inputs(self, predict: Callable, batch_size: int) -> list[str]:
-    """Assimilates the series of config.predict.input (an NDVI series folder) and writes its
-    gap-filled and forecast series to config.predict.output."""
-    path, out_dir = self.config.predict.input, self.config.predict.output
+  def predict_input(self, predict: Callable, batch_size: int, source: str) -> dict:
+    """Assimilates the series of `source` (an NDVI series folder) and writes its gap-filled
+    and forecast series to config.predict.output."""
     grid, trajectory = self._assimilate_user_series(
-        predict, series.read_ndvi_series(path), f"predict.input={path!r}")
-    return series_products.write_series_products(out_dir, trajectory, grid, grid.observed,
-                                                 self.config.data.step_days)
+        predict, series.read_ndvi_series(source), f"predict.input={source!r}")
+    return {"outputs": series_products.write_series_products(
+        self.config.predict.output, trajectory, grid, grid.observed,
+        self.config.data.step_days)}
 
   def predict_arrays(self, predict: Callable, batch_size: int, values: np.ndarray,
                      clear: np.ndarray, dates: np.ndarray) -> dict[str, np.ndarray]:
-    """The model on a series held in arrays, as predict_inputs on a series folder.
+    """The model on a series held in arrays, as predict_input on a series folder.
 
     Args:
       values: (T, H, W, C) float, the bands the model was trained on (NDVI: C = 1), any value

@@ -8,7 +8,6 @@ scale finer (1 km -> 250 m) assuming scale invariance. Loss per step: mean squar
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 
@@ -22,7 +21,7 @@ from fusionjax.data.modis import builder as lst_builder
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
 from fusionjax.data.modis import procedural as procedural_lst
-from fusionjax.data import cache
+from fusionjax.data import cache, pipeline
 from fusionjax.physics import psf, sampling, thermal
 from fusionjax.products import lst as lst_products
 from fusionjax.tasks import lst_predict
@@ -168,7 +167,8 @@ class LstTask(LstObjective, TfdsTask):
 
   @classmethod
   def validate(cls, config, mode: str) -> None:
-    """Also: data.dir is a folder; data.guide is known; tiles hold whole coarse pixels."""
+    """Also: data.dir is a folder; data.guide is known; tiles hold whole coarse pixels;
+    data.climatology_dropout is a fraction; the predict settings (`lst_predict.validate`)."""
     super().validate(config, mode)
     data = config.data
     if data.tile_size % data.scale_factor:
@@ -180,6 +180,11 @@ class LstTask(LstObjective, TfdsTask):
     if config.data.guide not in modis.GUIDES:
       raise ValueError(f"data.guide={config.data.guide!r}: expected one of "
                        f"{tuple(modis.GUIDES)}")
+    if not 0 <= data.get("climatology_dropout", 0.0) < 1:
+      raise ValueError(f"data.climatology_dropout={data.climatology_dropout}: expected a "
+                       "fraction in [0, 1)")
+    if mode == "predict" and config.predict.get("input"):
+      lst_predict.validate(config)
 
   def __init__(self, config, workdir: str):
     super().__init__(config)
@@ -202,24 +207,24 @@ class LstTask(LstObjective, TfdsTask):
     self.builder = prepared_builder(lambda: self._builder(source_dir, tfds_dir),
                                     write_procedural_archive, cache.lock_path(config, workdir))
     self.climatology_dir = os.path.join(workdir, "climatology")
+    self.predict_climatology_dir = self.climatology_dir   # predict_sources may change it
     if data.climatology and jax.process_index() == 0:
-      self._write_climatology(source_dir)
+      lst_builder.write_climatology(source_dir, self.climatology_dir, data)
 
-  def _write_climatology(self, source_dir: str) -> None:
-    """<workdir>/climatology/: the training split's climatology of every location, for
-    --mode=predict (written once, whole or not at all)."""
-    if os.path.isdir(self.climatology_dir):
-      return
-    data = self.config.data
-    train = lst_builder.training_samples(source_dir, tile_size=data.tile_size,
-                                         data_config=data)
-    climatology, georefs = lst_climatology.from_samples(train, data.tile_size)
-    partial = self.climatology_dir + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    climatology.write(partial, georefs)
-    os.replace(partial, self.climatology_dir)
-    logging.info("Wrote the climatology of %d locations (%d values) to %s.",
-                 len(georefs), climatology.values, self.climatology_dir)
+  def augmentation(self) -> pipeline.Augmentation | None:
+    """Flips and rotations (data.augment), then, with data.climatology_dropout = p > 0, the
+    climatology guide of a fraction p of the training examples made that of a place never
+    seen (`lst_climatology.drop`)."""
+    geometric = super().augmentation()
+    rate = self.config.data.get("climatology_dropout", 0.0)
+    if not (self.config.data.climatology and rate):
+      return geometric
+
+    def augment(example, index, seed):
+      if geometric is not None:
+        example = geometric(example, index, seed)
+      return lst_climatology.drop(example, index, seed, rate)
+    return augment
 
   def _builder(self, source_dir: str, tfds_dir: str) -> lst_builder.LstTiles:
     data = self.config.data
@@ -280,16 +285,26 @@ class LstTask(LstObjective, TfdsTask):
     report["images"] = len(prediction[self.main_step]["fine"])
     return report
 
-  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
-    """Super-resolves the GeoTIFFs of config.predict.input into config.predict.output."""
-    return lst_predict.super_resolve_files(self.config, predict_batch, batch_size,
-                                           self.model.size_multiple, self.provenance,
-                                           climatology_dir=self.climatology_dir)
+  def predict_sources(self) -> list[str]:
+    """The GeoTIFFs of config.predict.input. With predict.climatology_from, first writes the
+    climatology of that archive to <predict.output>/climatology/, which predict_input reads
+    instead of the training one (`lst_predict.build_climatology`)."""
+    sources = lst_predict.input_files(self.config)
+    if self.config.predict.get("climatology_from", ""):
+      self.predict_climatology_dir = lst_predict.build_climatology(self.config, sources)
+    return sources
+
+  def predict_input(self, predict_batch: PredictFn, batch_size: int, source: str) -> dict:
+    """Super-resolves the GeoTIFF `source` into config.predict.output; returns its outputs
+    and details (`lst_predict.super_resolve_file`)."""
+    return lst_predict.super_resolve_file(self.config, predict_batch, batch_size,
+                                          self.model.size_multiple, self.provenance, source,
+                                          climatology_dir=self.predict_climatology_dir)
 
   def predict_arrays(self, predict_batch: PredictFn, batch_size: int, lst: np.ndarray, *,
                      pixel_km: float, guide: np.ndarray | None = None,
                      climatology: np.ndarray | None = None) -> np.ndarray:
-    """The super-resolution of LST held in arrays, as predict_inputs super-resolves files.
+    """The super-resolution of LST held in arrays, as predict_input super-resolves files.
 
     Args:
       lst: (bands, h, w) land-surface temperature in K (e.g. MOD11A1 day and night); 0 or

@@ -3,10 +3,11 @@
 Every band of an input (e.g. MODIS day and night) is super-resolved by the configured factor,
 tile by tile so that any size fits in memory, and written as a GeoTIFF on a grid with the same
 origin and CRS and a pixel size divided by the factor (a Cloud-Optimised GeoTIFF, in K, its
-bands named 'LST day' and 'LST night' for a 2-band MODIS input, its provenance in its tags),
-with a quicklook PNG. Pixels without a usable temperature (0, non-finite, or outside 150-400 K)
-are filled for the network with the band's mean and written as no-data (0) over their whole
-footprint.
+bands named 'LST day' and 'LST night' for a 2-band MODIS input, its provenance and its
+consistency with the input in its tags), with a quicklook PNG. Pixels without a usable
+temperature (0, non-finite, or outside 150-400 K) are filled for the network with the band's
+mean and written as no-data (0) over their whole footprint. Each input is processed on its own
+(`super_resolve_file`); one that cannot be raises an error naming it and the reason.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fusionjax import products, progress, tiling
+from fusionjax import products, tiling
 from fusionjax.data import geotiff
 from fusionjax.data.modis import climatology as lst_climatology
 from fusionjax.data.modis import reader as modis
+from fusionjax.physics import thermal
 
 
 def _files(path: str, field: str) -> list[str]:
@@ -34,27 +36,79 @@ def _files(path: str, field: str) -> list[str]:
   return [path]
 
 
-def _companion(path: str, source: str, field: str, *, composite: bool) -> str:
-  """The file of `source` (a file, or a folder searched by name) that goes with input `path`:
-  the same name, or for `composite` the MODIS 16-day composite containing its date."""
+def input_files(config) -> list[str]:
+  """The GeoTIFFs of predict.input: the file, or the .tif / .tiff files of the folder, sorted."""
+  return _files(config.predict.input, "predict.input")
+
+
+def validate(config) -> None:
+  """ValueError naming the setting, for predict settings the model cannot use: a guided model
+  without predict.guide, a negative predict.guide_max_days, predict.climatology_from for a
+  model without data.climatology or together with predict.climatology."""
+  settings, data = config.predict, config.data
+  if data.guide != "none" and not settings.guide:
+    expected = ("a red, NIR, MIR composite GeoTIFF" if data.guide == "reflectances"
+                else "an NDVI (or red, NIR) GeoTIFF")
+    raise ValueError(f"predict.guide is empty: this model is guided; expected {expected}, or a "
+                     "folder of them, on the output grid")
+  if _max_days(settings) < 0:
+    raise ValueError(f"predict.guide_max_days={_max_days(settings)}: expected a number of "
+                     "days >= 0")
+  archive = settings.get("climatology_from", "")
+  if archive and not data.climatology:
+    raise ValueError(f"predict.climatology_from={archive!r}: this model has no climatology "
+                     "guide (data.climatology=False); expected ''")
+  if archive and settings.climatology:
+    raise ValueError(f"predict.climatology={settings.climatology!r} and predict.climatology_from="
+                     f"{archive!r}: expected one of them, not both")
+
+
+def _max_days(settings) -> int:
+  """predict.guide_max_days; 0 (the composite containing the date only) in the config of a
+  run trained before the setting existed."""
+  return settings.get("guide_max_days", 0)
+
+
+def _named_as(path: str, files: list[str]) -> str | None:
+  """The file of `files` with the name of `path`, or None."""
+  return {os.path.basename(f): f for f in files}.get(os.path.basename(path))
+
+
+def _same_name(path: str, source: str, field: str) -> str:
+  """`source` if it is a file, else the file of the folder `source` named as input `path`."""
   if os.path.isfile(source):
     return source
-  candidates = _files(source, field)
-  by_name = {os.path.basename(c): c for c in candidates}
-  if os.path.basename(path) in by_name:
-    return by_name[os.path.basename(path)]
-  if composite:
-    parsed = modis.parse_name(path)
-    composites = {}
-    for candidate in candidates:
-      c = modis.parse_name(candidate)
-      composites[(c.tile, c.index, c.year, c.day_of_year)] = candidate
-    found = modis.composite_for(composites, parsed)
-    if found:
-      return found
-  raise FileNotFoundError(f"{field}={source!r}: no file for {os.path.basename(path)} (expected "
-                          "the same name" + (" or its MODIS 16-day composite)" if composite
-                                             else ")"))
+  found = _named_as(path, _files(source, field))
+  if found is None:
+    raise FileNotFoundError(f"{field}={source!r}: no file for {os.path.basename(path)} "
+                            "(expected the same name)")
+  return found
+
+
+def guide_for(path: str, source: str, max_days: int) -> tuple[str, int]:
+  """The guide of input `path` from `source` (predict.guide: a file, or a folder searched by
+  name, then by MODIS tile, index and date) and its distance in days from the input's date
+  (`modis.days_apart`: 0 for the composite whose period contains it). Where that composite is
+  missing, the nearest of the place within `max_days` serves.
+
+  Raises:
+    FileNotFoundError naming the input, the folder and the nearest guide's distance, where
+    none is within `max_days`; ValueError for a file whose name is not a MODIS name.
+  """
+  if os.path.isfile(source):
+    return source, 0
+  candidates = _files(source, "predict.guide")
+  same_name = _named_as(path, candidates)
+  if same_name is not None:
+    return same_name, 0
+  lst = modis.parse_name(path)
+  nearest = modis.nearest_guide([modis.parse_name(c) for c in candidates], lst)
+  if nearest is not None and nearest[1] <= max_days:
+    return nearest[0].path, nearest[1]
+  found = (f"the nearest, {os.path.basename(nearest[0].path)}, is {nearest[1]} days away"
+           if nearest else f"none of tile {lst.tile} index {lst.index:04d}")
+  raise FileNotFoundError(f"predict.guide={source!r}: no guide for {os.path.basename(path)} "
+                          f"within predict.guide_max_days={max_days} days of its date ({found})")
 
 
 def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -76,6 +130,12 @@ def band_descriptions(count: int) -> tuple[str, ...]:
   return ("LST",) if count == 1 else tuple(f"LST band {i}" for i in range(1, count + 1))
 
 
+def _usable(lst_k: np.ndarray) -> np.ndarray:
+  """Where LST (K, any shape) is usable: finite and within modis.VALID_RANGE_K."""
+  low, high = modis.VALID_RANGE_K
+  return np.isfinite(lst_k) & (lst_k >= low) & (lst_k <= high)
+
+
 def super_resolve(config, predict_batch: Callable, batch_size: int, network_multiple: int,
                   coarse: np.ndarray, guide: np.ndarray, fine_km: float, *,
                   climatology: np.ndarray | None = None, source: str = "") -> np.ndarray:
@@ -85,7 +145,7 @@ def super_resolve(config, predict_batch: Callable, batch_size: int, network_mult
   outside modis.VALID_RANGE_K), which is filled with the band's mean for the network.
 
   Args:
-    predict_batch, batch_size, network_multiple: as super_resolve_files.
+    predict_batch, batch_size, network_multiple: as super_resolve_file.
     guide: (f h, f w, G) guide images (G = 0 for an unguided model).
     fine_km: the output's pixel size, km.
     climatology: (bands, f h, f w, 2) each band's climatology guide
@@ -96,8 +156,7 @@ def super_resolve(config, predict_batch: Callable, batch_size: int, network_mult
   fine_shape = (coarse.shape[1] * factor, coarse.shape[2] * factor)
   fine_bands = []
   for band_index, band in enumerate(coarse):
-    valid = np.isfinite(band) & (band >= modis.VALID_RANGE_K[0]) & (
-        band <= modis.VALID_RANGE_K[1])
+    valid = _usable(band)
     if not valid.any():
       raise ValueError(f"{source}: a band has no temperature within "
                        f"{modis.VALID_RANGE_K[0]:g}-{modis.VALID_RANGE_K[1]:g} K")
@@ -120,69 +179,120 @@ def super_resolve(config, predict_batch: Callable, batch_size: int, network_mult
   return np.stack(fine_bands)
 
 
-def super_resolve_files(config, predict_batch: Callable, batch_size: int,
-                        network_multiple: int, provenance: Callable[..., products.Provenance],
-                        climatology_dir: str = "") -> list[str]:
-  """Writes <output>/<name>.sr<f>.tif and .png for every GeoTIFF of config.predict.input.
+def consistency_rmse_k(coarse: np.ndarray, fine: np.ndarray) -> list[float]:
+  """Per band, the RMSE (K) between the (bands, f h, f w) result aggregated over f x f
+  footprints (Stefan-Boltzmann, thermal.aggregate) and its (bands, h, w) input, over the input
+  pixels with a usable temperature (each band has some: `super_resolve` checks it)."""
+  factor = fine.shape[1] // coarse.shape[1]
+  aggregated = np.moveaxis(np.asarray(thermal.aggregate(np.moveaxis(fine, 0, -1), factor)),
+                           -1, 0)
+  return [float(np.sqrt(np.mean((a[usable] - c[usable]) ** 2)))
+          for a, c, usable in zip(aggregated, coarse, _usable(coarse))]
+
+
+def _climatology(folder: str, path: str, bands: int,
+                 shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
+  """(bands, H, W, 2) climatology guides of input `path` from `folder` and whether its
+  location has a file there; without one, `lst_climatology.absent` (a place never seen, as
+  training with data.climatology_dropout shows the network)."""
+  if os.path.isfile(lst_climatology.guide_path(folder, path)):
+    return np.stack([lst_climatology.read_guide(folder, path, band, shape)
+                     for band in range(bands)]), True
+  logging.warning("%s: no %s in the climatology %s (a place the model has not seen); "
+                  "predicting without it (weight 0).", path,
+                  os.path.basename(lst_climatology.guide_path(folder, path)), folder)
+  return np.stack([lst_climatology.absent(shape)] * bands), False
+
+
+def super_resolve_file(config, predict_batch: Callable, batch_size: int,
+                       network_multiple: int, provenance: Callable[..., products.Provenance],
+                       path: str, climatology_dir: str = "") -> dict:
+  """Writes <output>/<name>.sr<f>.tif and .png of the LST GeoTIFF `path` (f =
+  data.scale_factor), its consistency with the input in the tags (CONSISTENCY_RMSE_K, per
+  band).
 
   Args:
-    config: the experiment config (predict.input, predict.output, predict.guide for guided
-      models, predict.truth optional, predict.tile_size; data.scale_factor; data.guide).
+    config: the experiment config (predict.output, predict.guide and guide_max_days for
+      guided models, predict.truth optional, predict.climatology, predict.tile_size;
+      data.scale_factor, data.guide, data.climatology).
     predict_batch: (B, h, w, 1) K, (B, H, W, G) guide, (B,) fine km -> (B, H, W, 1) K.
     batch_size: tiles per call.
     network_multiple: fine-grid sizes the network accepts are multiples of this.
     provenance: (*input paths) -> the Provenance a product made from them records in its
       tags (the task's `provenance`).
+    path: the input GeoTIFF, (bands, h, w) LST in K.
     climatology_dir: for a model with data.climatology, the folder of climatology files on
-      the output grid used when predict.climatology is empty (training writes the 1 km ones).
+      the output grid used when predict.climatology is empty.
   Returns:
-    The paths written.
+    {'outputs': [the GeoTIFF, the PNG], 'consistency_rmse_k': {band name: RMSE (K) of the
+    result aggregated back against the input}}; a guided model adds 'guide' (the file used)
+    and, where it is not the composite containing the input's date, 'guide_days' (its
+    distance, days); a model with data.climatology adds 'climatology': 'used' or 'none for
+    this location'.
+  Raises:
+    ValueError or FileNotFoundError naming the file and the reason: unreadable, no usable
+    temperature, no guide within predict.guide_max_days, a guide or climatology of another
+    size than the output grid.
   """
+  settings, factor = config.predict, config.data.scale_factor
+  coarse, georef = geotiff.read_geotiff(path)
+  fine_km = georef.pixel_size * georef.crs_unit_factor() / 1000.0 / factor
+  fine_shape = (coarse.shape[1] * factor, coarse.shape[2] * factor)
+  guide, inputs, details = np.zeros((*fine_shape, 0), np.float32), [path], {}
+  if config.data.guide != "none":
+    guide_path, days = guide_for(path, settings.guide, _max_days(settings))
+    guide = modis.read_guide_images(guide_path, config.data.guide, shape=fine_shape)
+    inputs.append(guide_path)
+    details["guide"] = guide_path
+    if days:
+      logging.warning("%s: no guide of its date in %s; using %s, %d day(s) away.", path,
+                      settings.guide, guide_path, days)
+      details["guide_days"] = days
+  climatology = None
+  if config.data.climatology:
+    climatology, found = _climatology(settings.climatology or climatology_dir, path,
+                                      len(coarse), fine_shape)
+    details["climatology"] = "used" if found else "none for this location"
+  fine = super_resolve(config, predict_batch, batch_size, network_multiple, coarse, guide,
+                       fine_km, climatology=climatology, source=path)
+  rmse = consistency_rmse_k(coarse, fine)
+  stem = os.path.splitext(os.path.basename(path))[0]
+  tif_path = os.path.join(settings.output, f"{stem}.sr{factor}.tif")
+  geotiff.write_geotiff(tif_path, fine, georef.refined(factor), nodata=0.0,
+                        band_names=band_descriptions(len(fine)), units="K",
+                        tags={**provenance(*inputs).as_tags(),
+                              "CONSISTENCY_RMSE_K": " ".join(f"{x:.3g}" for x in rmse)})
+  truth = None
+  if settings.truth:
+    truth = geotiff.read_geotiff(_same_name(path, settings.truth, "predict.truth"),
+                                 shape=fine_shape)[0]
+  png_path = os.path.join(settings.output, f"{stem}.sr{factor}.png")
+  products.save_figure(_quicklook(coarse[0], fine[0], guide, truth, stem), png_path)
+  logging.info("Super-resolved %s (%d x %d -> %d x %d pixels; consistency RMSE %s K)%s.",
+               path, *coarse.shape[1:], *fine_shape, ", ".join(f"{x:.3g}" for x in rmse),
+               "" if truth is None else
+               f": RMSE {np.sqrt(np.mean((fine[0] - truth[0]) ** 2)):.3f} K (band 1)")
+  return {"outputs": [tif_path, png_path], **details,
+          "consistency_rmse_k": dict(zip(band_descriptions(len(fine)), rmse))}
+
+
+def build_climatology(config, inputs: list[str]) -> str:
+  """Writes the climatology of the user's LST archive, predict.climatology_from (GeoTIFFs with
+  MODIS names, day and night in K, on the output grid), to <predict.output>/climatology/ as
+  training writes its own (`lst_climatology.from_samples`: one file per location, images with
+  no-data left out) and returns the folder. Files named as one of `inputs` are left out: an
+  input's own date never guides it, as a validation image's never does."""
   settings = config.predict
-  factor = config.data.scale_factor
-  guided = config.data.guide != "none"
-  if guided and not settings.guide:
-    expected = ("a red, NIR, MIR composite GeoTIFF" if config.data.guide == "reflectances"
-                else "an NDVI (or red, NIR) GeoTIFF")
-    raise ValueError(f"predict.guide is empty: this model is guided; expected {expected}, or a "
-                     "folder of them, on the output grid")
-  climatology = config.data.climatology and (settings.climatology or climatology_dir)
-  written = []
-  for path in progress.counted(_files(settings.input, "predict.input"), "Super-resolving",
-                               unit="files"):
-    coarse, georef = geotiff.read_geotiff(path)
-    unit = georef.crs_unit_factor()
-    fine_km = georef.pixel_size * unit / 1000.0 / factor
-    height, width = coarse.shape[1:]
-    fine_shape = (height * factor, width * factor)
-    guide, inputs = np.zeros((*fine_shape, 0), np.float32), [path]
-    if guided:
-      guide_path = _companion(path, settings.guide, "predict.guide", composite=True)
-      guide = modis.read_guide_images(guide_path, config.data.guide, shape=fine_shape)
-      inputs.append(guide_path)
-    climatology_bands = None
-    if climatology:
-      climatology_bands = np.stack([lst_climatology.read_guide(climatology, path, band,
-                                                               fine_shape)
-                                    for band in range(len(coarse))])
-    fine_bands = super_resolve(config, predict_batch, batch_size, network_multiple, coarse,
-                               guide, fine_km, climatology=climatology_bands, source=path)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    tif_path = os.path.join(settings.output, f"{stem}.sr{factor}.tif")
-    geotiff.write_geotiff(tif_path, fine_bands, georef.refined(factor), nodata=0.0,
-                          band_names=band_descriptions(len(fine_bands)), units="K",
-                          tags=provenance(*inputs).as_tags())
-    truth = None
-    if settings.truth:
-      truth_path = _companion(path, settings.truth, "predict.truth", composite=False)
-      truth = geotiff.read_geotiff(truth_path, shape=fine_shape)[0]
-    png_path = os.path.join(settings.output, f"{stem}.sr{factor}.png")
-    products.save_figure(_quicklook(coarse[0], fine_bands[0], guide, truth, stem), png_path)
-    logging.info("Super-resolved %s (%d x %d -> %d x %d pixels)%s.", path, height, width,
-                 *fine_shape, "" if truth is None else
-                 f": RMSE {np.sqrt(np.mean((fine_bands[0] - truth[0]) ** 2)):.3f} K (band 1)")
-    written += [tif_path, png_path]
-  return written
+  own = {os.path.basename(path) for path in inputs}
+  samples = [modis.LstSample(modis.parse_name(path), band, ndvi_path="")
+             for path in _files(settings.climatology_from, "predict.climatology_from")
+             if os.path.basename(path) not in own for band in range(len(modis.LST_BANDS))]
+  climatology, georefs = lst_climatology.from_samples(samples, tile_size=None)
+  folder = os.path.join(settings.output, "climatology")
+  climatology.write(folder, georefs)
+  logging.info("Wrote the climatology of %d location(s) of %s (%d images) to %s.",
+               len(georefs), settings.climatology_from, len(samples), folder)
+  return folder
 
 
 def _quicklook(coarse: np.ndarray, fine: np.ndarray, guide: np.ndarray,

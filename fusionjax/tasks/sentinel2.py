@@ -109,26 +109,31 @@ class Sentinel2Task(FusionTask):
       paths += [tif_path, png_path]
     return paths
 
-  def predict_inputs(self, predict_batch: PredictFn, batch_size: int) -> list[str]:
-    """Sharpens the whole scene of config.predict.input to 10 m, tile by tile (memory bounded
-    by the tile, whatever the scene's size), its bands standardised by the scene's own
-    statistics (`sentinel2_scene.standardisation`). With predict.fit_correction, each band's
-    correction of the base estimate is then scaled by the weight in [0, 1] that fits the
-    scene's own reduced-resolution version best (`correction_weights`). Writes
-    <output>/<name>_sharpened_10m.tif (the scene's georeferencing if it has one; 0 = no-data
-    where an input band has none), <name>_sharpened_10m.json (the weights and the
-    reduced-resolution errors they come from) and a quicklook."""
+  def predict_sources(self) -> list[str]:
+    """The scenes of config.predict.input: a scene (a .mat file, a folder of band files, a
+    SAFE product) or a folder of them (`sentinel2_scene.scene_sources`)."""
+    return sentinel2_scene.scene_sources(self.config.predict.input, "predict.input")
+
+  def predict_input(self, predict_batch: PredictFn, batch_size: int, source: str) -> dict:
+    """Sharpens the whole scene `source` to 10 m, tile by tile (memory bounded by the tile,
+    whatever the scene's size; only predict.window of it where given), its bands
+    standardised by the scene's own statistics (`sentinel2_scene.standardisation`). With
+    predict.fit_correction, each band's correction of the base estimate is then scaled by
+    the weight in [0, 1] that fits the scene's own reduced-resolution version best
+    (`correction_weights`). Writes <output>/<name>_sharpened_10m.tif (the scene's
+    georeferencing if it has one; 0 = no-data where an input band has none),
+    <name>_sharpened_10m.json (the weights and the reduced-resolution errors they come
+    from) and a quicklook; returns {'outputs', 'fit_correction', 'weights', ...}."""
     settings, sharpening = self.config.predict, self.sharpening
     scene = sentinel2_scene.crop_to_window(
-        sentinel2.read_scene(settings.input, sharpening.guides + sharpening.targets),
-        settings.window)
+        sentinel2.read_scene(source, sharpening.guides + sharpening.targets), settings.window)
     sharpened, check, (lr, hr) = self.sharpen_scene(scene, predict_batch, batch_size)
-    stem = sentinel2.product_name(settings.input)
+    stem = sentinel2.product_name(source)
     tif_path = os.path.join(settings.output, f"{stem}_sharpened_10m.tif")
     geotiff.write_geotiff(tif_path, np.moveaxis(sharpened, -1, 0), scene.georef,
                           nodata=sentinel2.NODATA,
                           band_names=band_descriptions(sharpening.targets),
-                          units=sentinel2.UNITS, tags=self.provenance(settings.input).as_tags())
+                          units=sentinel2.UNITS, tags=self.provenance(source).as_tags())
     json_path = os.path.join(settings.output, f"{stem}_sharpened_10m.json")
     with atomic.atomic_path(json_path) as temporary:
       with open(temporary, "w") as sink:
@@ -136,11 +141,11 @@ class Sentinel2Task(FusionTask):
     png_path = os.path.join(settings.output, f"{stem}_sharpened_10m.png")
     products.save_figure(sentinel2_products.quicklook(sharpening, hr, lr, sharpened, None,
                                                       method=self.config.model.name), png_path)
-    return [tif_path, json_path, png_path]
+    return {"outputs": [tif_path, json_path, png_path], **check}
 
   def predict_arrays(self, predict_batch: PredictFn, batch_size: int,
                      bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The sharpened bands of a scene held in arrays, as predict_inputs sharpens a file.
+    """The sharpened bands of a scene held in arrays, as predict_input sharpens a file.
 
     Args:
       bands: band name ('B2', ..., 'B8A', 'B12') -> (rows, columns) TOA reflectance x 10000

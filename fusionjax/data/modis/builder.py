@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -93,6 +94,18 @@ def training_samples(source_dir: str, *, tile_size: int, data_config) -> list[mo
   val_fraction, test_fraction, split_seed and split_by)."""
   usable = usable_samples(source_dir, tile_size)[0]
   return split_samples(usable, **split_settings(data_config)).train
+
+
+def write_climatology(source_dir: str, folder: str, data_config) -> None:
+  """Writes the training split's climatology of every location to `folder` (for
+  --mode=predict; once, whole or not at all)."""
+  if os.path.isdir(folder):
+    return
+  train = training_samples(source_dir, tile_size=data_config.tile_size, data_config=data_config)
+  climatology, georefs = lst_climatology.from_samples(train, data_config.tile_size)
+  climatology.write(folder, georefs)
+  logging.info("Wrote the climatology of %d locations (%d values) to %s.",
+               len(georefs), climatology.values, folder)
 
 
 def split_settings(data_config) -> dict:

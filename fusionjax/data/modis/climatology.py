@@ -9,16 +9,19 @@ a location never seen). A training image's own guide leaves that image out, as a
 image is left out of its guide, so training sees what evaluation sees.
 
 Files (one per location, on the location's 1 km grid): <tile>.<index>.climatology.tif with the
-bands day_pattern_k, night_pattern_k, day_weight, night_weight.
+bands day_pattern_k, night_pattern_k, day_weight, night_weight. A location without a file (never
+seen) has the guide `absent`: pattern 0 and weight 0, what `Climatology.guide` gives there.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 import numpy as np
+import tensorflow as tf
 
-from fusionjax.data import geotiff
+from fusionjax.data import geotiff, pipeline
 from fusionjax.data.modis import reader as modis
 
 CHANNELS = 2          # the pattern (K) and the weight n / (n + 1)
@@ -45,6 +48,10 @@ class Climatology:
     if location not in self.sums:
       self.sums[location] = np.zeros((len(modis.LST_BANDS), *lst_k.shape), np.float64)
       self.counts[location] = np.zeros(len(modis.LST_BANDS), np.int64)
+    grid = self.sums[location].shape[1:]
+    if lst_k.shape != grid:
+      raise ValueError(f"{sample.lst.path}: {lst_k.shape[0]} x {lst_k.shape[1]} pixels, expected "
+                       f"{grid[0]} x {grid[1]} as the other images of its location")
     self.sums[location][sample.band] += pattern(lst_k)
     self.counts[location][sample.band] += 1
 
@@ -76,16 +83,22 @@ class Climatology:
     return np.stack([mean, np.broadcast_to(weight, shape)], axis=-1).astype(np.float32)
 
   def write(self, folder: str, georefs: dict) -> list[str]:
-    """Writes one GeoTIFF per location (`georefs[location]` its grid); returns the paths."""
-    paths = []
+    """Writes one GeoTIFF per location (`georefs[location]` its grid) as the folder `folder`,
+    replacing it whole (written beside it, then renamed: never half a climatology); returns
+    the paths."""
+    partial = os.path.normpath(folder) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    names = []
     for location, total in sorted(self.sums.items()):
       means, weights = _mean_and_weight(total, self.counts[location][:, None, None])
       weights = np.broadcast_to(weights, total.shape)
-      path = os.path.join(folder, file_name(location))
-      geotiff.write_geotiff(path, np.concatenate([means, weights]), georefs[location],
-                            band_names=BAND_NAMES)
-      paths.append(path)
-    return paths
+      names.append(file_name(location))
+      geotiff.write_geotiff(os.path.join(partial, names[-1]), np.concatenate([means, weights]),
+                            georefs[location], band_names=BAND_NAMES)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    return [os.path.join(folder, name) for name in names]
 
 
 def _mean_and_weight(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,17 +111,43 @@ def file_name(location: tuple[str, int]) -> str:
   return f"{tile}.{index:04d}.climatology.tif"
 
 
-def from_samples(samples: list[modis.LstSample], tile_size: int) -> tuple[Climatology, dict]:
-  """The climatology of `samples` (the training split) and each location's grid."""
+def from_samples(samples: list[modis.LstSample], tile_size: int | None
+                 ) -> tuple[Climatology, dict]:
+  """The climatology of `samples` (the training split, or any LST archive) and each location's
+  grid. Files are tile_size x tile_size pixels (None: any size, one per location); an image
+  with no-data or values outside modis.VALID_RANGE_K (`modis.invalid_reason`) is left out."""
   climatology, georefs, files = Climatology(), {}, {}
+  shape = None if tile_size is None else (tile_size, tile_size)
   for sample in samples:   # day and night samples share a file: read it once
     if sample.lst.path not in files:
-      files[sample.lst.path] = geotiff.read_geotiff(
-          sample.lst.path, bands=len(modis.LST_BANDS), shape=(tile_size, tile_size))
+      files[sample.lst.path] = geotiff.read_geotiff(sample.lst.path, bands=len(modis.LST_BANDS),
+                                                    shape=shape)
     lst, georef = files[sample.lst.path]
-    climatology.add(sample, lst[sample.band])
-    georefs[location_of(sample.lst)] = georef
+    if modis.invalid_reason(lst[sample.band]) is None:
+      climatology.add(sample, lst[sample.band])
+      georefs[location_of(sample.lst)] = georef
   return climatology, georefs
+
+
+def absent(shape: tuple[int, int]) -> np.ndarray:
+  """(H, W, 2) guide of a location without images: pattern 0 K and weight 0."""
+  return np.zeros((*shape, CHANNELS), np.float32)
+
+
+def drop(example: dict, index: tf.Tensor, seed: int, rate: float) -> dict:
+  """A training example with, at probability `rate`, its 'climatology' (T, T, 2) set to
+  `absent`'s zeros (data.climatology_dropout), drawn from `pipeline.example_seed` (a stream of
+  its own): the same example index and seed, the same draw, however the run was resumed."""
+  draw = tf.random.stateless_uniform(
+      [], seed=pipeline.example_seed(seed, index) + tf.constant([0, 3 << 50], tf.int64))
+  keep = tf.cast(draw >= rate, example["climatology"].dtype)
+  return {**example, "climatology": example["climatology"] * keep}
+
+
+def guide_path(folder: str, lst_path: str) -> str:
+  """The climatology file in `folder` of the location of the LST file `lst_path` (a MODIS
+  name), whether it exists or not."""
+  return os.path.join(folder, file_name(location_of(modis.parse_name(lst_path))))
 
 
 def read_guide(folder: str, lst_path: str, band: int, shape: tuple[int, int]) -> np.ndarray:
@@ -117,10 +156,9 @@ def read_guide(folder: str, lst_path: str, band: int, shape: tuple[int, int]) ->
   if band >= len(modis.LST_BANDS):
     raise ValueError(f"{lst_path}: band {band + 1}; a climatology holds the day and night bands "
                      "of MOD11A1 (bands 1 and 2) only")
-  location = location_of(modis.parse_name(lst_path))
-  path = os.path.join(folder, file_name(location))
+  path = guide_path(folder, lst_path)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"predict.climatology={folder!r}: no {file_name(location)} for "
+    raise FileNotFoundError(f"predict.climatology={folder!r}: no {os.path.basename(path)} for "
                             f"{os.path.basename(lst_path)}; the climatology covers the "
                             "locations of the training archive")
   data = geotiff.read_geotiff(path, bands=len(BAND_NAMES), shape=shape)[0]

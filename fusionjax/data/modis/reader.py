@@ -5,11 +5,13 @@ Files are named as the MODIS products they are cut from, e.g.
   MOD13A2.A2020001.h18v04.061.2020326033640.hdf.0015.tif   (16-day composite: red, NIR, MIR)
 with the acquisition year and day of year after 'A' and the tile index (position inside the
 MODIS tile) before '.tif'. The guide of an LST day is the composite of the same tile index whose
-16-day period contains it. Day and night LST are separate samples.
+16-day period contains it. Day and night LST are separate samples. A guide may also be a daily
+surface reflectance such as MOD09GQ's (red, NIR at 250 m; its period is its day).
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import glob
 import os
 import re
@@ -23,6 +25,10 @@ NDVI_PRODUCTS = ("MOD13A2", "MYD13A2")
 LST_BANDS = ("day", "night")
 COMPOSITE_BANDS = ("red", "nir", "mir")
 COMPOSITE_DAYS = 16
+# Guide products whose files cover COMPOSITE_DAYS from their date; any other covers its day.
+COMPOSITE_PRODUCTS = NDVI_PRODUCTS + ("MOD13Q1", "MYD13Q1")
+# MOD09GQ / MYD09GQ surface reflectance (int16, reflectance x 10^4): the fill value.
+SURFACE_REFLECTANCE_FILL = -28672
 # The composites store MOD13A2 reflectance counts (reflectance x 10^4) x 0.02; the products'
 # fill count, -1000, is stored as -20.
 REFLECTANCE_PER_STORED_VALUE = 0.005
@@ -31,7 +37,7 @@ VALID_RANGE_K = (150.0, 400.0)
 # The guide images of each data.guide setting, stacked on the channel axis in this order:
 # 'ndvi' (1 channel) and 'reflectance' (red, NIR, MIR reflectance, 3 channels).
 GUIDES = {"none": (), "ndvi": ("ndvi",), "reflectances": ("ndvi", "reflectance")}
-_NAME = re.compile(r"^(?P<product>M[OY]D\d\dA\d)\.A(?P<year>\d{4})(?P<doy>\d{3})\."
+_NAME = re.compile(r"^(?P<product>M[OY]D\d\d[A-Z][A-Z\d])\.A(?P<year>\d{4})(?P<doy>\d{3})\."
                    r"(?P<tile>h\d\dv\d\d)\..*\.(?P<index>\d+)\.tif$")
 
 
@@ -44,6 +50,11 @@ class ModisFile:
   day_of_year: int
   tile: str
   index: int
+
+  @property
+  def date(self) -> datetime.date:
+    """The acquisition date (the first day of a composite's period)."""
+    return datetime.date(self.year, 1, 1) + datetime.timedelta(days=self.day_of_year - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +121,26 @@ def composite_for(composites: dict, lst: ModisFile) -> str | None:
   return None
 
 
+def days_apart(guide: ModisFile, lst: ModisFile) -> int:
+  """Days between `lst`'s date and the period `guide` covers (COMPOSITE_DAYS from its date for
+  COMPOSITE_PRODUCTS, which end with their year; its day otherwise); 0 inside it. Real dates:
+  a composite of late December is 1 day from January 1st."""
+  days = COMPOSITE_DAYS if guide.product in COMPOSITE_PRODUCTS else 1
+  last = min(guide.date + datetime.timedelta(days=days - 1), datetime.date(guide.year, 12, 31))
+  return max((guide.date - lst.date).days, (lst.date - last).days, 0)
+
+
+def nearest_guide(guides: list[ModisFile], lst: ModisFile) -> tuple[ModisFile, int] | None:
+  """The guide of `lst`'s tile and tile index nearest in time (`days_apart`; the earlier of
+  two as near) and its distance in days, or None if `guides` has none of that place."""
+  same_place = [(days_apart(g, lst), g.date, g) for g in guides
+                if (g.tile, g.index) == (lst.tile, lst.index)]
+  if not same_place:
+    return None
+  days, _, guide = min(same_place, key=lambda found: found[:2])
+  return guide, days
+
+
 def ndvi_from_reflectances(reflectances: np.ndarray) -> np.ndarray:
   """NDVI = (NIR - red) / (NIR + red) of a (bands >= 2, H, W) red, NIR[, MIR] stack; 0 where
   NIR + red is not positive (fill)."""
@@ -134,9 +165,17 @@ def read_reflectances(path: str, *, shape: tuple[int, int] | None = None
 
 def read_guide(path: str, *, shape: tuple[int, int] | None = None
                ) -> tuple[np.ndarray, geotiff.GeoReference]:
-  """(H, W) NDVI from a 1-band NDVI GeoTIFF or a red, NIR[, MIR] composite like MOD13A2's."""
+  """(H, W) NDVI from a 1-band NDVI GeoTIFF, or from red, NIR[, MIR] reflectances in any
+  common scale (a ratio): a composite like MOD13A2's or MOD09GQ's surface reflectance (int16
+  x 10^4). Reflectance pixels with a band at SURFACE_REFLECTANCE_FILL or red + NIR not
+  positive (fill) read as NDVI 0; NDVI is clipped to [-1, 1] (small negative reflectances)."""
   data, georef = geotiff.read_geotiff(path, bands=(1, 2, 3), shape=shape)
-  ndvi = data[0] if data.shape[0] == 1 else ndvi_from_reflectances(data)
+  if data.shape[0] == 1:
+    ndvi = data[0]
+  else:
+    fill = np.any(data[:2] == SURFACE_REFLECTANCE_FILL, axis=0)
+    ndvi = np.where(fill, 0.0, np.clip(ndvi_from_reflectances(data), -1.0, 1.0)
+                    ).astype(np.float32)
   if not np.all(np.isfinite(ndvi)) or np.any(np.abs(ndvi) > 1.0):
     raise ValueError(f"{path}: NDVI outside [-1, 1] or not finite; expected NDVI or red, NIR "
                      "reflectances")

@@ -66,13 +66,13 @@ def sharpening_of(config) -> Sharpening:
 PROCEDURAL = "procedural:"
 
 
-def scene_sources(data_dir: str) -> list[str]:
+def scene_sources(data_dir: str, field: str = "data.dir") -> list[str]:
   """The scenes of data.dir: '' -> one procedural scene of the 'mixed' landscape; otherwise
   a comma-separated list of entries, each a .mat file, a folder of band files, a SAFE product
   (a .SAFE folder or its .zip), a folder of such scenes (its .mat files, SAFE products and
   sub-folders of band files, each one scene), or
   'procedural:<landscape>' (fusionjax.data.sentinel2.procedural.LANDSCAPES). FileNotFoundError
-  or ValueError naming an entry that is none of these."""
+  or ValueError naming an entry that is none of these (and the setting, `field`)."""
   if not data_dir.strip():
     return [PROCEDURAL + "mixed"]
   sources = []
@@ -81,9 +81,9 @@ def scene_sources(data_dir: str) -> list[str]:
       procedural_sentinel2.landscape_of(entry[len(PROCEDURAL):])
       sources.append(entry)
     elif not entry:
-      raise ValueError(f"data.dir={data_dir!r}: an empty entry in the list")
+      raise ValueError(f"{field}={data_dir!r}: an empty entry in the list")
     elif not os.path.exists(entry):
-      raise FileNotFoundError(f"data.dir entry {entry!r}: no such file or folder")
+      raise FileNotFoundError(f"{field} entry {entry!r}: no such file or folder")
     elif os.path.isfile(entry) or safe.is_product(entry) or sentinel2.band_files(entry):
       sources.append(entry)
     else:
@@ -91,7 +91,7 @@ def scene_sources(data_dir: str) -> list[str]:
       folders = sorted(p for p in glob.glob(os.path.join(entry, "*")) if safe.is_product(p)
                        or (os.path.isdir(p) and sentinel2.band_files(p)))
       if not mat_files and not folders:
-        raise FileNotFoundError(f"data.dir entry {entry!r}: no .mat scene, band files (named "
+        raise FileNotFoundError(f"{field} entry {entry!r}: no .mat scene, band files (named "
                                 "by band, e.g. ..._B05.jp2), folders of band files or SAFE "
                                 "products")
       sources += mat_files + folders
