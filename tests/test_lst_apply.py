@@ -173,12 +173,28 @@ def test_places_never_seen_and_the_users_own_climatology(trained, tmp_path):
     _renamed(composite, guides, index=index)
   seen = _coarse_input(lst_path, inputs)
   unseen = _coarse_input(lst_path, inputs, index=99)
+  # In the same folder: a later date of the seen place, whose nearest composite (that of the
+  # first date) is beyond predict.guide_max_days, and a corrupt file.
+  later = sorted(str(p) for p in (archive / "lst_1km").glob(f"*.{parsed.index:04d}.tif"))[1]
+  no_guide = _coarse_input(later, inputs)
+  corrupt = _renamed(lst_path, inputs, day=parsed.day_of_year + 4)
+  with open(corrupt, "wb") as sink:
+    sink.write(b"II*\x00 not a GeoTIFF")
   report = _predict(workdir, arg, input=inputs, guide=guides, output=tmp_path / "out")
-  assert report["skipped"] == []
   details = {entry["input"]: entry for entry in report["done"]}
+  assert set(details) == {seen, unseen}
   assert details[seen]["climatology"] == "used"
   assert details[unseen]["climatology"] == "none for this location"
   assert os.path.isfile(details[unseen]["outputs"][0])
+  reasons = {entry["input"]: entry["reason"] for entry in report["skipped"]}
+  assert set(reasons) == {no_guide, corrupt}
+  assert "no guide for " + os.path.basename(no_guide) in reasons[no_guide]
+  assert os.path.basename(corrupt) in reasons[corrupt]
+  written_report = (tmp_path / "out" / "predict_report.json").read_text()
+  assert os.path.basename(corrupt) in written_report and os.path.basename(unseen) in \
+      written_report
+  for path in (no_guide, corrupt):
+    os.remove(path)
 
   # The user's own 1 km archive of place 99: three other dates and the input's own (left out).
   own = tmp_path / "own"
