@@ -51,6 +51,11 @@ def get_config(arg: str | None = None):
   # what a place without a climatology gets), drawn per example and step: the network learns
   # to serve places never seen as well (0.25 for :climatology).
   config.data.climatology_dropout = 0.0
+  # The climatology guide of the validation and test images: 'training' (that of the training
+  # part: a place the training part never saw has none) or 'own_archive' (that of the other
+  # images of the image's own place in its part: what predict.climatology_from gives a user
+  # with an archive of the place).
+  config.data.heldout_climatology = "training"
   # No flips or rotations: the fine structure of LST depends on the sun's direction (sunlit
   # slopes) and each location's own pattern, which augmented copies would contradict.
   config.data.augment = False

@@ -331,3 +331,25 @@ def test_validation_sums_ignore_padding_examples_with_the_self_ensemble():
            "weight": jnp.array([1.0, 0.0])}   # the second example pads the batch
   sums = objective.eval_fn(params, batch)
   assert np.isfinite(float(sums["rmse_k"])) and float(sums["weight"]) == 1.0
+
+
+def test_heldout_places_get_the_climatology_of_their_own_archive(tmp_path):
+  # data.heldout_climatology='own_archive': by location, each held-out image's guide is the
+  # mean pattern of the other images of its place in its part (its own left out), as
+  # predict.climatology_from builds it from a user's archive.
+  _archive(tmp_path / "archive", locations=4, dates=6)
+  builder = lst_builder.LstTiles(
+      source_dir=str(tmp_path / "archive"), tile_size=32, num_shards=2,
+      split={"val_fraction": 0.25, "test_fraction": 0.25, "seed": 1, "split_by": "location"},
+      data_dir=str(tmp_path / "tfds"), heldout_climatology="own_archive")
+  builder.download_and_prepare()
+  examples = list(builder.as_dataset(split="test").as_numpy_iterator())
+  assert builder.info.metadata["test_samples_with_climatology"] == len(examples) > 0
+  for example in examples:
+    place = [e for e in examples if e["tile_index"] == example["tile_index"]
+             and e["band"] == example["band"]]
+    others = [lst_climatology.pattern(e["lst"][..., 0]) for e in place
+              if e["day_of_year"] != example["day_of_year"]]
+    np.testing.assert_allclose(example["climatology"][..., 0], np.mean(others, axis=0),
+                               atol=1e-4)
+    np.testing.assert_allclose(example["climatology"][..., 1], len(others) / (len(others) + 1))

@@ -183,6 +183,9 @@ class LstTask(LstObjective, TfdsTask):
     if not 0 <= data.get("climatology_dropout", 0.0) < 1:
       raise ValueError(f"data.climatology_dropout={data.climatology_dropout}: expected a "
                        "fraction in [0, 1)")
+    if data.heldout_climatology not in ("training", "own_archive"):
+      raise ValueError(f"data.heldout_climatology={data.heldout_climatology!r}: expected "
+                       "'training' or 'own_archive'")
     if mode == "predict" and config.predict.get("input"):
       lst_predict.validate(config)
 
@@ -194,7 +197,8 @@ class LstTask(LstObjective, TfdsTask):
         "tile_size": data.tile_size, "seed": config.seed}, kind="lst_procedural")
     tfds_dir = cache.prepared_dir(config, workdir, {
         "source": os.path.abspath(source_dir), "tile_size": data.tile_size,
-        **lst_builder.split_settings(data), "num_shards": data.num_shards})
+        **lst_builder.split_settings(data), "num_shards": data.num_shards,
+        "heldout_climatology": data.heldout_climatology})
 
     def write_procedural_archive():
       if not data.dir and not os.path.isdir(source_dir):
@@ -230,7 +234,8 @@ class LstTask(LstObjective, TfdsTask):
     data = self.config.data
     return lst_builder.LstTiles(source_dir=source_dir, tile_size=data.tile_size,
                                 split=lst_builder.split_settings(data),
-                                num_shards=data.num_shards, data_dir=tfds_dir)
+                                num_shards=data.num_shards, data_dir=tfds_dir,
+                                heldout_climatology=data.heldout_climatology)
 
   # Held-out splits ------------------------------------------------------------------------
 

@@ -126,9 +126,11 @@ class LstTiles(sharded_builder.ShardedBuilder):
                    "1.4.0": "A test split; splits by date, location or at random."}
 
   def __init__(self, *, source_dir: str, tile_size: int, split: dict, num_shards: int,
-               **kwargs):
-    """`split`: the keyword arguments of `split_samples` (`split_settings`)."""
+               heldout_climatology: str = "training", **kwargs):
+    """`split`: the keyword arguments of `split_samples` (`split_settings`);
+    `heldout_climatology`: data.heldout_climatology, 'training' or 'own_archive'."""
     self._source_dir = source_dir
+    self._heldout_climatology = heldout_climatology
     self._tile_size = tile_size
     self._split = dict(split)
     self._num_shards = num_shards
@@ -169,21 +171,29 @@ class LstTiles(sharded_builder.ShardedBuilder):
                  "LST files without composite.", self._split["split_by"], sizes["train"],
                  sizes["validation"], sizes["test"], dropped,
                  counts["lst_files_without_composite"])
-    climatology = lst_climatology.from_samples(parts.train, self._tile_size)[0]
+    guides = {"train": lst_climatology.from_samples(parts.train, self._tile_size)[0]}
     for name in ("validation", "test"):
+      samples = getattr(parts, name)
+      guides[name] = guides["train"] if self._heldout_climatology == "training" or not samples \
+          else lst_climatology.from_samples(samples, self._tile_size)[0]
       self._metadata[f"{name}_samples_with_climatology"] = int(sum(
-          climatology.covers(sample) for sample in getattr(parts, name)))
-    return {name: self._generate_examples(samples, climatology, training=name == "train")
+          guides[name].covers(sample) for sample in samples))
+    own = {"train": True, "validation": self._heldout_climatology == "own_archive",
+           "test": self._heldout_climatology == "own_archive"}
+    return {name: self._generate_examples(samples, guides[name], leave_out_own=own[name])
             for name, samples in parts._asdict().items() if samples}
 
   def _generate_examples(self, samples, climatology: lst_climatology.Climatology, *,
-                         training: bool):
+                         leave_out_own: bool):
+    """(key, example) of each sample; its climatology guide from `climatology`, without the
+    sample's own image where `leave_out_own` (the climatology holds it)."""
     shape = (self._tile_size, self._tile_size)
     for sample in progress.counted(samples, "Writing LST examples", unit="images"):
       lst, ndvi, reflectances = modis.read_sample(sample, self._tile_size)
       yield sample.key, {"lst": lst[..., None], "ndvi": ndvi[..., None],
                          "reflectance": np.moveaxis(reflectances, 0, -1),
                          "climatology": climatology.guide(sample, shape,
-                                                          leave_out=lst if training else None),
+                                                          leave_out=lst if leave_out_own
+                                                          else None),
                          "day_of_year": sample.lst.day_of_year, "band": sample.band,
                          "tile_index": sample.lst.index}
