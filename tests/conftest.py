@@ -76,7 +76,7 @@ def trained(tmp_path_factory):
 # these lets the short files fill the end and both workers finish together.
 LONGEST_FILES = ("test_lst.py", "test_sentinel2.py", "test_multiprocess.py", "test_main.py",
                  "test_koopman_task.py", "test_train.py", "test_tune.py",
-                 "test_sentinel2_adapt.py", "test_jwst_scene.py", "test_lst_apply.py",
+                 "test_sentinel2_adapt.py", "test_jwst_scene.py",
                  "test_sentinel2_safe.py", "test_extending.py", "test_products.py",
                  "test_assimilation.py", "test_fusformer.py", "test_benchmark.py")
 
