@@ -20,6 +20,7 @@ from fusionjax.products import lst as lst_products
 from fusionjax.tasks import lst_predict
 from fusionjax.tasks import sentinel2 as sentinel2_task
 from tests.conftest import experiment_config
+from tests.test_jwst_observation import _observation
 
 UTM = geotiff.GeoReference(rasterio.crs.CRS.from_epsg(32633).to_wkt(),
                            (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0))
@@ -106,15 +107,6 @@ def test_fits_cube_carries_the_celestial_wcs_of_its_grid(tmp_path):
   with fits.open(tmp_path / "offsets.fits") as hdul:
     header = hdul[0].header
     assert (header["CTYPE1"], header["CRVAL1"]) == ("XOFFSET", pytest.approx(5 * 0.031))
-
-
-def _observation(planes=5, filters=("F150W", "F212N")):
-  rng = np.random.default_rng(0)
-  return jwst_observation.Observation(
-      nirspec=rng.uniform(0, 1, (planes, 4, 6)).astype(np.float32),
-      nircam=rng.uniform(0, 100, (len(filters), 12, 18)).astype(np.float32),
-      wavelengths_um=np.linspace(1.0, 2.0, planes), filters=filters, units="mJy/arcsec2",
-      pixel_scale_arcsec=0.031)
 
 
 def _with_extensions(path, **extensions):
