@@ -60,6 +60,21 @@ def get_config(arg: str | None = None):
   config.train.eval_every = 100
   config.train.checkpoint_every = 100
 
+  # The model-based baseline (fusionjax.baselines.model_based): PSF widths interpolated, the
+  # smoothness weights tried on the validation strip (relative to the data's curvature) and
+  # the most conjugate-gradient iterations.
+  config.model_based = ml_collections.ConfigDict()
+  config.model_based.psf_nodes = 4
+  config.model_based.weights = tuple(10.0 ** (e / 2) for e in range(-8, 3))
+  config.model_based.iterations = 200
+
+  config.predict.method = "network"   # the product: 'network' or 'model_based'
+  # The data-consistency step of the network's product (fusionjax.tasks.jwst_inversion):
+  # conjugate-gradient iterations on the misfit to both observations plus weight (relative
+  # to the data's curvature) x the squared distance to the network's output; 0 iterations
+  # turns it off. Chosen on the validation strip (docs/jwst.md).
+  config.predict.consistency_weight = 1.0
+  config.predict.consistency_iterations = 30
   config.predict.tile_overlap = 6
   config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)
   # predict.input: an observation FITS file (NIRSpec cube and NIRCam images,
@@ -92,6 +107,9 @@ def get_config(arg: str | None = None):
     config.data.val_fraction = 0.25
     config.data.test_fraction = 0.25
     config.data.split_gap = 3
+    config.model_based.weights = (0.01, 0.1, 1.0)
+    config.model_based.iterations = 30
+    config.predict.consistency_iterations = 10
     if "orionbar" in variants:
       config.data.crop_height = 48
       config.data.crop_width = 144

@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from fusionjax import train
+from fusionjax import tasks, train
 from fusionjax.data.jwst import observation as jwst_observation
 from tests.conftest import REPO, experiment_config
 
@@ -44,8 +44,16 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   assert report["step"] == 6 and set(report) == {"step", "validation", "test"}
   # The 96 columns of the smoke scene: training [0, 42), validation [45, 69), test [72, 96).
   for split, columns in (("validation", [45, 69]), ("test", [72, 96])):
-    for method in ("model", "bicubic"):
-      assert set(METRICS) <= set(report[split][method])
+    figures = report[split]
+    for method in ("model", "network", "bicubic", "gsa", "mtf_glp", "model_based"):
+      assert set(METRICS) | {"chi2_nircam", "chi2_nirspec", "region_flux_error",
+                             "line_flux_error", "source_flux_error"} <= set(figures[method])
+      assert figures[method]["line_flux"]["mean"]["map"] == figures[method]["line_flux_error"]
+    # The data-consistency step brings the network's product closer to both observations,
+    # and the model-based fusion explains them better than bicubic upsampling.
+    for chi2 in ("chi2_nircam", "chi2_nirspec"):
+      assert figures["model"][chi2] < figures["network"][chi2]
+      assert figures["model_based"][chi2] < figures["bicubic"][chi2]
     assert report[split]["region"]["columns"] == columns
     assert report[split]["region"]["training_columns"] == [0, 42]
   assert "model" in run.stdout and "bicubic" in run.stdout
@@ -92,9 +100,34 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   whole, wavelengths = _wavelengths(tmp_path / "out" / "observation_fused.fits")
   assert whole.shape == (24, 48, 96)
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
-  # Columns 84-95 come from the same last tile as the test strip's (columns 72-95).
-  np.testing.assert_allclose(whole[:, :, 84:], cube[:, :, 12:], rtol=1e-4, atol=1e-4)
   assert (tmp_path / "out" / "observation_fused.png").stat().st_size > 10_000
+  # Without the data-consistency step, columns 84-95 are the network's output of the same
+  # last tile as the test strip's (columns 72-95).
+  config.predict.consistency_iterations = 0
+  config.predict.output = str(tmp_path / "network")
+  train.run(config, str(workdir), mode="predict")
+  network = _wavelengths(tmp_path / "network" / "observation_fused.fits")[0]
+  config.predict.input, config.predict.output = "", ""
+  train.run(config, str(workdir), mode="predict")
+  strip_network = _wavelengths(workdir / "products" / "fused_cube.fits")[0]
+  np.testing.assert_allclose(network[:, :, 84:], strip_network[:, :, 12:], rtol=1e-4, atol=1e-4)
+  # The step, and the model-based fusion (predict.method), explain the whole observation
+  # better than the network alone.
+  config.predict.consistency_iterations = experiment_config("jwst", "smoke").predict \
+      .consistency_iterations
+  config.predict.input, config.predict.method = str(observation), "model_based"
+  config.predict.output = str(tmp_path / "model_based")
+  train.run(config, str(workdir), mode="predict")
+  config.predict.method = "network"
+  model_based = _wavelengths(tmp_path / "model_based" / "observation_fused.fits")[0]
+  inversion = tasks.get_task(config, str(workdir)).inversion
+  read = jwst_observation.read_observation(str(observation))
+  chi2 = {name: inversion.reduced_chi2(product, read.nircam, read.nirspec)
+          for name, product in (("network", network), ("product", whole),
+                                ("model_based", model_based))}
+  for key in ("chi2_nircam", "chi2_nirspec"):
+    assert chi2["product"][key] < chi2["network"][key]
+    assert chi2["model_based"][key] < chi2["network"][key]
   # A batch never stops at one bad input: a folder with that observation, one in other filters
   # than the model's and a corrupt file fuses the first, lists the others with their reasons in
   # predict_report.json, and the command exits non-zero; predict.strict stops at the first.

@@ -55,12 +55,59 @@ class JwstInstruments:
 
 
 @functools.partial(jax.jit, static_argnames=("radius", "decimation"))
-def _observe_chunk(spectra, abundances, sigma_pixels, nircam_responses, *, radius, decimation):
-  """Blurs one wavelength chunk of the mixture; returns its NIRCam and NIRSpec contributions."""
-  cube = jnp.einsum("kl,khw->lhw", spectra, abundances)
+def _forward_planes(cube, sigma_pixels, nircam_responses, *, radius, decimation):
+  """Blurs one wavelength chunk (l, H, W) of a cube; returns its NIRCam (M, H, W) and
+  NIRSpec (l, H / d, W / d, before the line spread and the throughput) contributions."""
   blurred = psf.gaussian_blur(cube, sigma_pixels, radius)
   return (spectral.integrate_filters(blurred, nircam_responses),
           sampling.decimate(blurred, decimation))
+
+
+def _forward_chunks(planes, num_wavelengths: int, height: int, width: int,
+                    instruments: JwstInstruments, chunk: int):
+  """The noise-free NIRCam (M, H, W) electrons and NIRSpec (L, H / d, W / d) electrons of a
+  cube given chunk by chunk: `planes(start, stop)` -> (stop - start, H, W) surface brightness,
+  mJy/arcsec^2 (zero-padded past L)."""
+  sigma = instruments.psf_sigma_pixels()
+  radius = psf.kernel_radius(sigma)
+  pad = (-num_wavelengths) % chunk
+  sigma_p = np.pad(sigma, (0, pad), constant_values=1.0)
+  responses_p = np.pad(instruments.nircam_responses.astype(np.float32), [(0, 0), (0, pad)])
+  nircam = jnp.zeros((len(instruments.nircam_filters), height, width), jnp.float32)
+  nirspec_chunks = []
+  for start in range(0, num_wavelengths + pad, chunk):
+    part = slice(start, start + chunk)
+    image, coarse = _forward_planes(planes(start, start + chunk), sigma_p[part],
+                                    responses_p[:, part], radius=radius,
+                                    decimation=instruments.decimation)
+    nircam = nircam + image
+    nirspec_chunks.append(np.asarray(coarse))
+  nirspec = np.concatenate(nirspec_chunks)[:num_wavelengths]
+  if instruments.nirspec_lsf is not None:
+    nirspec = np.asarray(spectral.convolve_spectral(
+        jnp.asarray(nirspec), jnp.asarray(instruments.nirspec_lsf, jnp.float32)))
+  nirspec = nirspec * instruments.nirspec_throughput[:, None, None].astype(np.float32)
+  return np.asarray(nircam, np.float32), nirspec.astype(np.float32)
+
+
+def forward(cube: np.ndarray, instruments: JwstInstruments, *, chunk: int = 128):
+  """What the two instruments would record of a cube, without noise.
+
+  Args:
+    cube: (L, H, W) surface brightness, mJy/arcsec^2, on the instruments' wavelengths; H and
+      W multiples of the decimation.
+    instruments: the instrument model.
+    chunk: wavelengths blurred at once.
+  Returns:
+    nircam: (M, H, W) electrons; nirspec: (L, H / d, W / d) electrons.
+  """
+  num_wavelengths, height, width = cube.shape
+  cube = np.asarray(cube, np.float32)
+
+  def planes(start, stop):
+    part = cube[start:stop]
+    return np.pad(part, [(0, stop - start - part.shape[0]), (0, 0), (0, 0)])
+  return _forward_chunks(planes, num_wavelengths, height, width, instruments, chunk)
 
 
 def observe(spectra: np.ndarray, abundances: np.ndarray, instruments: JwstInstruments, *,
@@ -83,27 +130,11 @@ def observe(spectra: np.ndarray, abundances: np.ndarray, instruments: JwstInstru
   if height % d or width % d:
     raise ValueError(f"scene of {height} x {width} pixels is not a multiple of the NIRSpec "
                      f"decimation {d}")
-  sigma = instruments.psf_sigma_pixels()
-  radius = psf.kernel_radius(sigma)
-  pad = (-num_wavelengths) % chunk
-  spectra_p = np.pad(spectra.astype(np.float32), [(0, 0), (0, pad)])
-  sigma_p = np.pad(sigma, (0, pad), constant_values=1.0)
-  responses_p = np.pad(instruments.nircam_responses.astype(np.float32), [(0, 0), (0, pad)])
+  spectra_p = np.pad(spectra.astype(np.float32), [(0, 0), (0, (-num_wavelengths) % chunk)])
   abundances = jnp.asarray(abundances, jnp.float32)
-  nircam = jnp.zeros((len(instruments.nircam_filters), height, width), jnp.float32)
-  nirspec_chunks = []
-  for start in range(0, num_wavelengths + pad, chunk):
-    part = slice(start, start + chunk)
-    image, coarse = _observe_chunk(spectra_p[:, part], abundances, sigma_p[part],
-                                   responses_p[:, part], radius=radius, decimation=d)
-    nircam = nircam + image
-    nirspec_chunks.append(np.asarray(coarse))
-  nirspec = np.concatenate(nirspec_chunks)[:num_wavelengths]
-  if instruments.nirspec_lsf is not None:
-    nirspec = np.asarray(spectral.convolve_spectral(
-        jnp.asarray(nirspec), jnp.asarray(instruments.nirspec_lsf, jnp.float32)))
-  nirspec = nirspec * instruments.nirspec_throughput[:, None, None].astype(np.float32)
-  nircam = np.asarray(nircam)
+  nircam, nirspec = _forward_chunks(
+      lambda start, stop: jnp.einsum("kl,khw->lhw", spectra_p[:, start:stop], abundances),
+      num_wavelengths, height, width, instruments, chunk)
   if add_noise:
     rng = np.random.default_rng(seed)
     nircam = noise.add_detector_noise(nircam, read_noise_e=instruments.nircam_read_noise_e,

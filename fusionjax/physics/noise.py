@@ -20,3 +20,11 @@ def add_detector_noise(electrons: np.ndarray, *, read_noise_e: float,
   counts = rng.poisson(expected).astype(np.float64)
   counts += rng.normal(0.0, read_noise_e, size=counts.shape)
   return counts.astype(np.float32)
+
+
+def detector_sigma(electrons: np.ndarray, *, read_noise_e: float) -> np.ndarray:
+  """The standard deviation of a detector read-out as `add_detector_noise` draws it, from the
+  recorded count itself: photon noise (negative counts emit none) and read noise,
+  sqrt(max(e, 0) + read_noise^2), electrons; any shape."""
+  return np.sqrt(np.clip(np.asarray(electrons, np.float64), 0.0, None)
+                 + read_noise_e ** 2).astype(np.float32)

@@ -49,7 +49,7 @@ BASE_ESTIMATES = ("bicubic", "mtf_glp")
 BASE_WINDOW = 2.0
 # Part of the key of the baselines' figures kept beside a prepared scene (`_baseline_reports`):
 # bumped when a baseline or a metric changes.
-BASELINES_VERSION = 1
+BASELINES_VERSION = 2
 
 
 class FusionTask(TfdsTask):
@@ -207,15 +207,16 @@ class FusionTask(TfdsTask):
   def predict_heldout(self, predict: PredictFn, batch_size: int,
                       split: str) -> list[np.ndarray]:
     """The fused (L, H, w) cube of each scene's `split` strip, physical units."""
-    fused = []
-    for scene in self.scenes:
-      strip = scene.strip(split)
-      codes = tiling.predict_tiled(
-          predict, strip.lr_codes, strip.msi, tile=self.config.data.tile_size,
-          overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
-          batch_size=batch_size)
-      fused.append(np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0))
-    return fused
+    return [decoded_cube(scene, self.network_codes(predict, batch_size, scene.strip(split)))
+            for scene in self.scenes]
+
+  def network_codes(self, predict: PredictFn, batch_size: int,
+                    strip: HeldOutStrip) -> np.ndarray:
+    """The network's (H, w, d) codes of a held-out strip, tile by tile."""
+    return tiling.predict_tiled(
+        predict, strip.lr_codes, strip.msi, tile=self.config.data.tile_size,
+        overlap=self.config.predict.tile_overlap, scale=self.scene.scale_factor,
+        batch_size=batch_size)
 
   def _baseline_estimates(self, scene: FusionScene, strip: HeldOutStrip
                           ) -> dict[str, np.ndarray]:
@@ -246,8 +247,13 @@ class FusionTask(TfdsTask):
     for index, scene in enumerate(self.scenes):
       strip = scene.strip(split)
       strips.append(Strip(np.moveaxis(strip.truth, 0, -1), estimates_of(index, scene, strip),
-                          strip.valid))
+                          strip.valid, strip))
     return strips
+
+  def baseline_settings(self) -> dict:
+    """Settings of the baselines beyond the shared ones, part of the key of their kept
+    figures (`_baseline_reports`); none by default."""
+    return {}
 
   def _baseline_reports(self, split: str) -> dict:
     """The baselines' figures on the `split` strips: {"pooled": {method: report}, "scenes":
@@ -257,7 +263,8 @@ class FusionTask(TfdsTask):
     path = os.path.join(self._scene_dir, f"baselines_{split}.json")
     key = json.loads(json.dumps({   # as read back: tuples as lists
         "version": BASELINES_VERSION, "baseline_mtf": self.baseline_mtf,
-        "base_estimate": base_estimate_of(self.config), "base_window": BASE_WINDOW}))
+        "base_estimate": base_estimate_of(self.config), "base_window": BASE_WINDOW,
+        **self.baseline_settings()}))
     if os.path.exists(path):
       with open(path) as source:
         kept = json.load(source)
@@ -271,12 +278,15 @@ class FusionTask(TfdsTask):
         json.dump({"key": key, "reports": reports}, sink)
     return reports
 
-  def evaluate(self, fused: list[np.ndarray], split: str) -> dict:
+  def evaluate(self, fused: list, split: str) -> dict:
     """Metrics of the fused (L, H, w) cubes of the `split` strips (`predict_heldout`),
     under 'model', and of the baselines, over every scene's valid held-out pixels pooled
     (`metrics.pooled_fusion_report`); with several scenes, also each scene's report under
-    'scenes' -> its name. A scene's report says which region it covers ('region')."""
-    strips = self._strips(split, lambda index, *_: {"model": np.moveaxis(fused[index], 0, -1)})
+    'scenes' -> its name. A scene's report says which region it covers ('region'). A
+    scene's prediction may also be a dict {method: (L, H, w) cube} of the product 'model'
+    and of what it was made from (e.g. the network's own output), each reported."""
+    strips = self._strips(split, lambda index, *_: {
+        method: np.moveaxis(cube, 0, -1) for method, cube in _methods(fused[index]).items()})
     baselines = self._baseline_reports(split)
     report = self._with_baselines(self._report(strips), baselines["pooled"])
     if len(self.scenes) == 1:
@@ -316,11 +326,28 @@ class FusionTask(TfdsTask):
 
 
 class Strip(NamedTuple):
-  """A scene's held-out strip: the (H, Wv, L) truth, each method's (H, Wv, L) estimate and
-  the (H, Wv) bool pixels where the truth is valid."""
+  """A scene's held-out strip: the (H, Wv, L) truth, each method's (H, Wv, L) estimate,
+  the (H, Wv) bool pixels where the truth is valid and the strip with its observations."""
   truth: np.ndarray
   estimates: dict
   valid: np.ndarray
+  heldout: HeldOutStrip
+
+
+def _methods(prediction) -> dict:
+  """{method: (L, H, w) cube} of a scene's prediction: a cube (the product, 'model') or a
+  dict of cubes."""
+  return prediction if isinstance(prediction, dict) else {"model": prediction}
+
+
+def product_of(prediction) -> np.ndarray:
+  """The (L, H, w) product of a scene's prediction (see `FusionTask.evaluate`)."""
+  return _methods(prediction)["model"]
+
+
+def decoded_cube(scene: FusionScene, codes: np.ndarray) -> np.ndarray:
+  """(H, W, d) codes -> the (L, H, W) float32 cube in the scene's unit."""
+  return np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0)
 
 
 def _region(scene: FusionScene, split: str) -> dict:

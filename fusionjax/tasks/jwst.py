@@ -15,12 +15,24 @@ from fusionjax.data.fusion_scene import FusionScene
 from fusionjax.data.jwst import observation as jwst_observation
 from fusionjax.data.jwst import scene as jwst_scene
 from fusionjax.products import fusion as fusion_products
+from fusionjax.physics import lines
 from fusionjax.tasks.base import PredictFn
-from fusionjax.tasks.fusion import FusionTask
+from fusionjax.tasks.fusion import FusionTask, decoded_cube, product_of
+from fusionjax.tasks.jwst_inversion import JwstInversion
+
+PREDICT_METHODS = ("network", "model_based")
 
 
 class JwstTask(FusionTask):
-  """Fusion of the NIRSpec cube (coded) with the NIRCam images of a JWST scene."""
+  """Fusion of the NIRSpec cube (coded) with the NIRCam images of a JWST scene.
+
+  The product is the network's, moved into agreement with both observations by the
+  data-consistency step (fusionjax.tasks.jwst_inversion; config.predict.consistency_*), or,
+  with config.predict.method='model_based', the model-based baseline's. Evaluated beside the
+  classical baselines and the model-based fusion (fusionjax.baselines.model_based), every
+  method with its reduced chi^2 against each observation and its errors on the emission
+  lines' fluxes (fusionjax.physics.lines).
+  """
 
   @classmethod
   def scale_factor(cls, config) -> int:
@@ -31,9 +43,72 @@ class JwstTask(FusionTask):
   def prepare_scene(cls, config) -> FusionScene:
     return jwst_scene.prepare_jwst_scene(config)
 
-  def write_products(self, fused: list[np.ndarray], split: str, out_dir: str) -> list[str]:
+  @classmethod
+  def validate(cls, config, mode: str) -> None:
+    """Also: predict.method is known and the consistency step's settings are usable."""
+    super().validate(config, mode)
+    settings = config.predict
+    if settings.method not in PREDICT_METHODS:
+      raise ValueError(f"predict.method={settings.method!r}: expected one of {PREDICT_METHODS}")
+    if settings.consistency_iterations < 0 or settings.consistency_weight <= 0:
+      raise ValueError(f"predict.consistency_iterations={settings.consistency_iterations} and "
+                       f"predict.consistency_weight={settings.consistency_weight}: expected "
+                       "iterations >= 0 (0 turns the step off) and a weight > 0")
+
+  def __init__(self, config, workdir: str):
+    super().__init__(config, workdir)
+    self.inversion = JwstInversion(config, self.scene, self._scene_dir)
+
+  def baseline_settings(self) -> dict:
+    return self.inversion.settings()
+
+  def _baseline_estimates(self, scene, strip) -> dict[str, np.ndarray]:
+    """Also the model-based fusion (`fusionjax.baselines.model_based`)."""
+    estimates = super()._baseline_estimates(scene, strip)
+    estimates["model_based"] = np.moveaxis(self._model_based_cube(strip), 0, -1)
+    return estimates
+
+  def _model_based_cube(self, strip) -> np.ndarray:
+    data = self.inversion.observations(*self.inversion.strip_observations(strip))
+    return decoded_cube(self.scene, self.inversion.model_based_codes(data))
+
+  def predict_heldout(self, predict: PredictFn, batch_size: int, split: str) -> list[dict]:
+    """{'model': the product, 'network': the network's own output} of the `split` strip,
+    (L, H, w) in physical units (the two the same where the consistency step is off)."""
+    strip = self.scene.strip(split)
+    network = self.network_codes(predict, batch_size, strip)
+    data = self.inversion.observations(*self.inversion.strip_observations(strip))
+    product = self.inversion.consistent_codes(data, network)
+    return [{"model": decoded_cube(self.scene, product),
+             "network": decoded_cube(self.scene, network)}]
+
+  def extend_report(self, report: dict, strips) -> None:
+    """Each method's reduced chi^2 against the NIRCam images and the NIRSpec cube
+    (`JwstInversion.reduced_chi2`) and its errors on the emission lines' fluxes
+    (`physics.lines.line_flux_errors`: per line under 'line_flux', their mean over the
+    strip as 'region_flux_error', pixel by pixel as 'line_flux_error' and at the truth's
+    compact sources as 'source_flux_error'), the strips' figures averaged."""
+    wavelengths = self.scene.wavelengths_um
+    truth_maps = [lines.line_flux_maps(np.moveaxis(s.truth, -1, 0), wavelengths)
+                  for s in strips]
+    for method in strips[0].estimates:
+      chi2, flux = [], []
+      for strip, truth in zip(strips, truth_maps):
+        cube = np.moveaxis(strip.estimates[method], -1, 0)
+        chi2.append(self.inversion.reduced_chi2(
+            cube, *self.inversion.strip_observations(strip.heldout)))
+        flux.append(lines.line_flux_errors(truth, lines.line_flux_maps(cube, wavelengths)))
+      entry = report[method]
+      for key in chi2[0]:
+        entry[key] = float(np.mean([c[key] for c in chi2]))
+      for key, name in (("region", "region_flux_error"), ("map", "line_flux_error"),
+                        ("sources", "source_flux_error")):
+        entry[name] = float(np.mean([f["mean"][key] for f in flux]))
+      entry["line_flux"] = flux[0] if len(flux) == 1 else flux
+
+  def write_products(self, fused: list, split: str, out_dir: str) -> list[str]:
     """Writes the fused (L, H, w) cube of the `split` strip (FITS) and a quicklook PNG."""
-    scene, (fused,) = self.scene, fused
+    scene, fused = self.scene, product_of(fused[0])
     strip = scene.strip(split)
     cube_path = os.path.join(out_dir, "fused_cube.fits")
     products.write_fits_cube(
@@ -54,6 +129,7 @@ class JwstTask(FusionTask):
     s = scene.scale_factor
     spectra = {"truth": strip.truth[:, row, col],
                "low-resolution input": strip.lr[:, row // s, col // s],
+               "model-based": self._model_based_cube(strip)[:, row, col],
                self.config.model.name: fused[:, row, col]}
     return fusion_products.quicklook(scene.wavelengths_um, band, strip.lr[band], fused[band],
                                      strip.truth[band], spectra, (row, col), scene.units,
@@ -150,10 +226,14 @@ class JwstTask(FusionTask):
     scene = self.scene
     logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", source,
                  scene.num_bands, *msi.shape[:2])
-    codes = tiling.predict_tiled(
-        predict_batch, lr, msi, tile=self.config.data.tile_size,
-        overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
-        batch_size=batch_size)
+    data = self.inversion.observations(observation.nircam, observation.nirspec)
+    if self.config.predict.method == "model_based":
+      codes = self.inversion.model_based_codes(data)
+    else:
+      codes = self.inversion.consistent_codes(data, tiling.predict_tiled(
+          predict_batch, lr, msi, tile=self.config.data.tile_size,
+          overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
+          batch_size=batch_size))
     s = scene.scale_factor
     nircam_missing = ~np.all(np.isfinite(observation.nircam), axis=0)    # (H, W)
     nirspec_missing = ~np.isfinite(observation.nirspec)                  # (L, h, w)

@@ -40,6 +40,15 @@ def load_mixture(config):
   raise ValueError(f"data.source={data.source!r}: expected 'procedural' or 'orionbar'")
 
 
+def load_instruments(config) -> jwst.JwstInstruments:
+  """The configured instruments alone (what `load_mixture` returns beside the scene)."""
+  if config.data.source == "procedural":
+    return procedural_jwst.procedural_instruments(
+        procedural_jwst.wavelength_grid(config.data.num_wavelengths),
+        **_instrument_settings(config))
+  return load_mixture(config)[1]
+
+
 def _crop_to_multiple(scene, factor: int, height: int, width: int):
   _, full_height, full_width = scene.shape
   height = min(height or full_height, full_height)
