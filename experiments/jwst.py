@@ -37,7 +37,12 @@ def get_config(arg: str | None = None):
   config.data.subspace_dim = 8        # k PCA components of the NIRSpec cube; 0: every band
   config.data.deconvolution_eps = 1e-4  # Tikhonov weight, NIRSpec line-spread deconvolution
   config.data.tile_size = 24          # NIRCam pixels (8 NIRSpec pixels), 576 tokens
-  config.data.base_estimate = "bicubic"  # what the network corrects: 'bicubic' or 'mtf_glp'
+  # What the network corrects: 'bicubic', 'mtf_glp' or 'model_based' (the model-based fusion
+  # of the whole scene, fusionjax.baselines.model_based, computed once with it).
+  config.data.base_estimate = "bicubic"
+  # The loss: L1 of the codes ('codes', as published) or of the codes weighed as the spectra
+  # they decode to ('spectra'; fusionjax.tasks.fusion).
+  config.data.loss_space = "codes"
   config.data.train_stride = 6
   config.data.shuffle_buffer = 512
 
@@ -71,9 +76,11 @@ def get_config(arg: str | None = None):
   config.predict.method = "network"   # the product: 'network' or 'model_based'
   # The data-consistency step of the network's product (fusionjax.tasks.jwst_inversion):
   # conjugate-gradient iterations on the misfit to both observations plus weight (relative
-  # to the data's curvature) x the squared distance to the network's output; 0 iterations
-  # turns it off. Chosen on the validation strip (docs/jwst.md).
+  # to the data's curvature) x the squared distance to the network's output, and smoothness
+  # x the model-based baseline's smoothness term; 0 iterations turns it off. Chosen on the
+  # validation strip (scripts/jwst_consistency_sweep.py, docs/jwst.md).
   config.predict.consistency_weight = 1.0
+  config.predict.consistency_smoothness = 0.0
   config.predict.consistency_iterations = 30
   config.predict.tile_overlap = 6
   config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)

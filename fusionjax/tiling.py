@@ -35,14 +35,17 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
 
 def predict_tiled(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], lr: np.ndarray,
                   hr: np.ndarray, *, tile: int, overlap: int, scale: int,
-                  batch_size: int, what: str = "Tiled prediction") -> np.ndarray:
+                  batch_size: int, what: str = "Tiled prediction",
+                  extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
   """Applies a fusion model to an image of any size, tile by tile (progress logged as
   `what`).
 
   Args:
     predict: maps a batch (B, tile/scale, tile/scale, C) of LR tiles and (B, tile, tile, M) of
-      HR tiles to (B, tile, tile, D) outputs; B is always `batch_size`.
+      HR tiles (then a batch of tiles of each `extra` image) to (B, tile, tile, D) outputs; B
+      is always `batch_size`.
     lr: (h, w, C) low-resolution image; hr: (scale*h, scale*w, M) high-resolution image.
+    extra: further (scale*h, scale*w, .) images, tiled as `hr`.
     tile, overlap: tile size and overlap in high-resolution pixels (multiples of `scale`).
     batch_size: tiles per call (the last call is padded).
   Returns:
@@ -60,12 +63,14 @@ def predict_tiled(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], lr: n
     chunk = origins[first:first + batch_size]
     lr_batch = np.stack([lr[r // scale:r // scale + lr_tile, c // scale:c // scale + lr_tile]
                          for r, c in chunk])
-    hr_batch = np.stack([hr[r:r + tile, c:c + tile] for r, c in chunk])
+    hr_batches = [np.stack([image[r:r + tile, c:c + tile] for r, c in chunk])
+                  for image in (hr, *extra)]
     pad = batch_size - len(chunk)
     if pad:
       lr_batch = np.concatenate([lr_batch, np.repeat(lr_batch[-1:], pad, axis=0)])
-      hr_batch = np.concatenate([hr_batch, np.repeat(hr_batch[-1:], pad, axis=0)])
-    outputs = np.asarray(predict(lr_batch, hr_batch))[:len(chunk)]
+      hr_batches = [np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
+                    for batch in hr_batches]
+    outputs = np.asarray(predict(lr_batch, *hr_batches))[:len(chunk)]
     if total is None:
       total = np.zeros((height, width, outputs.shape[-1]))
     for (r, c), output in zip(chunk, outputs):

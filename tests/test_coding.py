@@ -51,3 +51,18 @@ def test_arrays_round_trip():
 def test_bad_subspace_dim_is_named():
   with pytest.raises(ValueError, match="data.subspace_dim=12"):
     coding.fit_coding(np.ones((20, 10)), subspace_dim=12)
+
+
+def test_spectral_metric_weighs_code_differences_as_the_spectra_they_decode_to():
+  """||R (z1 - z2)||^2 is the same multiple of ||decode(z1) - decode(z2)||^2 for any codes,
+  in a deconvolved subspace (a basis that is not orthonormal) as per band."""
+  rng = np.random.default_rng(0)
+  pixels = rng.normal(size=(200, 30)) @ rng.normal(size=(30, 30)) + 5.0
+  for fitted in (coding.fit_coding(pixels, 4, line_spread=np.array([0.25, 0.5, 0.25])),
+                 coding.fit_coding(pixels, 0)):
+    metric = fitted.spectral_metric()
+    z1, z2 = rng.normal(size=(2, 50, fitted.dim))
+    code_norm = np.sum(((z1 - z2) @ metric.T) ** 2, axis=-1)
+    spectral_norm = np.sum((fitted.decode(z1) - fitted.decode(z2)) ** 2, axis=-1)
+    ratio = code_norm / spectral_norm
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)

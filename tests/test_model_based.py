@@ -1,5 +1,7 @@
 """Model-based JWST fusion: the subspace forward models against the instrument simulation,
 and the conjugate-gradient solve against a dense least-squares solve."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,11 +13,11 @@ from fusionjax.data.jwst import procedural
 from fusionjax.physics import jwst, noise
 
 
-@pytest.fixture(scope="module")
-def problem():
-  """A tiny noisy procedural observation (24 x 30 NIRCam pixels, 40 wavelengths, 3
+@functools.lru_cache(maxsize=None)
+def _problem(height: int, width: int) -> dict:
+  """A noisy procedural observation (height x width NIRCam pixels, 40 wavelengths, 3
   components) coded in a 3-dimensional subspace, and its truth."""
-  scene = procedural.procedural_scene(height=12, width=15, num_wavelengths=40,
+  scene = procedural.procedural_scene(height=height, width=width, num_wavelengths=40,
                                       num_components=3, seed=1)
   instruments = procedural.procedural_instruments(scene.wavelengths_um, decimation=3)
   truth = scene.cube(slice(None))
@@ -25,6 +27,18 @@ def problem():
   sub = model_based.subspace_instruments(instruments, coding)
   return dict(instruments=instruments, coding=coding, sub=sub, truth=truth, nircam=nircam,
               nirspec=nirspec)
+
+
+@pytest.fixture
+def problem():
+  """24 x 27 pixels: a NIRSpec grid of 8 x 9, 4 x 5 of them away from the edges."""
+  return _problem(24, 27)
+
+
+@pytest.fixture
+def tiny_problem():
+  """12 x 15 pixels, for dense matrices."""
+  return _problem(12, 15)
 
 
 def test_subspace_forward_models_reproduce_the_instrument_simulation(problem):
@@ -48,13 +62,13 @@ def _dense(function, shape):
   return np.asarray(jax.jacfwd(flat)(jnp.zeros(int(np.prod(shape)))), np.float64)
 
 
-@pytest.mark.parametrize("regulariser", ["smoothness", "prior"])
-def test_solve_matches_dense_least_squares(problem, regulariser):
+@pytest.mark.parametrize("regulariser", ["smoothness", "prior", "both"])
+def test_solve_matches_dense_least_squares(tiny_problem, regulariser):
   """The conjugate-gradient minimum of the reduced objective is the least-squares solution
   of the whole whitened system: every NIRCam pixel and every NIRSpec wavelength and pixel
   with its own noise, and the regulariser's rows."""
-  sub = problem["sub"]
-  nircam, nirspec = problem["nircam"], problem["nirspec"]
+  sub = tiny_problem["sub"]
+  nircam, nirspec = tiny_problem["nircam"], tiny_problem["nirspec"]
   data = model_based.observations(sub, nircam, nirspec)
   shape = (*nircam.shape[1:], sub.code_dim)
   weight = 3.0 * model_based.data_curvature(sub, data)
@@ -66,20 +80,22 @@ def test_solve_matches_dense_least_squares(problem, regulariser):
   y_m = np.moveaxis(nircam - sub.nircam_offset[:, None, None], 0, -1).ravel()
   y_h = (nirspec - sub.nirspec_offset[:, None, None]).ravel()
   rng = np.random.default_rng(0)
-  prior = rng.normal(size=shape).astype(np.float32) if regulariser == "prior" else None
-  if prior is None:
-    regulariser_rows = np.concatenate([
-        _dense(lambda v: jnp.diff(v, axis=0), shape), _dense(lambda v: jnp.diff(v, axis=1), shape)])
-    regulariser_target = np.zeros(len(regulariser_rows))
-  else:
-    regulariser_rows, regulariser_target = np.eye(a_m.shape[1]), prior.ravel()
+  smoothness = weight if regulariser in ("smoothness", "both") else 0.0
+  prior_weight = weight / 2 if regulariser in ("prior", "both") else 0.0
+  prior = rng.normal(size=shape).astype(np.float32) if prior_weight else None
+  differences = np.concatenate([_dense(lambda v: jnp.diff(v, axis=0), shape),
+                                _dense(lambda v: jnp.diff(v, axis=1), shape)])
   system = np.concatenate([np.sqrt(np.moveaxis(w_m, 0, -1).ravel())[:, None] * a_m,
                            np.sqrt(w_h.ravel())[:, None] * a_h,
-                           np.sqrt(weight) * regulariser_rows])
+                           np.sqrt(smoothness) * differences,
+                           np.sqrt(prior_weight) * np.eye(a_m.shape[1])])
   target = np.concatenate([np.sqrt(np.moveaxis(w_m, 0, -1).ravel()) * y_m,
-                           np.sqrt(w_h.ravel()) * y_h, np.sqrt(weight) * regulariser_target])
+                           np.sqrt(w_h.ravel()) * y_h, np.zeros(len(differences)),
+                           np.sqrt(prior_weight) * (prior.ravel() if prior is not None else
+                                                    np.zeros(a_m.shape[1]))])
   expected = np.linalg.lstsq(system, target, rcond=None)[0].reshape(shape)
-  solved = model_based.solve(sub, data, weight=weight, prior=prior, iterations=2000)
+  solved = model_based.solve(sub, data, smoothness=smoothness, prior=prior,
+                             prior_weight=prior_weight, iterations=2000)
   np.testing.assert_allclose(solved, expected, atol=2e-3 * np.abs(expected).max())
 
 
@@ -95,3 +111,16 @@ def test_the_selected_smoothness_fits_the_truth_better_than_the_extremes(problem
   lr_codes = coding.encode_observed(np.moveaxis(problem["nirspec"], 0, -1))
   bicubic = np.asarray(sampling.upsample_bicubic(lr_codes, 3))
   assert errors[best] < model_based.subspace_squared_error(coding, bicubic, truth_codes)
+
+
+def test_reduced_chi2_is_one_for_the_truth_and_larger_for_a_blurred_cube(problem):
+  """The truth explains the noisy observations to their noise (reduced chi^2 near 1 against
+  each); the NIRSpec cube upsampled (bicubic) misses NIRCam's detail (far above 1)."""
+  from fusionjax.physics import sampling
+  truth, nircam, nirspec = problem["truth"], problem["nircam"], problem["nirspec"]
+  instruments = problem["instruments"]
+  chi2 = jwst.reduced_chi2(truth, instruments, nircam, nirspec)
+  assert 0.8 < chi2["chi2_nircam"] < 1.2 and 0.8 < chi2["chi2_nirspec"] < 1.2
+  upsampled = np.moveaxis(np.asarray(sampling.upsample_bicubic(
+      np.moveaxis(nirspec, 0, -1), 3)), -1, 0)
+  assert jwst.reduced_chi2(upsampled, instruments, nircam, nirspec)["chi2_nircam"] > 3

@@ -89,13 +89,6 @@ def psf_radius(instruments: JwstInstruments) -> int:
   return psf.kernel_radius(instruments.psf_sigma_pixels())
 
 
-def decoding_matrix(coding: SpectralCoding) -> np.ndarray:
-  """(L, d) B with decode(z) = mean + B z."""
-  if coding.basis is None:
-    return np.diag(coding.scale).astype(np.float64)
-  return coding.basis.astype(np.float64) * coding.scale[None, :]
-
-
 def subspace_instruments(instruments: JwstInstruments, coding: SpectralCoding,
                          psf_nodes: int = PSF_NODES) -> SubspaceInstruments:
   """The instruments' forward models on the codes of `coding`."""
@@ -107,7 +100,7 @@ def subspace_instruments(instruments: JwstInstruments, coding: SpectralCoding,
   else:
     interpolation = np.stack([np.interp(sigma, nodes, np.eye(len(nodes))[j])
                               for j in range(len(nodes))], axis=1)             # (L, J)
-  decoding = decoding_matrix(coding)                                           # (L, d)
+  decoding = coding.decoding_matrix()                                           # (L, d)
   mixed = (decoding[:, :, None] * interpolation[:, None, :]).reshape(len(sigma), -1)
   responses = instruments.nircam_responses.astype(np.float64)                  # (M, L)
   nircam_matrix = responses @ mixed
@@ -238,15 +231,15 @@ def data_curvature(sub: SubspaceInstruments, data: Observations) -> float:
 
 
 @functools.partial(jax.jit, static_argnames=("iterations",))
-def _solve(sub, data, prior, weight, initial, *, iterations):
-  smooth = prior is None
-
+def _solve(sub, data, smoothness, prior, prior_weight, initial, *, iterations):
   def quadratic(v):
-    regulariser = _smoothness(v) if smooth else jnp.sum(jnp.square(v))
-    return _data_quadratic(sub, data, v) + 0.5 * weight * regulariser
+    regulariser = smoothness * _smoothness(v)
+    if prior is not None:
+      regulariser += prior_weight * jnp.sum(jnp.square(v))
+    return _data_quadratic(sub, data, v) + 0.5 * regulariser
 
   def linear(v):
-    prior_term = 0.0 if smooth else weight * jnp.sum(prior * v)
+    prior_term = 0.0 if prior is None else prior_weight * jnp.sum(prior * v)
     return _data_linear(sub, data, v) + prior_term
   rhs = jax.grad(linear)(jnp.zeros_like(initial))
   solution, _ = jax.scipy.sparse.linalg.cg(jax.grad(quadratic), rhs, x0=initial, tol=1e-6,
@@ -254,16 +247,18 @@ def _solve(sub, data, prior, weight, initial, *, iterations):
   return solution
 
 
-def solve(sub: SubspaceInstruments, data: Observations, *, weight: float,
-          prior: np.ndarray | None = None, initial: np.ndarray | None = None,
-          iterations: int = 200) -> np.ndarray:
-  """The (H, W, d) codes minimising J (module docstring).
+def solve(sub: SubspaceInstruments, data: Observations, *, smoothness: float = 0.0,
+          prior: np.ndarray | None = None, prior_weight: float = 0.0,
+          initial: np.ndarray | None = None, iterations: int = 200) -> np.ndarray:
+  """The (H, W, d) codes minimising J (module docstring) with the regulariser
+  smoothness ||D z||^2 + prior_weight ||z - prior||^2.
 
   Args:
     sub, data: the forward models and the observations.
-    weight: mu, the regulariser's absolute weight (relative weights times `data_curvature`).
-    prior: None for the smoothness ||D z||^2, else (H, W, d) codes z_prior for
-      ||z - z_prior||^2.
+    smoothness: the weight of ||D z||^2 (absolute: relative weights times
+      `data_curvature`).
+    prior, prior_weight: (H, W, d) codes z_prior and the weight of ||z - z_prior||^2
+      (absolute), or None.
     initial: the conjugate gradient's start (default the prior, or zero).
     iterations: the most conjugate-gradient iterations (it stops earlier at a relative
       residual of 1e-6).
@@ -272,7 +267,7 @@ def solve(sub: SubspaceInstruments, data: Observations, *, weight: float,
     initial = prior if prior is not None else np.zeros(
         (*data.nircam.shape[:2], sub.code_dim), np.float32)
   prior = None if prior is None else jnp.asarray(prior, jnp.float32)
-  return np.asarray(_solve(sub, data, prior, jnp.float32(weight),
+  return np.asarray(_solve(sub, data, jnp.float32(smoothness), prior, jnp.float32(prior_weight),
                            jnp.asarray(initial, jnp.float32), iterations=iterations))
 
 
@@ -280,7 +275,7 @@ def subspace_squared_error(coding: SpectralCoding, codes: np.ndarray,
                            truth_codes: np.ndarray) -> float:
   """The mean over pixels of ||decode(codes) - decode(truth_codes)||^2 (summed over the L
   wavelengths), computed in the subspace with the Gram matrix B^T B."""
-  decoding = decoding_matrix(coding)
+  decoding = coding.decoding_matrix()
   error = (np.asarray(codes, np.float64) - truth_codes).reshape(-1, decoding.shape[1])
   return float(np.mean(np.einsum("pk,kj,pj->p", error, decoding.T @ decoding, error)))
 
@@ -295,7 +290,8 @@ def select_weight(sub: SubspaceInstruments, data: Observations, coding: Spectral
   curvature = data_curvature(sub, data)
   errors, codes, rising = {}, None, 0
   for relative in sorted(grid, reverse=True):
-    codes = solve(sub, data, weight=relative * curvature, initial=codes, iterations=iterations)
+    codes = solve(sub, data, smoothness=relative * curvature, initial=codes,
+                  iterations=iterations)
     errors[relative] = subspace_squared_error(coding, codes, truth_codes)
     logging.info("Model-based fusion, smoothness %.3g: squared error %.4g per pixel.",
                  relative, errors[relative])

@@ -72,6 +72,20 @@ class SpectralCoding:
       return spectra @ self.basis[bands].T + self.mean[bands]
     return spectra[..., bands] + self.mean[bands]
 
+  def decoding_matrix(self) -> np.ndarray:
+    """(L, d) float64 B with decode(z) = mean + B z."""
+    if self.basis is None:
+      return np.diag(self.scale).astype(np.float64)
+    return self.basis.astype(np.float64) * self.scale[None, :]
+
+  def spectral_metric(self) -> np.ndarray:
+    """(d, d) R with ||R (z1 - z2)||^2 = c ||decode(z1) - decode(z2)||^2: code differences
+    weighed as the spectra they decode to (R the Cholesky factor of B^T B, scaled by the
+    constant c that makes the mean of R's squared singular values 1)."""
+    decoding = self.decoding_matrix()
+    gram = decoding.T @ decoding
+    return (np.linalg.cholesky(gram).T / np.sqrt(np.trace(gram) / len(gram))).astype(np.float32)
+
   def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
     return {prefix + name: getattr(self, name) for name in _FIELDS
             if getattr(self, name) is not None}

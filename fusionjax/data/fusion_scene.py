@@ -16,7 +16,7 @@ from fusionjax.data import splits
 from fusionjax.data.coding import SpectralCoding
 
 # Part of every prepared scene's cache key: bumped when the saved fields change.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,11 @@ class FusionScene:
     pixel_size: high-resolution pixel size, in `pixel_unit` ("arcsec" or "m").
     pixel_unit: unit of pixel_size.
     name: what the scene is.
+    base_codes: (H, W, d) the estimate the network corrects where it is computed once with
+      the scene from its observations (the JWST model-based fusion, data.base_estimate=
+      'model_based'); (0, 0, 0) where the task computes it on every tile.
+    base_smoothness: the relative smoothness weight base_codes were computed with, chosen on
+      the validation strip (NaN without base_codes).
   """
   lr_codes: np.ndarray
   msi: np.ndarray
@@ -69,6 +74,9 @@ class FusionScene:
   pixel_size: float
   pixel_unit: str
   name: str
+  base_codes: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+  base_smoothness: float = float("nan")
 
   @property
   def code_dim(self) -> int:

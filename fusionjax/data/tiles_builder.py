@@ -2,7 +2,8 @@
 
 Each example is one co-registered tile of one scene: the coded low-resolution cube, the
 multispectral image, the coded truth and where it is valid (float32 bytes + shape), the index
-of its scene and its origin there. Tiles without a single valid truth pixel are left out. The
+of its scene and its origin there, and, where the scenes hold one (FusionScene.base_codes),
+the coded estimate the network corrects ('base'). Tiles without a single valid truth pixel are left out. The
 train split tiles each scene's training columns with `train_stride` (overlapping tiles); the
 validation split tiles its validation strip without overlap, a gap of data.split_gap columns
 away (FusionScene.split_columns), so that no validation pixel is seen in training. The test
@@ -32,10 +33,11 @@ class FusionTiles(sharded_builder.ShardedBuilder):
   """Co-registered low-/high-resolution tiles of prepared fusion scenes (`scene_paths`, .npz
   files of FusionScene.save, of one scale factor and band count)."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.3.0")
   RELEASE_NOTES = {"1.0.0": "Coded LR cube, standardised MSI and coded truth per tile.",
                    "1.1.0": "'valid': 1 where the truth is known, 0 at no-data pixels.",
-                   "1.2.0": "Tiles of several scenes; 'scene': the index of a tile's scene."}
+                   "1.2.0": "Tiles of several scenes; 'scene': the index of a tile's scene.",
+                   "1.3.0": "'base': the scenes' estimate the network corrects, if any."}
 
   def __init__(self, *, scene_paths: list[str], tile_size: int, train_stride: int,
                num_shards: int, **kwargs):
@@ -47,12 +49,13 @@ class FusionTiles(sharded_builder.ShardedBuilder):
     for path in self._scene_paths:
       with np.load(path) as arrays:
         shapes.append((int(arrays["lr_codes"].shape[-1]), int(arrays["msi"].shape[-1]),
-                       int(arrays["scale_factor"])))
+                       int(arrays["scale_factor"]), bool(arrays["base_codes"].size)))
       if shapes[-1] != shapes[0]:
         raise ValueError(f"{path}: {shapes[-1][0]} coded bands, {shapes[-1][1]} "
-                         f"high-resolution bands and scale factor {shapes[-1][2]}; expected "
-                         f"those of {self._scene_paths[0]}: {shapes[0]}")
-    self._code_dim, self._num_msi_bands, self._scale_factor = shapes[0]
+                         f"high-resolution bands, scale factor {shapes[-1][2]} and base "
+                         f"estimate {shapes[-1][3]}; expected those of "
+                         f"{self._scene_paths[0]}: {shapes[0]}")
+    self._code_dim, self._num_msi_bands, self._scale_factor, self._with_base = shapes[0]
     if tile_size % self._scale_factor or train_stride % self._scale_factor:
       raise ValueError(f"data.tile_size={tile_size} and data.train_stride={train_stride} must be "
                        f"multiples of the scale factor {self._scale_factor}")
@@ -61,8 +64,11 @@ class FusionTiles(sharded_builder.ShardedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     t, lr_t = self._tile_size, self._tile_size // self._scale_factor
     bytes_encoding = tfds.features.Encoding.BYTES
+    base = {"base": tfds.features.Tensor(shape=(t, t, self._code_dim), dtype=np.float32,
+                                         encoding=bytes_encoding)} if self._with_base else {}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
+            **base,
             "lr": tfds.features.Tensor(shape=(lr_t, lr_t, self._code_dim), dtype=np.float32,
                                        encoding=bytes_encoding),
             "msi": tfds.features.Tensor(shape=(t, t, self._num_msi_bands), dtype=np.float32,
@@ -113,6 +119,8 @@ class FusionTiles(sharded_builder.ShardedBuilder):
       tile = {"lr": scene.lr_codes[row // s:(row + t) // s, col // s:(col + t) // s],
               "msi": scene.msi[row:row + t, col:col + t],
               "truth": scene.truth_codes[row:row + t, col:col + t]}
+      if self._with_base:
+        tile["base"] = scene.base_codes[row:row + t, col:col + t]
       for name, values in tile.items():
         if not np.all(np.isfinite(values)):
           raise ValueError(f"{path}: tile {key} (row {row}, column {col}): '{name}' holds "

@@ -110,6 +110,42 @@ def forward(cube: np.ndarray, instruments: JwstInstruments, *, chunk: int = 128)
   return _forward_chunks(planes, num_wavelengths, height, width, instruments, chunk)
 
 
+def reduced_chi2(cube: np.ndarray, instruments: JwstInstruments, nircam: np.ndarray,
+                 nirspec: np.ndarray) -> dict[str, float]:
+  """How well a cube explains the observations: the reduced chi^2 of its noise-free
+  observations (`forward`) against the NIRCam images and the calibrated NIRSpec cube, each
+  pixel weighed by its noise (`noise.detector_sigma` of its count): the mean of
+  ((Y - F(x)) / sigma)^2 over the pixels with data, without a border of a PSF radius (NIRCam
+  pixels; the NIRSpec pixels holding them) where the cube's edge stands in for the sky
+  beyond. About 1 for a cube that explains the data to its noise.
+
+  Args:
+    cube: (L, H, W) surface brightness, mJy/arcsec^2.
+    instruments: the instrument model.
+    nircam: (M, H, W) electrons; nirspec: (L, H / d, W / d) calibrated, mJy/arcsec^2 (NaN =
+      no data).
+  Returns:
+    {'chi2_nircam': ..., 'chi2_nirspec': ...}.
+  """
+  predicted_nircam, predicted_nirspec = forward(cube, instruments)
+  border = psf.kernel_radius(instruments.psf_sigma_pixels())
+  throughput = instruments.nirspec_throughput[:, None, None]
+
+  def chi2(observed, predicted, read_noise, margin):
+    inner = (slice(None), slice(margin, -margin or None), slice(margin, -margin or None))
+    observed, predicted = observed[inner], predicted[inner]
+    sigma = noise.detector_sigma(np.nan_to_num(observed), read_noise_e=read_noise)
+    with np.errstate(over="ignore", invalid="ignore"):   # e.g. a diverged network's cube
+      values = ((observed - predicted) / sigma) ** 2
+    finite = values[np.isfinite(values)]
+    return float(np.mean(finite)) if finite.size else float("nan")
+  return {"chi2_nircam": chi2(nircam, predicted_nircam, instruments.nircam_read_noise_e,
+                              border),
+          "chi2_nirspec": chi2(nirspec * throughput, predicted_nirspec,
+                               instruments.nirspec_read_noise_e,
+                               -(-border // instruments.decimation))}
+
+
 def observe(spectra: np.ndarray, abundances: np.ndarray, instruments: JwstInstruments, *,
             seed: int, add_noise: bool = True, chunk: int = 128):
   """Simulates NIRCam and NIRSpec observations of a mixture scene.

@@ -91,7 +91,7 @@ def _aperture(flux_map: np.ndarray, row: int, col: int) -> float:
 
 # A line is scored where the truth emits it: its total flux over the region at least this
 # fraction of the brightest line's.
-MIN_RELATIVE_FLUX = 0.01
+MIN_RELATIVE_FLUX = 0.1
 
 
 def line_flux_errors(truth_maps: dict[str, np.ndarray],

@@ -1,22 +1,20 @@
 """Supervised fusion of a low-resolution image cube with a high-resolution multispectral image,
-trained on tiles of one or several prepared FusionScenes and evaluated on their held-out
-strips (a validation strip, watched during training, and a test strip, reported once; see
-FusionScene.split_columns) against the truth, beside bicubic upsampling and classical fusion:
-each scene's figures and, with several scenes, the figures of all their held-out pixels
-pooled. Sensor tasks (jwst, sentinel2) say how scenes are prepared, what products are written
-and how a user's own data is read.
+trained on tiles of prepared FusionScenes and evaluated on their held-out strips (validation,
+watched during training, and test, reported once; FusionScene.split_columns) against the
+truth, beside bicubic upsampling and classical fusion, each scene's figures and, with several
+scenes, all their held-out pixels pooled. Sensor tasks (jwst, sentinel2) say how scenes are
+prepared, what products are written and how a user's own data is read.
 
-Models of this family (config.model.name, fusionjax.models): a Flax module built as
-`Model(out_bands=d, scale_factor=s, **config.model)` and called as
-`model.apply(params, lr, msi, base)` (fusionjax.models.fusion_contract) with lr (B, h, w, d)
-coded low-resolution bands, msi (B, s h, s w, M) standardised high-resolution bands and base
-(B, s h, s w, d) the estimate the network corrects, returning (B, s h, s w, d). The estimate is
-data.base_estimate of every tile, computed on the device with the model:
-  bicubic   bicubic upsampling of lr (as the published networks);
-  mtf_glp   MTF-GLP detail injection (fusionjax.baselines.pansharpening) with synthetic pans
-            fitted locally (Gaussian window of BASE_WINDOW low-resolution pixels), so that
-            the untrained network is that classical fusion and training only adds to it.
-            Evaluated as the baseline 'mtf_glp_local' beside the usual global MTF-GLP.
+Models (config.model.name, fusionjax.models) are built as `Model(out_bands=d, scale_factor=s,
+**config.model)` and called as `model.apply(params, lr, msi, base)`
+(fusionjax.models.fusion_contract): lr (B, h, w, d) coded low-resolution bands, msi (B, s h,
+s w, M) standardised high-resolution bands, base (B, s h, s w, d) the estimate the network
+corrects, data.base_estimate, -> (B, s h, s w, d):
+  bicubic      bicubic upsampling of lr (as the published networks), on the device;
+  mtf_glp      MTF-GLP (fusionjax.baselines.pansharpening) with synthetic pans fitted
+               locally (BASE_WINDOW), on the device: evaluated as 'mtf_glp_local';
+  model_based  (JWST) the model-based fusion of the whole scene, computed once with it and
+               fed with the tiles (`scene_base`).
 """
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ import abc
 import json
 import logging
 import os
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,16 +29,19 @@ import numpy as np
 
 from fusionjax import atomic, metrics, models, tiling
 from fusionjax.baselines import pansharpening
-from fusionjax.data import cache, pipeline
+from fusionjax.data import cache
 from fusionjax.data.fusion_scene import FORMAT_VERSION, FusionScene, HeldOutStrip
 from fusionjax.data.tiles_builder import FusionTiles
 from fusionjax.physics import sampling
 from fusionjax.tasks.base import Batch, PredictFn
+from fusionjax.tasks.fusion_strips import (Strip, classical_estimates, decoded_cube,
+                                           methods_of, region)
 from fusionjax.tasks.tfds_batches import TfdsTask, prepared_builder
 
 # The arguments of a fusion model that come from the data, not from config.model.
 MODEL_DATA_ARGUMENTS = ("out_bands", "scale_factor")
 BASE_ESTIMATES = ("bicubic", "mtf_glp")
+LOSS_SPACES = ("codes", "spectra")
 # Standard deviation, in low-resolution pixels, of the window of the local synthetic-pan fit
 # of data.base_estimate='mtf_glp'. With 2, eval.json's 'mtf_glp_local' has RMSE 65.04 on the
 # held-out strip of the Sentinel-2 run of docs/sentinel2.md trained on rows 0-263, against
@@ -61,6 +61,9 @@ class FusionTask(TfdsTask):
   """
 
   baseline_mtf = 0.3
+  # The data.base_estimate values the task knows; 'model_based' (a sensor task's own) is
+  # computed with the scene from its observations and fed with the tiles as 'base'.
+  base_estimates = BASE_ESTIMATES
 
   @classmethod
   @abc.abstractmethod
@@ -88,9 +91,12 @@ class FusionTask(TfdsTask):
     factor, tile = cls.scale_factor(config), config.data.tile_size
     if tile % factor:
       raise ValueError(f"data.tile_size={tile} is not a multiple of the scale factor {factor}")
-    if base_estimate_of(config) not in BASE_ESTIMATES:
+    if config.data.get("loss_space", "codes") not in LOSS_SPACES:
+      raise ValueError(f"data.loss_space={config.data.loss_space!r}: expected one of "
+                       f"{LOSS_SPACES}")
+    if base_estimate_of(config) not in cls.base_estimates:
       raise ValueError(f"data.base_estimate={base_estimate_of(config)!r}: expected one of "
-                       f"{BASE_ESTIMATES}")
+                       f"{cls.base_estimates}")
     model = models.build(config.model, out_bands=1, scale_factor=factor)
     try:
       jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, tile // factor,
@@ -105,8 +111,10 @@ class FusionTask(TfdsTask):
     scene_dir = cache.prepared_dir(config, workdir, {
         "format": FORMAT_VERSION, "seed": config.seed,
         "data": cache.data_settings(config, leave_out=(
-            "num_shards", "train_stride", "base_estimate", "radiometric_jitter")),
-        "instrument": config.instrument.to_dict() if "instrument" in config else None})
+            "num_shards", "train_stride", "radiometric_jitter",
+            *(() if self.scene_base(config) else ("base_estimate",)))),
+        "instrument": config.instrument.to_dict() if "instrument" in config else None,
+        **({"model_based": config.model_based.to_dict()} if self.scene_base(config) else {})})
     self._scene_dir = scene_dir
     manifest_path = os.path.join(scene_dir, "scenes.json")
     tfds_dir = cache.tiles_dir(scene_dir, {"tile_size": data.tile_size,
@@ -135,6 +143,14 @@ class FusionTask(TfdsTask):
     self.scenes = tuple(FusionScene.load(path) for path in scene_paths())
     self.model = models.build(config.model, out_bands=self.scene.code_dim,
                               scale_factor=self.scene.scale_factor)
+    self._loss_metric = (self.scene.coding.spectral_metric()
+                         if data.get("loss_space", "codes") == "spectra" else None)
+
+  @staticmethod
+  def scene_base(config) -> bool:
+    """Whether the estimate the network corrects is computed with the scenes
+    (FusionScene.base_codes, data.base_estimate='model_based') rather than on every tile."""
+    return base_estimate_of(config) == "model_based"
 
   @property
   def scene(self) -> FusionScene:
@@ -142,60 +158,57 @@ class FusionTask(TfdsTask):
     dimension and high-resolution bands that every scene shares."""
     return self.scenes[0]
 
-  def augmentation(self) -> pipeline.Augmentation | None:
-    """Flips and rotations (data.augment), and, with data.radiometric_jitter = s > 0, a random
-    change of each band's level per example (`pipeline.random_band_affine`, gain exp(N(0, s))
-    and offset N(0, s) in standardised units), the same for a band's low-resolution input and
-    its truth, another for each high-resolution band: the brightness, calibration and haze
-    differences between scenes. The MTF-GLP base changes with them exactly (it is
-    equivariant to a gain and offset of each band), so the network learns corrections that
-    do not depend on them."""
-    geometric = super().augmentation()
-    jitter = self.config.data.get("radiometric_jitter", 0.0)
-    if not jitter:
-      return geometric
-
-    def augment(example, index, seed):
-      if geometric is not None:
-        example = geometric(example, index, seed)
-      return pipeline.random_band_affine(example, index, seed, jitter,
-                                         groups=(("lr", "truth"), ("msi",)))
-    return augment
-
   # Pure functions -------------------------------------------------------------------------
 
   def init_params(self, rng: jax.Array):
     t, s = self.config.data.tile_size, self.scene.scale_factor
     lr = jnp.zeros((1, t // s, t // s, self.scene.code_dim))
     msi = jnp.zeros((1, t, t, self.scene.num_msi_bands))
-    return self.model.init(rng, lr, msi, self.base_estimate(lr, msi))
+    base = jnp.zeros((1, t, t, self.scene.code_dim))
+    return self.model.init(rng, lr, msi, self.base_estimate(lr, msi, base))
 
-  def base_estimate(self, lr: jax.Array, msi: jax.Array) -> jax.Array:
+  def base_estimate(self, lr: jax.Array, msi: jax.Array,
+                    base: jax.Array | None = None) -> jax.Array:
     """(B, h, w, d) coded LR and (B, H, W, M) MSI -> (B, H, W, d) data.base_estimate of each
-    example, the estimate the network corrects."""
+    example, the estimate the network corrects: `base` itself where it comes with the tiles
+    (`scene_base`)."""
     ratio = self.scene.scale_factor
+    if self.scene_base(self.config):
+      if base is None:
+        raise ValueError(f"data.base_estimate={base_estimate_of(self.config)!r}: the tiles "
+                         "come without their base estimate")
+      return base
     if base_estimate_of(self.config) == "mtf_glp":
       return pansharpening.mtf_glp_batch(lr, msi, ratio, self.baseline_mtf, BASE_WINDOW)
     return sampling.upsample_bicubic(lr, ratio)
 
-  def apply(self, params, lr: jax.Array, msi: jax.Array) -> jax.Array:
-    """(B, h, w, d) coded LR and (B, H, W, M) MSI -> (B, H, W, d) coded fused cube."""
-    return self.model.apply(params, lr, msi, self.base_estimate(lr, msi))
+  def apply(self, params, lr: jax.Array, msi: jax.Array,
+            base: jax.Array | None = None) -> jax.Array:
+    """(B, h, w, d) coded LR, (B, H, W, M) MSI and, with `scene_base`, the (B, H, W, d)
+    coded base estimate -> (B, H, W, d) coded fused cube."""
+    return self.model.apply(params, lr, msi, self.base_estimate(lr, msi, base))
 
   def loss_fn(self, params, batch: Batch):
-    """Mean absolute error in the coded space over the valid truth pixels."""
-    error, count = _masked_abs_error(self.apply(params, batch["lr"], batch["msi"]), batch)
+    """Mean absolute error over the valid truth pixels, of the codes (data.loss_space=
+    'codes', as published) or of the codes weighed as the spectra they decode to
+    ('spectra', `SpectralCoding.spectral_metric`: in a PCA subspace, each component by its
+    share of the spectra's variance)."""
+    error, count = _masked_abs_error(
+        self.apply(params, batch["lr"], batch["msi"], batch.get("base")), batch,
+        metric=self._loss_metric)
     l1 = error / jnp.maximum(count, 1.0)
     return l1, {"l1": l1}
 
   def eval_fn(self, params, batch: Batch) -> dict[str, jax.Array]:
     """Sums over real (weight 1) examples of the per-example L1 (valid pixels) and of the
     bicubic L1."""
-    fused = self.apply(params, batch["lr"], batch["msi"])
+    fused = self.apply(params, batch["lr"], batch["msi"], batch.get("base"))
     bicubic = sampling.upsample_bicubic(batch["lr"], self.scene.scale_factor)
     examples = (1, 2, 3)
-    fused_error, count = _masked_abs_error(fused, batch, axis=examples)
-    bicubic_error, _ = _masked_abs_error(bicubic, batch, axis=examples)
+    fused_error, count = _masked_abs_error(fused, batch, axis=examples,
+                                           metric=self._loss_metric)
+    bicubic_error, _ = _masked_abs_error(bicubic, batch, axis=examples,
+                                         metric=self._loss_metric)
     weight = batch["weight"] * (count > 0)   # padding, or a tile without valid pixels: 0
     per_example = lambda error: error / jnp.maximum(count, 1.0)  # noqa: E731
     return {"l1": jnp.sum(weight * per_example(fused_error)),
@@ -210,38 +223,25 @@ class FusionTask(TfdsTask):
     return [decoded_cube(scene, self.network_codes(predict, batch_size, scene.strip(split)))
             for scene in self.scenes]
 
-  def network_codes(self, predict: PredictFn, batch_size: int,
-                    strip: HeldOutStrip) -> np.ndarray:
-    """The network's (H, w, d) codes of a held-out strip, tile by tile."""
+  def network_codes(self, predict: PredictFn, batch_size: int, strip: HeldOutStrip,
+                    base: np.ndarray | None = None) -> np.ndarray:
+    """The network's (H, w, d) codes of a held-out strip, tile by tile (with `scene_base`,
+    correcting the strip's (H, w, d) coded `base`)."""
     return tiling.predict_tiled(
         predict, strip.lr_codes, strip.msi, tile=self.config.data.tile_size,
         overlap=self.config.predict.tile_overlap, scale=self.scene.scale_factor,
-        batch_size=batch_size)
+        batch_size=batch_size, extra=() if base is None else (base,))
 
   def _baseline_estimates(self, scene: FusionScene, strip: HeldOutStrip
                           ) -> dict[str, np.ndarray]:
-    """(H, w, L) classical estimates of a held-out `strip` of `scene`: bicubic upsampling,
-    GSA and MTF-GLP (and the local MTF-GLP the network corrects, where it does); with a
-    spectral subspace, its bicubic upsampling (the low-resolution cube denoised in the
-    subspace, then upsampled) and the truth projected on it (the subspace's own error)."""
-    ratio = scene.scale_factor
-    lr, lr_codes, msi = np.moveaxis(strip.lr, 0, -1), strip.lr_codes, strip.msi
-    estimates = {
-        "bicubic": np.asarray(sampling.upsample_bicubic(lr, ratio)),
-        "gsa": pansharpening.gsa(lr, msi, ratio, self.baseline_mtf, lr_codes=lr_codes),
-        "mtf_glp": pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf)}
-    if base_estimate_of(self.config) == "mtf_glp":   # the estimate the network corrects
-      estimates["mtf_glp_local"] = pansharpening.mtf_glp(lr, msi, ratio, self.baseline_mtf,
-                                                         BASE_WINDOW)
-    if scene.coding.basis is not None:
-      upsampled = np.asarray(sampling.upsample_bicubic(lr_codes, ratio))
-      estimates["bicubic_subspace"] = np.asarray(scene.coding.decode(upsampled))
-      truth = np.moveaxis(strip.truth, 0, -1)
-      estimates["truth_in_subspace"] = np.asarray(
-          scene.coding.decode(scene.coding.encode(truth)))
-    return estimates
+    """(H, w, L) classical estimates of a held-out `strip` of `scene`
+    (`fusion_strips.classical_estimates`), with the local MTF-GLP the network corrects where
+    it does."""
+    return classical_estimates(
+        scene, strip, self.baseline_mtf,
+        BASE_WINDOW if base_estimate_of(self.config) == "mtf_glp" else None)
 
-  def _strips(self, split: str, estimates_of) -> list["Strip"]:
+  def _strips(self, split: str, estimates_of) -> list[Strip]:
     """Each scene's `split` strip with the estimates `estimates_of(index, scene, strip)`."""
     strips = []
     for index, scene in enumerate(self.scenes):
@@ -286,18 +286,18 @@ class FusionTask(TfdsTask):
     scene's prediction may also be a dict {method: (L, H, w) cube} of the product 'model'
     and of what it was made from (e.g. the network's own output), each reported."""
     strips = self._strips(split, lambda index, *_: {
-        method: np.moveaxis(cube, 0, -1) for method, cube in _methods(fused[index]).items()})
+        method: np.moveaxis(cube, 0, -1) for method, cube in methods_of(fused[index]).items()})
     baselines = self._baseline_reports(split)
     report = self._with_baselines(self._report(strips), baselines["pooled"])
     if len(self.scenes) == 1:
-      report["region"] = _region(self.scene, split)
+      report["region"] = region(self.scene, split)
       return report
     report["scenes"] = {}
     for index, (scene, strip) in enumerate(zip(self.scenes, strips)):
       name = scene.name if scene.name not in report["scenes"] else f"{scene.name} #{index}"
       report["scenes"][name] = {
           **self._with_baselines(self._report([strip]), baselines["scenes"][index]),
-          "region": _region(scene, split)}
+          "region": region(scene, split)}
     return report
 
   def _with_baselines(self, model_report: dict, baseline_reports: dict) -> dict:
@@ -307,7 +307,7 @@ class FusionTask(TfdsTask):
     self.compare_methods(report)
     return report
 
-  def _report(self, strips: list["Strip"]) -> dict:
+  def _report(self, strips: list[Strip]) -> dict:
     """Each method's metrics over the valid pixels of `strips` pooled."""
     ratio = self.scene.scale_factor
     report = {method: metrics.pooled_fusion_report(
@@ -316,7 +316,7 @@ class FusionTask(TfdsTask):
     self.extend_report(report, strips)
     return report
 
-  def extend_report(self, report: dict, strips: list["Strip"]) -> None:
+  def extend_report(self, report: dict, strips: list[Strip]) -> None:
     """Adds sensor-specific figures of each method of `strips` (their pixels pooled) to its
     entry of `report`; nothing by default."""
 
@@ -325,50 +325,17 @@ class FusionTask(TfdsTask):
     baselines'); nothing by default."""
 
 
-class Strip(NamedTuple):
-  """A scene's held-out strip: the (H, Wv, L) truth, each method's (H, Wv, L) estimate,
-  the (H, Wv) bool pixels where the truth is valid and the strip with its observations."""
-  truth: np.ndarray
-  estimates: dict
-  valid: np.ndarray
-  heldout: HeldOutStrip
-
-
-def _methods(prediction) -> dict:
-  """{method: (L, H, w) cube} of a scene's prediction: a cube (the product, 'model') or a
-  dict of cubes."""
-  return prediction if isinstance(prediction, dict) else {"model": prediction}
-
-
-def product_of(prediction) -> np.ndarray:
-  """The (L, H, w) product of a scene's prediction (see `FusionTask.evaluate`)."""
-  return _methods(prediction)["model"]
-
-
-def decoded_cube(scene: FusionScene, codes: np.ndarray) -> np.ndarray:
-  """(H, W, d) codes -> the (L, H, W) float32 cube in the scene's unit."""
-  return np.moveaxis(np.asarray(scene.coding.decode(codes), np.float32), -1, 0)
-
-
-def _region(scene: FusionScene, split: str) -> dict:
-  """Where a scene's `split` strip lies and how many of its pixels are valid; the columns
-  its training tiles come from."""
-  start, end = scene.split_columns(split)
-  valid = scene.truth_valid[:, start:end]
-  return {"rows": [0, int(valid.shape[0])], "columns": [start, end],
-          "training_columns": list(scene.split_columns("train")),
-          "bands": scene.num_bands, "code_dim": scene.code_dim,
-          "valid_pixels": int(valid.sum()), "pixels": int(valid.size)}
-
-
 def base_estimate_of(config) -> str:
   """config.data.base_estimate, 'bicubic' where an experiment does not set it."""
   return config.data.get("base_estimate", "bicubic")
 
 
-def _masked_abs_error(estimate: jax.Array, batch: Batch, axis=None):
-  """Sum of |estimate - truth| over the valid pixels of (B, H, W, d) arrays, and the count
-  of valid values summed, over `axis` (all axes if None)."""
+def _masked_abs_error(estimate: jax.Array, batch: Batch, axis=None, metric=None):
+  """Sum of |estimate - truth| (of `metric` (d, d) times the difference, if given) over the
+  valid pixels of (B, H, W, d) arrays, and the count of valid values summed, over `axis`
+  (all axes if None)."""
   valid = jnp.broadcast_to(batch["valid"], estimate.shape)
-  return (jnp.sum(valid * jnp.abs(estimate - batch["truth"]), axis=axis),
-          jnp.sum(valid, axis=axis))
+  difference = estimate - batch["truth"]
+  if metric is not None:
+    difference = difference @ jnp.asarray(metric).T
+  return jnp.sum(valid * jnp.abs(difference), axis=axis), jnp.sum(valid, axis=axis)

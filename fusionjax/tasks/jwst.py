@@ -17,7 +17,8 @@ from fusionjax.data.jwst import scene as jwst_scene
 from fusionjax.products import fusion as fusion_products
 from fusionjax.physics import lines
 from fusionjax.tasks.base import PredictFn
-from fusionjax.tasks.fusion import FusionTask, decoded_cube, product_of
+from fusionjax.tasks.fusion import FusionTask
+from fusionjax.tasks.fusion_strips import decoded_cube, product_of
 from fusionjax.tasks.jwst_inversion import JwstInversion
 
 PREDICT_METHODS = ("network", "model_based")
@@ -50,14 +51,20 @@ class JwstTask(FusionTask):
     settings = config.predict
     if settings.method not in PREDICT_METHODS:
       raise ValueError(f"predict.method={settings.method!r}: expected one of {PREDICT_METHODS}")
-    if settings.consistency_iterations < 0 or settings.consistency_weight <= 0:
-      raise ValueError(f"predict.consistency_iterations={settings.consistency_iterations} and "
-                       f"predict.consistency_weight={settings.consistency_weight}: expected "
-                       "iterations >= 0 (0 turns the step off) and a weight > 0")
+    if (settings.consistency_iterations < 0 or settings.consistency_weight <= 0
+        or settings.consistency_smoothness < 0):
+      raise ValueError(f"predict.consistency_iterations={settings.consistency_iterations}, "
+                       f"consistency_weight={settings.consistency_weight} and "
+                       f"consistency_smoothness={settings.consistency_smoothness}: expected "
+                       "iterations >= 0 (0 turns the step off), a weight > 0 and a smoothness "
+                       ">= 0")
+
+  base_estimates = (*FusionTask.base_estimates, "model_based")
 
   def __init__(self, config, workdir: str):
     super().__init__(config, workdir)
     self.inversion = JwstInversion(config, self.scene, self._scene_dir)
+    self._model_based_strips = {}
 
   def baseline_settings(self) -> dict:
     return self.inversion.settings()
@@ -65,20 +72,29 @@ class JwstTask(FusionTask):
   def _baseline_estimates(self, scene, strip) -> dict[str, np.ndarray]:
     """Also the model-based fusion (`fusionjax.baselines.model_based`)."""
     estimates = super()._baseline_estimates(scene, strip)
-    estimates["model_based"] = np.moveaxis(self._model_based_cube(strip), 0, -1)
+    estimates["model_based"] = np.moveaxis(
+        decoded_cube(scene, self._model_based_codes(strip)), 0, -1)
     return estimates
 
-  def _model_based_cube(self, strip) -> np.ndarray:
-    data = self.inversion.observations(*self.inversion.strip_observations(strip))
-    return decoded_cube(self.scene, self.inversion.model_based_codes(data))
+  def _strip_data(self, strip):
+    return self.inversion.observations(*self.inversion.strip_observations(strip))
+
+  def _model_based_codes(self, strip) -> np.ndarray:
+    """The model-based fusion's (H, w, d) codes of a held-out strip, from its observations
+    alone (computed once per strip)."""
+    if strip.col_start not in self._model_based_strips:
+      self._model_based_strips[strip.col_start] = self.inversion.model_based_codes(
+          self._strip_data(strip))
+    return self._model_based_strips[strip.col_start]
 
   def predict_heldout(self, predict: PredictFn, batch_size: int, split: str) -> list[dict]:
     """{'model': the product, 'network': the network's own output} of the `split` strip,
-    (L, H, w) in physical units (the two the same where the consistency step is off)."""
+    (L, H, w) in physical units (the two the same where the consistency step is off). With
+    data.base_estimate='model_based', the network corrects the strip's model-based fusion."""
     strip = self.scene.strip(split)
-    network = self.network_codes(predict, batch_size, strip)
-    data = self.inversion.observations(*self.inversion.strip_observations(strip))
-    product = self.inversion.consistent_codes(data, network)
+    base = self._model_based_codes(strip) if self.scene_base(self.config) else None
+    network = self.network_codes(predict, batch_size, strip, base)
+    product = self.inversion.consistent_codes(self._strip_data(strip), network)
     return [{"model": decoded_cube(self.scene, product),
              "network": decoded_cube(self.scene, network)}]
 
@@ -129,7 +145,7 @@ class JwstTask(FusionTask):
     s = scene.scale_factor
     spectra = {"truth": strip.truth[:, row, col],
                "low-resolution input": strip.lr[:, row // s, col // s],
-               "model-based": self._model_based_cube(strip)[:, row, col],
+               "model-based": scene.coding.decode(self._model_based_codes(strip)[row, col]),
                self.config.model.name: fused[:, row, col]}
     return fusion_products.quicklook(scene.wavelengths_um, band, strip.lr[band], fused[band],
                                      strip.truth[band], spectra, (row, col), scene.units,
@@ -227,13 +243,16 @@ class JwstTask(FusionTask):
     logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", source,
                  scene.num_bands, *msi.shape[:2])
     data = self.inversion.observations(observation.nircam, observation.nirspec)
+    needs_model_based = self.config.predict.method == "model_based" or self.scene_base(
+        self.config)
+    model_based = self.inversion.model_based_codes(data) if needs_model_based else None
     if self.config.predict.method == "model_based":
-      codes = self.inversion.model_based_codes(data)
+      codes = model_based
     else:
       codes = self.inversion.consistent_codes(data, tiling.predict_tiled(
           predict_batch, lr, msi, tile=self.config.data.tile_size,
           overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
-          batch_size=batch_size))
+          batch_size=batch_size, extra=() if model_based is None else (model_based,)))
     s = scene.scale_factor
     nircam_missing = ~np.all(np.isfinite(observation.nircam), axis=0)    # (H, W)
     nirspec_missing = ~np.isfinite(observation.nirspec)                  # (L, h, w)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 
 import numpy as np
@@ -20,7 +19,7 @@ from fusionjax import atomic
 from fusionjax.baselines import model_based
 from fusionjax.data.fusion_scene import FusionScene, HeldOutStrip
 from fusionjax.data.jwst import scene as jwst_scene
-from fusionjax.physics import jwst, noise
+from fusionjax.physics import jwst
 
 
 class JwstInversion:
@@ -54,7 +53,10 @@ class JwstInversion:
   def smoothness_weight(self) -> float:
     """The relative smoothness weight of config.model_based.weights that fits the
     validation strip's truth best, chosen once and kept beside the prepared scene
-    (model_based.json, with the settings it was chosen with)."""
+    (model_based.json, with the settings it was chosen with), or with it where the
+    scene's base estimate is the model-based fusion (`jwst_scene.model_based_estimate`)."""
+    if np.isfinite(self.scene.base_smoothness):   # chosen so when the scene was prepared
+      return self.scene.base_smoothness
     path = os.path.join(self._scene_dir, "model_based.json")
     key = json.loads(json.dumps(self.settings()))
     if os.path.exists(path):
@@ -79,7 +81,7 @@ class JwstInversion:
   def model_based_codes(self, data: model_based.Observations) -> np.ndarray:
     """The baseline's (H, W, d) codes of observations."""
     weight = self.smoothness_weight() * model_based.data_curvature(self.subspace, data)
-    return model_based.solve(self.subspace, data, weight=weight,
+    return model_based.solve(self.subspace, data, smoothness=weight,
                              iterations=self.config.model_based.iterations)
 
   # The data-consistency step --------------------------------------------------------------
@@ -93,36 +95,15 @@ class JwstInversion:
     settings = self.config.predict
     if settings.consistency_iterations <= 0:
       return network_codes
-    weight = settings.consistency_weight * model_based.data_curvature(self.subspace, data)
-    return model_based.solve(self.subspace, data, weight=weight, prior=network_codes,
+    curvature = model_based.data_curvature(self.subspace, data)
+    smoothness = settings.consistency_smoothness * self.smoothness_weight() * curvature
+    return model_based.solve(self.subspace, data, smoothness=smoothness, prior=network_codes,
+                             prior_weight=settings.consistency_weight * curvature,
                              iterations=settings.consistency_iterations)
 
   # Agreement with the observations --------------------------------------------------------
 
   def reduced_chi2(self, cube: np.ndarray, nircam: np.ndarray,
                    nirspec: np.ndarray) -> dict[str, float]:
-    """The reduced chi^2 of a (L, H, w) cube's noise-free observations (the exact forward
-    models, `physics.jwst.forward`) against the NIRCam images (M, H, w, electrons) and the
-    calibrated NIRSpec cube (L, h, w / s), each pixel weighed by its noise
-    (`physics.noise.detector_sigma` of its count): the mean of ((Y - F(x)) / sigma)^2 over
-    the pixels with data, without a border of a PSF radius (NIRCam pixels; the NIRSpec
-    pixels holding them) where the cube's edge stands in for the sky beyond. About 1 for a
-    cube that explains the data to its noise."""
-    instruments = self.instruments
-    predicted_nircam, predicted_nirspec = jwst.forward(cube, instruments)
-    border = model_based.psf_radius(instruments)
-    coarse_border = math.ceil(border / instruments.decimation)
-    throughput = instruments.nirspec_throughput[:, None, None]
-
-    def chi2(observed, predicted, read_noise, margin):
-      inner = (slice(None), slice(margin, -margin or None), slice(margin, -margin or None))
-      observed, predicted = observed[inner], predicted[inner]
-      sigma = noise.detector_sigma(np.nan_to_num(observed), read_noise_e=read_noise)
-      with np.errstate(over="ignore", invalid="ignore"):   # a diverged network's cube
-        values = ((observed - predicted) / sigma) ** 2
-      finite = values[np.isfinite(values)]
-      return float(np.mean(finite)) if finite.size else float("nan")
-    return {"chi2_nircam": chi2(nircam, predicted_nircam, instruments.nircam_read_noise_e,
-                                border),
-            "chi2_nirspec": chi2(nirspec * throughput, predicted_nirspec,
-                                 instruments.nirspec_read_noise_e, coarse_border)}
+    """`physics.jwst.reduced_chi2` of a (L, H, w) cube against the observations."""
+    return jwst.reduced_chi2(cube, self.instruments, nircam, nirspec)

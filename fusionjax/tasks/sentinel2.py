@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from fusionjax import atomic, metrics, products, tiling
-from fusionjax.data import geotiff
+from fusionjax.data import geotiff, pipeline
 from fusionjax.data.sentinel2 import reader as sentinel2
 from fusionjax.data.sentinel2 import scene as sentinel2_scene
 from fusionjax.data.fusion_scene import FusionScene
@@ -69,6 +69,26 @@ class Sentinel2Task(FusionTask):
     self.baseline_mtf = tuple(sentinel2.BANDS[n].mtf_at_nyquist
                               for n in self.sharpening.targets)
     super().__init__(config, workdir)
+
+  def augmentation(self) -> pipeline.Augmentation | None:
+    """Flips and rotations (data.augment), and, with data.radiometric_jitter = s > 0, a random
+    change of each band's level per example (`pipeline.random_band_affine`, gain exp(N(0, s))
+    and offset N(0, s) in standardised units), the same for a band's low-resolution input and
+    its truth, another for each high-resolution band: the brightness, calibration and haze
+    differences between scenes. The MTF-GLP base changes with them exactly (it is
+    equivariant to a gain and offset of each band), so the network learns corrections that
+    do not depend on them."""
+    geometric = super().augmentation()
+    jitter = self.config.data.get("radiometric_jitter", 0.0)
+    if not jitter:
+      return geometric
+
+    def augment(example, index, seed):
+      if geometric is not None:
+        example = geometric(example, index, seed)
+      return pipeline.random_band_affine(example, index, seed, jitter,
+                                         groups=(("lr", "truth"), ("msi",)))
+    return augment
 
   def extend_report(self, report: dict, strips) -> None:
     """Each method's RMSE (reflectance x 10000), PSNR, SSIM and ERGAS per band (valid pixels

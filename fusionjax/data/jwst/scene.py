@@ -1,10 +1,12 @@
 """Prepares a JWST fusion scene: simulate NIRCam + NIRSpec, calibrate, code, split, cache."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 
+from fusionjax.baselines import model_based
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.jwst import orionbar
 from fusionjax.data.jwst import procedural as procedural_jwst
@@ -98,7 +100,7 @@ def prepare_jwst_scene(config) -> FusionScene:
       [coding.encode(np.moveaxis(scene.cube(slice(c, c + 64)), 0, -1)).astype(np.float32)
        for c in range(0, width, 64)], axis=1)
   heldout_start, test_start, gap = split_columns(width, config.data, factor)
-  return FusionScene(
+  scene = FusionScene(
       lr_codes=lr_codes, msi=((msi - msi_mean) / msi_scale).astype(np.float32),
       truth_codes=truth_codes, truth_valid=np.ones((height, width), bool), coding=coding,
       msi_mean=msi_mean, msi_scale=msi_scale,
@@ -108,4 +110,31 @@ def prepare_jwst_scene(config) -> FusionScene:
       wavelengths_um=np.asarray(scene.wavelengths_um, np.float64),
       msi_bands=instruments.nircam_filters, units=UNITS,
       pixel_size=instruments.pixel_scale_arcsec, pixel_unit="arcsec", name=scene.name)
+  if config.data.base_estimate != "model_based":
+    return scene
+  smoothness, base_codes = model_based_estimate(config, instruments, scene, nircam_e, nirspec)
+  return dataclasses.replace(scene, base_codes=base_codes, base_smoothness=smoothness)
+
+
+def model_based_estimate(config, instruments: jwst.JwstInstruments, scene: FusionScene,
+                         nircam: np.ndarray, nirspec: np.ndarray) -> tuple[float, np.ndarray]:
+  """The model-based fusion (fusionjax.baselines.model_based, settings config.model_based)
+  of a whole prepared scene from its (M, H, W) NIRCam electrons and (L, h, w) calibrated
+  NIRSpec cube: (the relative smoothness weight chosen on the validation strip, from that
+  strip's observations alone, and the (H, W, d) codes of the whole scene)."""
+  settings = config.model_based
+  subspace = model_based.subspace_instruments(instruments, scene.coding, settings.psf_nodes)
+  start, end = scene.split_columns("validation")
+  s = scene.scale_factor
+  strip = model_based.observations(subspace, nircam[:, :, start:end],
+                                   nirspec[:, :, start // s:end // s])
+  smoothness, _ = model_based.select_weight(
+      subspace, strip, scene.coding, scene.truth_codes[:, start:end], settings.weights,
+      iterations=settings.iterations)
+  data = model_based.observations(subspace, nircam, nirspec)
+  logging.info("Model-based fusion of the whole scene (smoothness %.3g).", smoothness)
+  codes = model_based.solve(
+      subspace, data, smoothness=smoothness * model_based.data_curvature(subspace, data),
+      iterations=settings.iterations)
+  return smoothness, codes.astype(np.float32)
 
