@@ -39,10 +39,10 @@ def get_config(arg: str | None = None):
   config.data.tile_size = 24          # NIRCam pixels (8 NIRSpec pixels), 576 tokens
   # What the network corrects: 'bicubic', 'mtf_glp' or 'model_based' (the model-based fusion
   # of the whole scene, fusionjax.baselines.model_based, computed once with it).
-  config.data.base_estimate = "bicubic"
+  config.data.base_estimate = "model_based"
   # The loss: L1 of the codes ('codes', as published) or of the codes weighed as the spectra
   # they decode to ('spectra'; fusionjax.tasks.fusion).
-  config.data.loss_space = "codes"
+  config.data.loss_space = "spectra"
   config.data.train_stride = 6
   config.data.shuffle_buffer = 512
 
@@ -59,6 +59,8 @@ def get_config(arg: str | None = None):
   # dtype: the compute dtype, "bfloat16" for mixed precision (GPU/TPU).
   common.set_model(config, options.get("model", "fusformer"),
                    data_arguments=("out_bands", "scale_factor"))
+  if config.model.name == "fusformer":
+    config.model.zero_init_residual = True   # the untrained network returns its base
 
   config.train.num_steps = 300
   config.train.log_every = 20
@@ -80,7 +82,7 @@ def get_config(arg: str | None = None):
   # x the model-based baseline's smoothness term; 0 iterations turns it off. Chosen on the
   # validation strip (scripts/jwst_consistency_sweep.py, docs/jwst.md).
   config.predict.consistency_weight = 1.0
-  config.predict.consistency_smoothness = 0.0
+  config.predict.consistency_smoothness = 1.0
   config.predict.consistency_iterations = 30
   config.predict.tile_overlap = 6
   config.predict.quicklook_um = 2.1218  # H2 1-0 S(1)

@@ -87,13 +87,20 @@ class JwstTask(FusionTask):
           self._strip_data(strip))
     return self._model_based_strips[strip.col_start]
 
+  def network_codes(self, predict: PredictFn, batch_size: int, strip,
+                    base: np.ndarray | None = None) -> np.ndarray:
+    """With data.base_estimate='model_based', the network corrects the strip's own
+    model-based fusion (unless `base` is given)."""
+    if base is None and self.scene_base(self.config):
+      base = self._model_based_codes(strip)
+    return super().network_codes(predict, batch_size, strip, base)
+
   def predict_heldout(self, predict: PredictFn, batch_size: int, split: str) -> list[dict]:
     """{'model': the product, 'network': the network's own output} of the `split` strip,
     (L, H, w) in physical units (the two the same where the consistency step is off). With
     data.base_estimate='model_based', the network corrects the strip's model-based fusion."""
     strip = self.scene.strip(split)
-    base = self._model_based_codes(strip) if self.scene_base(self.config) else None
-    network = self.network_codes(predict, batch_size, strip, base)
+    network = self.network_codes(predict, batch_size, strip)
     product = self.inversion.consistent_codes(self._strip_data(strip), network)
     return [{"model": decoded_cube(self.scene, product),
              "network": decoded_cube(self.scene, network)}]
