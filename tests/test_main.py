@@ -39,7 +39,9 @@ def _wavelengths(cube_path):
 
 def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   workdir = tmp_path / "run"
-  run = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}")
+  # The network corrects the model-based fusion (the default beyond the smoke variant).
+  run = _run("--config=experiments/jwst.py:smoke", "--config.data.base_estimate=model_based",
+             f"--workdir={workdir}")
   report = json.loads((workdir / "eval.json").read_text())
   assert report["step"] == 6 and set(report) == {"step", "validation", "test"}
   # The 96 columns of the smoke scene: training [0, 42), validation [45, 69), test [72, 96).
@@ -66,7 +68,7 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
 
   # The other modes, in this process (the command line is the one above): --mode=eval
   # reproduces the evaluation of the latest checkpoint.
-  config = experiment_config("jwst", "smoke")
+  config = experiment_config("jwst", "smoke", **{"data.base_estimate": "model_based"})
   again = train.run(config, str(workdir), mode="eval")
   for split in ("validation", "test"):
     assert again[split]["model"]["psnr"] == report[split]["model"]["psnr"]
@@ -112,7 +114,7 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   train.run(config, str(workdir), mode="predict")
   strip_network = _wavelengths(workdir / "products" / "fused_cube.fits")[0]
   relative = np.abs(network[:, :, 84:] - strip_network[:, :, 12:]) / np.abs(strip_network).max()
-  assert np.median(relative) < 1e-3 and relative.max() < 0.03
+  assert np.median(relative) < 1e-3 and relative.max() < 0.05
   assert not np.allclose(network, whole)
   # The step, and the model-based fusion (predict.method), explain the whole observation
   # better than the network alone.
@@ -141,7 +143,8 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   jwst_observation.write_observation(str(batch / "b_swapped.fits"), dataclasses.replace(
       read, filters=read.filters[::-1], nircam=read.nircam[::-1]))
   (batch / "c_corrupt.fits").write_bytes(b"SIMPLE  = not a FITS file")
-  result = _run("--config=experiments/jwst.py:smoke", f"--workdir={workdir}", "--mode=predict",
+  result = _run("--config=experiments/jwst.py:smoke", "--config.data.base_estimate=model_based",
+                f"--workdir={workdir}", "--mode=predict",
                 f"--config.predict.input={batch}", f"--config.predict.output={tmp_path / 'b'}",
                 check=False)
   assert result.returncode == 1, result.stderr[-3000:]

@@ -90,18 +90,19 @@ def _forward_chunks(planes, num_wavelengths: int, height: int, width: int,
   return np.asarray(nircam, np.float32), nirspec.astype(np.float32)
 
 
-def forward(cube: np.ndarray, instruments: JwstInstruments, *, chunk: int = 128):
+def forward(cube: np.ndarray, instruments: JwstInstruments, *, chunk: int | None = None):
   """What the two instruments would record of a cube, without noise.
 
   Args:
     cube: (L, H, W) surface brightness, mJy/arcsec^2, on the instruments' wavelengths; H and
       W multiples of the decimation.
     instruments: the instrument model.
-    chunk: wavelengths blurred at once.
+    chunk: wavelengths blurred at once (default: about 2^24 values at a time).
   Returns:
     nircam: (M, H, W) electrons; nirspec: (L, H / d, W / d) electrons.
   """
   num_wavelengths, height, width = cube.shape
+  chunk = chunk or min(num_wavelengths, max(64, 2 ** 24 // (height * width)))
   cube = np.asarray(cube, np.float32)
 
   def planes(start, stop):
