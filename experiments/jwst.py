@@ -120,7 +120,7 @@ def get_config(arg: str | None = None):
     # whole scene when it is prepared; tests that need it set it).
     config.data.base_estimate = "bicubic"
     config.model_based.psf_nodes = 2
-    config.model_based.weights = (0.01, 0.1, 1.0)
+    config.model_based.weights = (0.1,)
     config.model_based.iterations = 40
     config.predict.consistency_iterations = 5
     if "orionbar" in variants:
