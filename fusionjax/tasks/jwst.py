@@ -64,7 +64,7 @@ class JwstTask(FusionTask):
   def __init__(self, config, workdir: str):
     super().__init__(config, workdir)
     self.inversion = JwstInversion(config, self.scene, self._scene_dir)
-    self._model_based_strips = {}
+    self._strip_cache = {}   # strip.col_start -> (observations, model-based codes)
 
   def baseline_settings(self) -> dict:
     return self.inversion.settings()
@@ -77,15 +77,19 @@ class JwstTask(FusionTask):
     return estimates
 
   def _strip_data(self, strip):
-    return self.inversion.observations(*self.inversion.strip_observations(strip))
+    """The solver's view of a held-out strip's observations, built once per strip."""
+    return self._strip_solutions(strip)[0]
 
   def _model_based_codes(self, strip) -> np.ndarray:
     """The model-based fusion's (H, w, d) codes of a held-out strip, from its observations
     alone (computed once per strip)."""
-    if strip.col_start not in self._model_based_strips:
-      self._model_based_strips[strip.col_start] = self.inversion.model_based_codes(
-          self._strip_data(strip))
-    return self._model_based_strips[strip.col_start]
+    return self._strip_solutions(strip)[1]
+
+  def _strip_solutions(self, strip):
+    if strip.col_start not in self._strip_cache:
+      data = self.inversion.observations(*self.inversion.strip_observations(strip))
+      self._strip_cache[strip.col_start] = (data, self.inversion.model_based_codes(data))
+    return self._strip_cache[strip.col_start]
 
   def network_codes(self, predict: PredictFn, batch_size: int, strip,
                     base: np.ndarray | None = None) -> np.ndarray:
