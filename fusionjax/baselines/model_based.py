@@ -84,11 +84,6 @@ class SubspaceInstruments:
     return int(self.nircam_matrix.shape[1] // self.psf_sigmas.shape[0])
 
 
-def psf_radius(instruments: JwstInstruments) -> int:
-  """The PSF kernels' half-width, NIRCam pixels (`physics.psf.kernel_radius`)."""
-  return psf.kernel_radius(instruments.psf_sigma_pixels())
-
-
 def subspace_instruments(instruments: JwstInstruments, coding: SpectralCoding,
                          psf_nodes: int = PSF_NODES) -> SubspaceInstruments:
   """The instruments' forward models on the codes of `coding`."""
@@ -116,7 +111,7 @@ def subspace_instruments(instruments: JwstInstruments, coding: SpectralCoding,
       nircam_offset=(responses @ coding.mean.astype(np.float64)).astype(np.float32),
       nirspec_matrix=mixed.astype(np.float32), nirspec_offset=np.asarray(mean, np.float32),
       nirspec_throughput=instruments.nirspec_throughput.astype(np.float32),
-      radius=psf_radius(instruments),
+      radius=instruments.psf_radius(),
       decimation=instruments.decimation,
       nircam_read_noise_e=instruments.nircam_read_noise_e,
       nirspec_read_noise_e=instruments.nirspec_read_noise_e)

@@ -53,6 +53,11 @@ class JwstInstruments:
         self.wavelengths_um, aperture_m=self.aperture_m,
         pixel_scale_arcsec=self.pixel_scale_arcsec).astype(np.float32)
 
+  def psf_radius(self) -> int:
+    """Half-width, NIRCam pixels, of the PSF kernels of every wavelength
+    (`psf.kernel_radius` of the widest)."""
+    return psf.kernel_radius(self.psf_sigma_pixels())
+
 
 @functools.partial(jax.jit, static_argnames=("radius", "decimation"))
 def _forward_planes(cube, sigma_pixels, nircam_responses, *, radius, decimation):
@@ -69,7 +74,7 @@ def _forward_chunks(planes, num_wavelengths: int, height: int, width: int,
   cube given chunk by chunk: `planes(start, stop)` -> (stop - start, H, W) surface brightness,
   mJy/arcsec^2 (zero-padded past L)."""
   sigma = instruments.psf_sigma_pixels()
-  radius = psf.kernel_radius(sigma)
+  radius = instruments.psf_radius()
   pad = (-num_wavelengths) % chunk
   sigma_p = np.pad(sigma, (0, pad), constant_values=1.0)
   responses_p = np.pad(instruments.nircam_responses.astype(np.float32), [(0, 0), (0, pad)])
@@ -129,7 +134,7 @@ def reduced_chi2(cube: np.ndarray, instruments: JwstInstruments, nircam: np.ndar
     {'chi2_nircam': ..., 'chi2_nirspec': ...}.
   """
   predicted_nircam, predicted_nirspec = forward(cube, instruments)
-  border = psf.kernel_radius(instruments.psf_sigma_pixels())
+  border = instruments.psf_radius()
   throughput = instruments.nirspec_throughput[:, None, None]
 
   def chi2(observed, predicted, read_noise, margin):
