@@ -266,6 +266,14 @@ def solve(sub: SubspaceInstruments, data: Observations, *, smoothness: float = 0
                            jnp.asarray(initial, jnp.float32), iterations=iterations))
 
 
+def fuse(sub: SubspaceInstruments, data: Observations, *, relative_smoothness: float,
+         iterations: int = 200) -> np.ndarray:
+  """The model-based fusion's (H, W, d) codes: `solve` with the smoothness weight
+  `relative_smoothness` times the data's curvature (`data_curvature`)."""
+  return solve(sub, data, smoothness=relative_smoothness * data_curvature(sub, data),
+               iterations=iterations)
+
+
 def subspace_squared_error(coding: SpectralCoding, codes: np.ndarray,
                            truth_codes: np.ndarray) -> float:
   """The mean over pixels of ||decode(codes) - decode(truth_codes)||^2 (summed over the L

@@ -80,9 +80,8 @@ class JwstInversion:
 
   def model_based_codes(self, data: model_based.Observations) -> np.ndarray:
     """The baseline's (H, W, d) codes of observations."""
-    weight = self.smoothness_weight() * model_based.data_curvature(self.subspace, data)
-    return model_based.solve(self.subspace, data, smoothness=weight,
-                             iterations=self.config.model_based.iterations)
+    return model_based.fuse(self.subspace, data, relative_smoothness=self.smoothness_weight(),
+                            iterations=self.config.model_based.iterations)
 
   # The data-consistency step --------------------------------------------------------------
 

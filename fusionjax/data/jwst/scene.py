@@ -133,8 +133,7 @@ def model_based_estimate(config, instruments: jwst.JwstInstruments, scene: Fusio
       iterations=settings.iterations)
   data = model_based.observations(subspace, nircam, nirspec)
   logging.info("Model-based fusion of the whole scene (smoothness %.3g).", smoothness)
-  codes = model_based.solve(
-      subspace, data, smoothness=smoothness * model_based.data_curvature(subspace, data),
-      iterations=settings.iterations)
+  codes = model_based.fuse(subspace, data, relative_smoothness=smoothness,
+                           iterations=settings.iterations)
   return smoothness, codes.astype(np.float32)
 
