@@ -67,19 +67,29 @@ def get_config(arg: str | None = None):
   config.train.eval_every = 100
   config.train.checkpoint_every = 100
 
-  # The model-based baseline (fusionjax.baselines.model_based): PSF widths interpolated, the
-  # smoothness weights tried on the validation strip (relative to the data's curvature) and
-  # the most conjugate-gradient iterations.
+  # The model-based fusion (fusionjax.baselines.model_based): PSF widths interpolated, the
+  # smoothness weights tried (relative to the data's curvature), the reduced chi^2 the
+  # discrepancy principle aims at (model_based_chi2, the network's base) and the most
+  # conjugate-gradient iterations. The 'model_based' baseline takes the weight that fits the
+  # validation strip's truth best.
   config.model_based = ml_collections.ConfigDict()
   config.model_based.psf_nodes = 4
   config.model_based.weights = tuple(10.0 ** (e / 2) for e in range(-8, 3))
+  config.model_based.chi2_target = 1.0
   config.model_based.iterations = 200
 
-  config.predict.method = "network"   # the product: 'network' or 'model_based'
+  # The product: 'network', 'model_based' or 'model_based_chi2'.
+  config.predict.method = "network"
+  # The fractions of the network's correction of the model-based fusion tried, largest
+  # first: the product keeps the largest whose reduced chi^2 stays within the model-based
+  # fusion's (fusionjax.baselines.model_based_weights.trusted_correction); (1.0,) keeps it
+  # whole.
+  config.predict.trust_fractions = (1.0, 0.5, 0.25, 0.125, 0.0)
   # The data-consistency step of the network's product (fusionjax.tasks.jwst_inversion):
   # conjugate-gradient iterations on the misfit to both observations plus weight (relative
   # to the data's curvature) x the squared distance to the network's output, and smoothness
-  # x the model-based baseline's smoothness term; 0 iterations turns it off. Chosen on the
+  # x the observation's own smoothness term (model_based_chi2's weight); 0 iterations turns
+  # it off. Chosen on the
   # validation strip (scripts/jwst_consistency_sweep.py, docs/jwst.md).
   config.predict.consistency_weight = 1.0
   config.predict.consistency_smoothness = 1.0

@@ -4,9 +4,9 @@
       --weights=0.1,0.3,1,3 --smoothness=0,1 --iterations=10,30,100
 
 prints, for every (predict.consistency_weight, consistency_smoothness,
-consistency_iterations), the PSNR,
-SAM, ERGAS and SSIM of the product on the validation strip beside the network's own output
-and the model-based baseline; the defaults of experiments/jwst.py were chosen so. The test
+consistency_iterations), the PSNR, SAM, ERGAS and SSIM of the product on the validation strip
+beside the network's own output and the model-based fusion it corrects (its smoothness chosen
+by the discrepancy principle); the defaults of experiments/jwst.py were chosen so. The test
 strip is never read.
 """
 from __future__ import annotations
@@ -46,9 +46,10 @@ def main() -> None:
 
   network = task.network_codes(model._predict, model._batch_size, strip)  # noqa: SLF001
   data = task.inversion.observations(*task.inversion.strip_observations(strip))
+  discrepancy = task.inversion.discrepancy(data)
   print(f"{'weight':>8}{'smooth':>8}{'iters':>7}" + "".join(f"{name:>10}" for name in FIGURES))
   print(f"{'network':>23}" + figures(network), flush=True)
-  print(f"{'model-based':>23}" + figures(task.inversion.model_based_codes(data)), flush=True)
+  print(f"{'model-based (chi^2)':>23}" + figures(discrepancy.codes), flush=True)
   settings = task.config.predict
   numbers = lambda text, kind: [kind(value) for value in text.split(",")]  # noqa: E731
   for weight, smoothness, iterations in itertools.product(
@@ -57,7 +58,8 @@ def main() -> None:
     settings.consistency_weight, settings.consistency_smoothness = weight, smoothness
     settings.consistency_iterations = iterations
     print(f"{weight:>8g}{smoothness:>8g}{iterations:>7d}"
-          + figures(task.inversion.consistent_codes(data, network)), flush=True)
+          + figures(task.inversion.consistent_codes(data, network, discrepancy.weight)),
+          flush=True)
 
 
 if __name__ == "__main__":

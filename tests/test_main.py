@@ -47,7 +47,8 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   # The 96 columns of the smoke scene: training [0, 42), validation [45, 69), test [72, 96).
   for split, columns in (("validation", [45, 69]), ("test", [72, 96])):
     figures = report[split]
-    for method in ("model", "network", "bicubic", "gsa", "mtf_glp", "model_based"):
+    for method in ("model", "network", "bicubic", "gsa", "mtf_glp", "model_based",
+                   "model_based_chi2"):
       assert set(METRICS) | {"chi2_nircam", "chi2_nirspec", "region_flux_error",
                              "line_flux_error", "source_flux_error"} <= set(figures[method])
       assert figures[method]["line_flux"]["mean"]["map"] == figures[method]["line_flux_error"]
@@ -56,6 +57,10 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
     for chi2 in ("chi2_nircam", "chi2_nirspec"):
       assert figures["model"][chi2] < figures["network"][chi2]
       assert figures["model_based"][chi2] < figures["bicubic"][chi2]
+    # The product kept a fraction of the network's correction of the model-based fusion.
+    assert figures["model"]["network_fraction"] in (1.0, 0.5, 0.25, 0.125, 0.0)
+    # The smoke variant tries one smoothness weight: both model-based fusions are the same.
+    assert figures["model_based_chi2"]["psnr"] == figures["model_based"]["psnr"]
     assert report[split]["region"]["columns"] == columns
     assert report[split]["region"]["training_columns"] == [0, 42]
   assert "model" in run.stdout and "bicubic" in run.stdout
@@ -103,10 +108,11 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   assert whole.shape == (24, 48, 96)
   np.testing.assert_allclose(wavelengths, np.linspace(1.0, 2.35, 24), rtol=1e-9)
   assert (tmp_path / "out" / "observation_fused.png").stat().st_size > 10_000
-  # Without the data-consistency step, columns 84-95 are the network's output of the same
-  # last tile as the test strip's (columns 72-95), which differ only through the model-based
-  # fusions they correct: of the whole observation, and of the strip alone.
-  config.predict.consistency_iterations = 0
+  # With the network's correction kept whole and without the data-consistency step, columns
+  # 84-95 are the network's output of the same last tile as the test strip's (columns 72-95),
+  # which differ only through the model-based fusions they correct: of the whole
+  # observation, and of the strip alone.
+  config.predict.consistency_iterations, config.predict.trust_fractions = 0, (1.0,)
   config.predict.output = str(tmp_path / "network")
   train.run(config, str(workdir), mode="predict")
   network = _wavelengths(tmp_path / "network" / "observation_fused.fits")[0]
@@ -118,13 +124,20 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   assert not np.allclose(network, whole)
   # The step, and the model-based fusion (predict.method), explain the whole observation
   # better than the network alone.
-  config.predict.consistency_iterations = experiment_config("jwst", "smoke").predict \
-      .consistency_iterations
+  defaults = experiment_config("jwst", "smoke").predict
+  config.predict.consistency_iterations = defaults.consistency_iterations
+  config.predict.trust_fractions = defaults.trust_fractions
   config.predict.input, config.predict.method = str(observation), "model_based"
   config.predict.output = str(tmp_path / "model_based")
   train.run(config, str(workdir), mode="predict")
-  config.predict.method = "network"
   model_based = _wavelengths(tmp_path / "model_based" / "observation_fused.fits")[0]
+  config.predict.method = "model_based_chi2"   # the same weight, chosen by the data
+  config.predict.output = str(tmp_path / "model_based_chi2")
+  train.run(config, str(workdir), mode="predict")
+  np.testing.assert_allclose(
+      _wavelengths(tmp_path / "model_based_chi2" / "observation_fused.fits")[0], model_based,
+      rtol=1e-5, atol=1e-6 * np.abs(model_based).max())
+  config.predict.method = "network"
   inversion = tasks.get_task(config, str(workdir)).inversion
   read = jwst_observation.read_observation(str(observation))
   chi2 = {name: inversion.reduced_chi2(product, read.nircam, read.nirspec)
@@ -133,6 +146,8 @@ def test_smoke_run_trains_evaluates_writes_products_and_reruns(tmp_path):
   for key in ("chi2_nircam", "chi2_nirspec"):
     assert chi2["product"][key] < chi2["network"][key]
     assert chi2["model_based"][key] < chi2["network"][key]
+    # The product keeps no more of the network's correction than the data allow.
+    assert chi2["product"][key] <= 1.02 * max(1.0, chi2["model_based"][key])
   # A batch never stops at one bad input: a folder with that observation, one in other filters
   # than the model's and a corrupt file fuses the first, lists the others with their reasons in
   # predict_report.json, and the command exits non-zero; predict.strict stops at the first.

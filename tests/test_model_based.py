@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fusionjax.baselines import model_based
+from fusionjax.baselines import model_based, model_based_weights
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.jwst import procedural
 from fusionjax.physics import jwst, noise
@@ -105,12 +105,12 @@ def test_the_selected_smoothness_fits_the_truth_better_than_the_extremes(problem
   sub, coding = problem["sub"], problem["coding"]
   data = model_based.observations(sub, problem["nircam"], problem["nirspec"])
   truth_codes = coding.encode(np.moveaxis(problem["truth"], 0, -1))
-  best, errors = model_based.select_weight(sub, data, coding, truth_codes)
+  best, errors = model_based_weights.select_weight(sub, data, coding, truth_codes)
   assert errors[best] < errors[max(errors)] and errors[best] < errors[min(errors)]
   from fusionjax.physics import sampling
   lr_codes = coding.encode_observed(np.moveaxis(problem["nirspec"], 0, -1))
   bicubic = np.asarray(sampling.upsample_bicubic(lr_codes, 3))
-  assert errors[best] < model_based.subspace_squared_error(coding, bicubic, truth_codes)
+  assert errors[best] < model_based_weights.subspace_squared_error(coding, bicubic, truth_codes)
 
 
 def test_reduced_chi2_is_one_for_the_truth_and_larger_for_a_blurred_cube(problem):
@@ -124,3 +124,58 @@ def test_reduced_chi2_is_one_for_the_truth_and_larger_for_a_blurred_cube(problem
   upsampled = np.moveaxis(np.asarray(sampling.upsample_bicubic(
       np.moveaxis(nirspec, 0, -1), 3)), -1, 0)
   assert jwst.reduced_chi2(upsampled, instruments, nircam, nirspec)["chi2_nircam"] > 3
+
+
+def test_subspace_chi2_matches_the_cubes_and_the_discrepancy_principle_fits_to_the_noise(problem):
+  """The solver's reduced chi^2 of codes equals `physics.jwst.reduced_chi2` of the cube they
+  decode to; the discrepancy principle's weight explains both observations to their noise
+  (here, with 20 NIRSpec pixels, within a standard deviation of the best fit) while the
+  next stronger one tried does not, and its solution is closer to the truth than the
+  strongest smoothing's."""
+  sub, coding, instruments = problem["sub"], problem["coding"], problem["instruments"]
+  nircam, nirspec = problem["nircam"], problem["nirspec"]
+  data = model_based.observations(sub, nircam, nirspec)
+  codes = coding.encode(np.moveaxis(problem["truth"], 0, -1)).astype(np.float32)
+  cube = np.moveaxis(np.asarray(coding.decode(codes)), -1, 0)
+  exact = jwst.reduced_chi2(cube, instruments, nircam, nirspec)
+  np.testing.assert_allclose(model_based.reduced_chi2(sub, data, codes),
+                             (exact["chi2_nircam"], exact["chi2_nirspec"]), rtol=2e-2)
+  grid = tuple(10.0 ** e for e in np.arange(-3.0, 2.01, 0.5))
+  chosen = model_based_weights.discrepancy_weight(sub, data, grid)
+  counts = model_based.chi2_counts(sub, data)
+  bars = [max(1.0, min(c[i] for c in chosen.chi2.values()) + np.sqrt(2.0 / counts[i]))
+          for i in range(2)]
+  fits = lambda weight: all(v <= bar for v, bar in zip(chosen.chi2[weight], bars))  # noqa: E731
+  stronger = min(w for w in chosen.chi2 if w > chosen.weight)
+  assert fits(chosen.weight) and not fits(stronger)
+  assert len(chosen.chi2) <= 5    # bisection over 11 weights
+  np.testing.assert_allclose(model_based.reduced_chi2(sub, data, chosen.codes),
+                             chosen.chi2[chosen.weight], rtol=1e-3)
+  truth_codes = coding.encode(np.moveaxis(problem["truth"], 0, -1))
+  strongest = model_based.fuse(sub, data, relative_smoothness=max(grid))
+  assert (model_based_weights.subspace_squared_error(coding, chosen.codes, truth_codes)
+          < model_based_weights.subspace_squared_error(coding, strongest, truth_codes))
+
+
+def test_a_correction_is_kept_as_far_as_the_observations_allow(problem):
+  """A correction towards the truth is kept whole; one that adds noise (or a bias) to the
+  fusion is scaled down until it explains both observations as well as the base, to nothing
+  if need be."""
+  sub, coding = problem["sub"], problem["coding"]
+  data = model_based.observations(sub, problem["nircam"], problem["nirspec"])
+  base = model_based.fuse(sub, data, relative_smoothness=1.0)
+  truth_codes = coding.encode(np.moveaxis(problem["truth"], 0, -1)).astype(np.float32)
+  fraction, codes = model_based_weights.trusted_correction(sub, data, base, truth_codes)
+  assert fraction == 1.0
+  np.testing.assert_allclose(codes, truth_codes, atol=1e-5 * np.abs(truth_codes).max())
+  rng = np.random.default_rng(3)
+  scale = np.abs(base).std(axis=(0, 1))
+  base_chi2 = model_based.reduced_chi2(sub, data, base)
+  for size in (0.3, 30.0):
+    noisy = base + size * scale * rng.normal(size=base.shape).astype(np.float32)
+    fraction, codes = model_based_weights.trusted_correction(sub, data, base, noisy)
+    assert fraction < 1.0
+    assert all(c <= max(1.0, b) for c, b in zip(model_based.reduced_chi2(sub, data, codes),
+                                                base_chi2))
+    np.testing.assert_allclose(codes, base + np.float32(fraction) * (noisy - base), rtol=1e-6)
+  assert fraction == 0.0 and np.array_equal(codes, base)

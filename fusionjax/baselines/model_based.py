@@ -32,7 +32,6 @@ Images are channels-last, (rows, columns, channels); pixels without data (NaN) w
 from __future__ import annotations
 
 import functools
-import logging
 from typing import NamedTuple
 
 import jax
@@ -45,12 +44,9 @@ from fusionjax.physics import noise, psf, sampling, spectral
 from fusionjax.physics.jwst import JwstInstruments
 
 # Part of the key of kept figures of the baseline: bumped when the solver changes.
-VERSION = 1
+VERSION = 2
 # PSF widths between which NIRSpec's wavelength-dependent PSF is interpolated.
 PSF_NODES = 4
-# The smoothness weights the baseline tries on the validation strip (relative to the mean
-# curvature of the data term per code value, `data_curvature`).
-SMOOTHNESS_GRID = tuple(10.0 ** e for e in np.arange(-4.0, 1.01, 0.5))
 
 
 @struct.dataclass
@@ -154,12 +150,16 @@ class Observations(NamedTuple):
 
   nircam: (H, W, M) electrons less the mean's offset (0 where no data); nircam_weight:
   (H, W, M) inverse variances, 1 / electrons^2 (0 where no data); nirspec_normal: (h, w, dJ,
-  dJ) P per coarse pixel; nirspec_rhs: (h, w, dJ) q per coarse pixel.
+  dJ) P per coarse pixel; nirspec_rhs: (h, w, dJ) q per coarse pixel; nirspec_constant:
+  (h, w) the misfit of the mean spectrum, sum over wavelengths of W (Y_h - S(mean))^2;
+  nirspec_count: (h, w) wavelengths with data.
   """
   nircam: jax.Array
   nircam_weight: jax.Array
   nirspec_normal: jax.Array
   nirspec_rhs: jax.Array
+  nirspec_constant: jax.Array
+  nirspec_count: jax.Array
 
 
 def nirspec_sigma(sub: SubspaceInstruments, nirspec: np.ndarray) -> np.ndarray:
@@ -191,10 +191,13 @@ def observations(sub: SubspaceInstruments, nircam: np.ndarray,
   outer = (matrix[:, :, None] * matrix[:, None, :]).reshape(num_wavelengths, -1)
   normal = (outer.T @ weights).T.reshape(height, width, size, size)
   rhs = (matrix.T @ (weights * residual)).T.reshape(height, width, size)
+  constant = (weights * residual ** 2).sum(axis=0).reshape(height, width)
   return Observations(
       nircam=jnp.asarray(np.moveaxis(nircam_residual, 0, -1), jnp.float32),
       nircam_weight=jnp.asarray(np.moveaxis(weight, 0, -1), jnp.float32),
-      nirspec_normal=jnp.asarray(normal, jnp.float32), nirspec_rhs=jnp.asarray(rhs, jnp.float32))
+      nirspec_normal=jnp.asarray(normal, jnp.float32), nirspec_rhs=jnp.asarray(rhs, jnp.float32),
+      nirspec_constant=jnp.asarray(constant, jnp.float32),
+      nirspec_count=jnp.asarray(measured.sum(axis=0), jnp.float32))
 
 
 def _smoothness(codes: jax.Array) -> jax.Array:
@@ -274,31 +277,39 @@ def fuse(sub: SubspaceInstruments, data: Observations, *, relative_smoothness: f
                iterations=iterations)
 
 
-def subspace_squared_error(coding: SpectralCoding, codes: np.ndarray,
-                           truth_codes: np.ndarray) -> float:
-  """The mean over pixels of ||decode(codes) - decode(truth_codes)||^2 (summed over the L
-  wavelengths), computed in the subspace with the Gram matrix B^T B."""
-  decoding = coding.decoding_matrix()
-  error = (np.asarray(codes, np.float64) - truth_codes).reshape(-1, decoding.shape[1])
-  return float(np.mean(np.einsum("pk,kj,pj->p", error, decoding.T @ decoding, error)))
+@jax.jit
+def _misfits(sub, data: Observations, codes: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(H, W) NIRCam and (h, w) NIRSpec chi^2 sums of codes, per pixel."""
+  images, u = _predictions(sub, codes)
+  nircam = jnp.sum(data.nircam_weight * jnp.square(data.nircam - images), axis=-1)
+  nirspec = (jnp.einsum("hwa,hwab,hwb->hw", u, data.nirspec_normal, u)
+             - 2.0 * jnp.sum(data.nirspec_rhs * u, axis=-1) + data.nirspec_constant)
+  return nircam, nirspec
 
 
-def select_weight(sub: SubspaceInstruments, data: Observations, coding: SpectralCoding,
-                  truth_codes: np.ndarray, grid=SMOOTHNESS_GRID, *,
-                  iterations: int = 200) -> tuple[float, dict[float, float]]:
-  """The relative smoothness weight of `grid` whose solution is closest to `truth_codes`
-  (a validation strip's), and the squared error (`subspace_squared_error`) of every weight
-  tried. The solves run from the strongest weight down, each starting from the last
-  solution, and stop once the error has grown at two weights in a row."""
-  curvature = data_curvature(sub, data)
-  errors, codes, rising = {}, None, 0
-  for relative in sorted(grid, reverse=True):
-    codes = solve(sub, data, smoothness=relative * curvature, initial=codes,
-                  iterations=iterations)
-    errors[relative] = subspace_squared_error(coding, codes, truth_codes)
-    logging.info("Model-based fusion, smoothness %.3g: squared error %.4g per pixel.",
-                 relative, errors[relative])
-    rising = rising + 1 if errors[relative] > min(errors.values()) else 0
-    if rising == 2:
-      break
-  return min(errors, key=errors.get), errors
+def _inner(image, margin: int):
+  """An image without a border of `margin` pixels."""
+  return image[margin:-margin or None, margin:-margin or None]
+
+
+def _margins(sub: SubspaceInstruments) -> tuple[int, int]:
+  """The border left out of chi^2: a PSF radius in NIRCam pixels and in NIRSpec pixels."""
+  return sub.radius, -(-sub.radius // sub.decimation)
+
+
+def chi2_counts(sub: SubspaceInstruments, data: Observations) -> tuple[int, int]:
+  """How many NIRCam and NIRSpec values `reduced_chi2` averages over."""
+  fine, coarse = _margins(sub)
+  return (int(_inner(np.asarray(data.nircam_weight > 0).sum(axis=-1), fine).sum()),
+          int(_inner(np.asarray(data.nirspec_count), coarse).sum()))
+
+
+def reduced_chi2(sub: SubspaceInstruments, data: Observations,
+                 codes: np.ndarray) -> tuple[float, float]:
+  """The reduced chi^2 of (H, W, d) codes against the NIRCam images and the NIRSpec cube
+  through the subspace forward models, without a border of a PSF radius, as
+  `physics.jwst.reduced_chi2` computes it for a cube (about 1 for codes that explain the
+  data to its noise)."""
+  misfits = _misfits(sub, data, jnp.asarray(codes, jnp.float32))
+  return tuple(float(_inner(np.asarray(misfit, np.float64), margin).sum() / max(count, 1))
+               for misfit, margin, count in zip(misfits, _margins(sub), chi2_counts(sub, data)))

@@ -53,7 +53,8 @@ class FusionScene:
       the scene from its observations (the JWST model-based fusion, data.base_estimate=
       'model_based'); (0, 0, 0) where the task computes it on every tile.
     base_smoothness: the relative smoothness weight base_codes were computed with, chosen on
-      the validation strip (NaN without base_codes).
+      the validation strip's observations by the discrepancy principle (NaN without
+      base_codes).
   """
   lr_codes: np.ndarray
   msi: np.ndarray

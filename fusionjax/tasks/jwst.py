@@ -21,7 +21,7 @@ from fusionjax.tasks.fusion import FusionTask
 from fusionjax.tasks.fusion_strips import decoded_cube, product_of
 from fusionjax.tasks.jwst_inversion import JwstInversion
 
-PREDICT_METHODS = ("network", "model_based")
+PREDICT_METHODS = ("network", "model_based", "model_based_chi2")
 
 
 class JwstTask(FusionTask):
@@ -29,10 +29,11 @@ class JwstTask(FusionTask):
 
   The product is the network's, moved into agreement with both observations by the
   data-consistency step (fusionjax.tasks.jwst_inversion; config.predict.consistency_*), or,
-  with config.predict.method='model_based', the model-based baseline's. Evaluated beside the
-  classical baselines and the model-based fusion (fusionjax.baselines.model_based), every
-  method with its reduced chi^2 against each observation and its errors on the emission
-  lines' fluxes (fusionjax.physics.lines).
+  with config.predict.method='model_based' or 'model_based_chi2', the model-based fusion's
+  (its smoothness weight chosen on the validation strip, or on each observation by the
+  discrepancy principle). Evaluated beside the classical baselines and both model-based
+  fusions (fusionjax.baselines.model_based), every method with its reduced chi^2 against
+  each observation and its errors on the emission lines' fluxes (fusionjax.physics.lines).
   """
 
   @classmethod
@@ -46,7 +47,8 @@ class JwstTask(FusionTask):
 
   @classmethod
   def validate(cls, config, mode: str) -> None:
-    """Also: predict.method is known and the consistency step's settings are usable."""
+    """Also: predict.method is known and the consistency step's and the discrepancy
+    principle's settings are usable."""
     super().validate(config, mode)
     settings = config.predict
     if settings.method not in PREDICT_METHODS:
@@ -58,54 +60,49 @@ class JwstTask(FusionTask):
                        f"consistency_smoothness={settings.consistency_smoothness}: expected "
                        "iterations >= 0 (0 turns the step off), a weight > 0 and a smoothness "
                        ">= 0")
+    fractions = tuple(settings.trust_fractions)
+    if not fractions or not all(0.0 <= f <= 1.0 for f in fractions):
+      raise ValueError(f"predict.trust_fractions={fractions}: expected fractions of the "
+                       "network's correction in [0, 1], e.g. (1.0, 0.5, 0.25, 0.125, 0.0)")
+    if not config.model_based.chi2_target > 0:
+      raise ValueError(f"model_based.chi2_target={config.model_based.chi2_target}: expected "
+                       "a reduced chi^2 > 0 (1: explain the data to its noise)")
 
   base_estimates = (*FusionTask.base_estimates, "model_based")
 
   def __init__(self, config, workdir: str):
     super().__init__(config, workdir)
     self.inversion = JwstInversion(config, self.scene, self._scene_dir)
-    self._strip_cache = {}   # strip.col_start -> (observations, model-based codes)
 
   def baseline_settings(self) -> dict:
     return self.inversion.settings()
 
   def _baseline_estimates(self, scene, strip) -> dict[str, np.ndarray]:
-    """Also the model-based fusion (`fusionjax.baselines.model_based`)."""
+    """Also both model-based fusions (fusionjax.baselines.model_based)."""
     estimates = super()._baseline_estimates(scene, strip)
-    estimates["model_based"] = np.moveaxis(
-        decoded_cube(scene, self._model_based_codes(strip)), 0, -1)
+    solutions = self.inversion.strip_solutions(strip)
+    for name, codes in (("model_based", solutions.model_based),
+                        ("model_based_chi2", solutions.discrepancy.codes)):
+      estimates[name] = np.moveaxis(decoded_cube(scene, codes), 0, -1)
     return estimates
-
-  def _strip_data(self, strip):
-    """The solver's view of a held-out strip's observations, built once per strip."""
-    return self._strip_solutions(strip)[0]
-
-  def _model_based_codes(self, strip) -> np.ndarray:
-    """The model-based fusion's (H, w, d) codes of a held-out strip, from its observations
-    alone (computed once per strip)."""
-    return self._strip_solutions(strip)[1]
-
-  def _strip_solutions(self, strip):
-    if strip.col_start not in self._strip_cache:
-      data = self.inversion.observations(*self.inversion.strip_observations(strip))
-      self._strip_cache[strip.col_start] = (data, self.inversion.model_based_codes(data))
-    return self._strip_cache[strip.col_start]
 
   def network_codes(self, predict: PredictFn, batch_size: int, strip,
                     base: np.ndarray | None = None) -> np.ndarray:
     """With data.base_estimate='model_based', the network corrects the strip's own
-    model-based fusion (unless `base` is given)."""
+    model-based fusion at the discrepancy principle's weight (unless `base` is given)."""
     if base is None and self.scene_base(self.config):
-      base = self._model_based_codes(strip)
+      base = self.inversion.strip_solutions(strip).discrepancy.codes
     return super().network_codes(predict, batch_size, strip, base)
 
   def predict_heldout(self, predict: PredictFn, batch_size: int, split: str) -> list[dict]:
     """{'model': the product, 'network': the network's own output} of the `split` strip,
     (L, H, w) in physical units (the two the same where the consistency step is off). With
-    data.base_estimate='model_based', the network corrects the strip's model-based fusion."""
+    data.base_estimate='model_based', the network corrects the strip's model-based fusion
+    (at the discrepancy principle's weight), and keeps as much of its correction as the
+    strip's observations allow (`JwstInversion.trusted_codes`)."""
     strip = self.scene.strip(split)
     network = self.network_codes(predict, batch_size, strip)
-    product = self.inversion.consistent_codes(self._strip_data(strip), network)
+    product = self.inversion.strip_product(strip, network, self.scene_base(self.config))
     return [{"model": decoded_cube(self.scene, product),
              "network": decoded_cube(self.scene, network)}]
 
@@ -114,7 +111,9 @@ class JwstTask(FusionTask):
     (`JwstInversion.reduced_chi2`) and its errors on the emission lines' fluxes
     (`physics.lines.line_flux_errors`: per line under 'line_flux', their mean over the
     strip as 'region_flux_error', pixel by pixel as 'line_flux_error' and at the truth's
-    compact sources as 'source_flux_error'), the strips' figures averaged."""
+    compact sources as 'source_flux_error'), the strips' figures averaged; for the product,
+    the fraction of the network's correction it kept ('network_fraction',
+    `JwstInversion.trusted_codes`)."""
     wavelengths = self.scene.wavelengths_um
     truth_maps = [lines.line_flux_maps(np.moveaxis(s.truth, -1, 0), wavelengths)
                   for s in strips]
@@ -132,6 +131,10 @@ class JwstTask(FusionTask):
                         ("sources", "source_flux_error")):
         entry[name] = float(np.mean([f["mean"][key] for f in flux]))
       entry["line_flux"] = flux[0] if len(flux) == 1 else flux
+    kept = [self.inversion.trust[s.heldout.col_start] for s in strips
+            if s.heldout.col_start in self.inversion.trust]
+    if kept and "model" in report:
+      report["model"]["network_fraction"] = float(np.mean(kept))
 
   def write_products(self, fused: list, split: str, out_dir: str) -> list[str]:
     """Writes the fused (L, H, w) cube of the `split` strip (FITS) and a quicklook PNG."""
@@ -156,7 +159,8 @@ class JwstTask(FusionTask):
     s = scene.scale_factor
     spectra = {"truth": strip.truth[:, row, col],
                "low-resolution input": strip.lr[:, row // s, col // s],
-               "model-based": scene.coding.decode(self._model_based_codes(strip)[row, col]),
+               "model-based (chi^2)": scene.coding.decode(
+                   self.inversion.strip_solutions(strip).discrepancy.codes[row, col]),
                self.config.model.name: fused[:, row, col]}
     return fusion_products.quicklook(scene.wavelengths_um, band, strip.lr[band], fused[band],
                                      strip.truth[band], spectra, (row, col), scene.units,
@@ -254,16 +258,22 @@ class JwstTask(FusionTask):
     logging.info("Fusing %s: %d wavelengths, %d x %d NIRCam pixels.", source,
                  scene.num_bands, *msi.shape[:2])
     data = self.inversion.observations(observation.nircam, observation.nirspec)
-    needs_model_based = self.config.predict.method == "model_based" or self.scene_base(
-        self.config)
-    model_based = self.inversion.model_based_codes(data) if needs_model_based else None
-    if self.config.predict.method == "model_based":
-      codes = model_based
+    method = self.config.predict.method
+    if method == "model_based":
+      codes = self.inversion.model_based_codes(data)
     else:
-      codes = self.inversion.consistent_codes(data, tiling.predict_tiled(
-          predict_batch, lr, msi, tile=self.config.data.tile_size,
-          overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
-          batch_size=batch_size, extra=() if model_based is None else (model_based,)))
+      discrepancy = self.inversion.discrepancy(data)
+      if method == "model_based_chi2":
+        codes = discrepancy.codes
+      else:
+        base = (discrepancy.codes,) if self.scene_base(self.config) else ()
+        codes = tiling.predict_tiled(
+            predict_batch, lr, msi, tile=self.config.data.tile_size,
+            overlap=self.config.predict.tile_overlap, scale=scene.scale_factor,
+            batch_size=batch_size, extra=base)
+        if base:
+          codes = self.inversion.trusted_codes(data, discrepancy.codes, codes)[1]
+        codes = self.inversion.consistent_codes(data, codes, discrepancy.weight)
     s = scene.scale_factor
     nircam_missing = ~np.all(np.isfinite(observation.nircam), axis=0)    # (H, W)
     nirspec_missing = ~np.isfinite(observation.nirspec)                  # (L, h, w)

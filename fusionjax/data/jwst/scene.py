@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from fusionjax.baselines import model_based
+from fusionjax.baselines import model_based, model_based_weights
 from fusionjax.data import coding as coding_lib
 from fusionjax.data.jwst import orionbar
 from fusionjax.data.jwst import procedural as procedural_jwst
@@ -120,20 +120,19 @@ def model_based_estimate(config, instruments: jwst.JwstInstruments, scene: Fusio
                          nircam: np.ndarray, nirspec: np.ndarray) -> tuple[float, np.ndarray]:
   """The model-based fusion (fusionjax.baselines.model_based, settings config.model_based)
   of a whole prepared scene from its (M, H, W) NIRCam electrons and (L, h, w) calibrated
-  NIRSpec cube: (the relative smoothness weight chosen on the validation strip, from that
-  strip's observations alone, and the (H, W, d) codes of the whole scene)."""
+  NIRSpec cube, at the smoothness weight the discrepancy principle
+  (`model_based_weights.discrepancy_weight`) chooses on the validation strip's observations
+  (no truth; a strip, to keep the search cheap): (the relative weight, the (H, W, d) codes)."""
   settings = config.model_based
   subspace = model_based.subspace_instruments(instruments, scene.coding, settings.psf_nodes)
   start, end = scene.split_columns("validation")
   s = scene.scale_factor
   strip = model_based.observations(subspace, nircam[:, :, start:end],
                                    nirspec[:, :, start // s:end // s])
-  smoothness, _ = model_based.select_weight(
-      subspace, strip, scene.coding, scene.truth_codes[:, start:end], settings.weights,
-      iterations=settings.iterations)
-  data = model_based.observations(subspace, nircam, nirspec)
-  logging.info("Model-based fusion of the whole scene (smoothness %.3g).", smoothness)
-  codes = model_based.fuse(subspace, data, relative_smoothness=smoothness,
-                           iterations=settings.iterations)
-  return smoothness, codes.astype(np.float32)
-
+  weight = model_based_weights.discrepancy_weight(
+      subspace, strip, settings.weights, target=settings.chi2_target,
+      iterations=settings.iterations).weight
+  logging.info("Model-based fusion of the whole scene (smoothness %.3g).", weight)
+  codes = model_based.fuse(subspace, model_based.observations(subspace, nircam, nirspec),
+                           relative_smoothness=weight, iterations=settings.iterations)
+  return weight, codes.astype(np.float32)
