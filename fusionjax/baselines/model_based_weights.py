@@ -4,9 +4,9 @@
     it, the published baselines' protocol;
   * by the discrepancy principle (`discrepancy_weight`, Morozov): from the observations
     alone, the strongest smoothing whose solution still explains both observations to their
-    noise (reduced chi^2 at most a target, 1). It needs no truth, so it is chosen again on
-    every observation: a scene with sharper structure than the validation strip gets less
-    smoothing.
+    noise (reduced chi^2 at most a target, 1, or nearly the lowest the model reaches where
+    it cannot reach 1). It needs no truth, so it is chosen again on every observation: a
+    scene with sharper structure than the validation strip gets less smoothing.
 
 The same principle weighs a learned correction of the fusion (`trusted_correction`): it is
 kept as far as it does not degrade the agreement with the observations.
@@ -21,12 +21,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fusionjax.baselines.model_based import (Observations, SubspaceInstruments, chi2_counts,
-                                             data_curvature, reduced_chi2, solve)
+from fusionjax.baselines.model_based import (Observations, SubspaceInstruments, data_curvature,
+                                             reduced_chi2, solve)
 from fusionjax.data.coding import SpectralCoding
 
-# The relative smoothness weights tried (strongest first in both selections).
+# The relative smoothness weights tried.
 SMOOTHNESS_GRID = tuple(10.0 ** e for e in np.arange(-4.0, 1.01, 0.5))
+# How far above its lowest reduced chi^2 (at the weakest smoothing) an observation the model
+# cannot explain to its noise may be fitted (`discrepancy_weight`).
+FLOOR_TOLERANCE = 0.01
 
 
 def subspace_squared_error(coding: SpectralCoding, codes: np.ndarray,
@@ -68,13 +71,14 @@ class Discrepancy(NamedTuple):
 
 
 def discrepancy_weight(sub: SubspaceInstruments, data: Observations, grid=SMOOTHNESS_GRID, *,
-                       target: float = 1.0, iterations: int = 200) -> Discrepancy:
+                       target: float = 1.0, floor_tolerance: float = FLOOR_TOLERANCE,
+                       iterations: int = 200) -> Discrepancy:
   """The strongest relative smoothness weight of `grid` whose solution's reduced chi^2
-  (`model_based.reduced_chi2`) is at most `target` against both observations, found by
-  bisection over the grid (chi^2 grows with the weight), each solve starting from the
-  nearest weight's solution. Where no weight fits an observation to `target` (few pixels, or
-  what the model cannot explain), that observation's bar is the lowest chi^2 reached plus
-  the statistic's standard deviation, sqrt(2 / values)."""
+  (`model_based.reduced_chi2`) against each observation is at most max(target, (1 +
+  floor_tolerance) x that observation's chi^2 at the weakest weight): explains it to its
+  noise, or, where even the weakest smoothing cannot (what the subspace or the instrument
+  model cannot explain), nearly as well as it can. Found by bisection over the grid (chi^2
+  grows with the weight), each solve starting from the nearest weight's solution."""
   weights = sorted(grid)
   curvature = data_curvature(sub, data)
   chi2, solutions = {}, {}
@@ -89,21 +93,14 @@ def discrepancy_weight(sub: SubspaceInstruments, data: Observations, grid=SMOOTH
                  "(NIRSpec).", weights[index], *chi2[weights[index]])
     return chi2[weights[index]]
 
-  fits, fails = -1, len(weights)      # the strongest known to fit, the weakest known not to
+  bars = [max(target, (1.0 + floor_tolerance) * floor) for floor in solved(0)]
+  fits, fails = 0, len(weights)      # the strongest known to fit, the weakest known not to
   while fails - fits > 1:
     middle = (fits + fails) // 2
-    if max(solved(middle)) <= target:
+    if all(value <= bar for value, bar in zip(solved(middle), bars)):
       fits = middle
     else:
       fails = middle
-  if fits < 0:
-    bars = [max(target, min(c[i] for c in chi2.values()) + np.sqrt(2.0 / max(count, 1)))
-            for i, count in enumerate(chi2_counts(sub, data))]
-    fits = max(i for i in solutions
-               if all(v <= bar for v, bar in zip(chi2[weights[i]], bars)))
-    logging.info("Model-based fusion: no smoothness weight fits the data to chi^2 %.3g; "
-                 "chose %.3g (chi^2 within a standard deviation of the lowest).", target,
-                 weights[fits])
   return Discrepancy(weights[fits], solutions[fits], chi2)
 
 
