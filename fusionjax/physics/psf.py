@@ -73,7 +73,7 @@ def _convolve_axis(cube: jnp.ndarray, kernels: jnp.ndarray, axis: int) -> jnp.nd
   size = cube.shape[axis]
   out = jnp.zeros_like(cube)
   for tap in range(kernels.shape[1]):
-    window = jnp.take(padded, jnp.arange(tap, tap + size), axis=axis)
+    window = jax.lax.slice_in_dim(padded, tap, tap + size, axis=axis)
     out = out + kernels[:, tap, None, None] * window
   return out
 
