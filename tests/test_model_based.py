@@ -177,3 +177,18 @@ def test_a_correction_is_kept_as_far_as_the_observations_allow(problem):
                                                 base_chi2))
     np.testing.assert_allclose(codes, base + np.float32(fraction) * (noisy - base), rtol=1e-6)
   assert fraction == 0.0 and np.array_equal(codes, base)
+
+
+def test_observations_reduced_row_block_by_row_block_equal_the_whole_cube_at_once(problem,
+                                                                                 monkeypatch):
+  """A NIRSpec cube reduced a row at a time, with pixels without data, gives the same
+  solver terms as at once."""
+  sub = problem["sub"]
+  nirspec = problem["nirspec"].copy()
+  nirspec[3, 2, 4] = np.nan
+  whole = model_based.observations(sub, problem["nircam"], nirspec)
+  monkeypatch.setattr(model_based, "NIRSPEC_BLOCK_VALUES", 1)
+  blocked = model_based.observations(sub, problem["nircam"], nirspec)
+  for name, value in whole._asdict().items():
+    np.testing.assert_allclose(getattr(blocked, name), value, rtol=1e-6, err_msg=name)
+  assert float(whole.nirspec_count[2, 4]) == nirspec.shape[0] - 1

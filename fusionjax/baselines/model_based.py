@@ -47,6 +47,8 @@ from fusionjax.physics.jwst import JwstInstruments
 VERSION = 2
 # PSF widths between which NIRSpec's wavelength-dependent PSF is interpolated.
 PSF_NODES = 4
+# About how many NIRSpec values `observations` reduces at a time.
+NIRSPEC_BLOCK_VALUES = 2 ** 22
 
 
 @struct.dataclass
@@ -169,17 +171,9 @@ def nirspec_sigma(sub: SubspaceInstruments, nirspec: np.ndarray) -> np.ndarray:
                               read_noise_e=sub.nirspec_read_noise_e) / throughput
 
 
-def observations(sub: SubspaceInstruments, nircam: np.ndarray,
-                 nirspec: np.ndarray) -> Observations:
-  """The solver's view of NIRCam images (M, H, W, electrons) and a calibrated NIRSpec cube
-  (L, H / s, W / s, mJy/arcsec^2); NaN = no data."""
-  nircam = np.asarray(nircam, np.float32)
-  measured = np.isfinite(nircam)
-  filled = np.where(measured, nircam, 0.0)
-  weight = np.where(measured, 1.0 / noise.detector_sigma(
-      filled, read_noise_e=sub.nircam_read_noise_e) ** 2, 0.0)
-  nircam_residual = np.where(measured, filled - sub.nircam_offset[:, None, None], 0.0)
-  nirspec = np.asarray(nirspec, np.float32)
+def _nirspec_terms(sub: SubspaceInstruments, nirspec: np.ndarray) -> list[np.ndarray]:
+  """The NIRSpec terms of `Observations` (normal, rhs, constant, count) of a calibrated
+  (L, h, w) cube."""
   num_wavelengths, height, width = nirspec.shape
   measured = np.isfinite(nirspec)
   filled = np.where(measured, nirspec, 0.0)
@@ -189,15 +183,35 @@ def observations(sub: SubspaceInstruments, nircam: np.ndarray,
   matrix = sub.nirspec_matrix.astype(np.float64)                                 # (L, a)
   size = matrix.shape[1]
   outer = (matrix[:, :, None] * matrix[:, None, :]).reshape(num_wavelengths, -1)
-  normal = (outer.T @ weights).T.reshape(height, width, size, size)
-  rhs = (matrix.T @ (weights * residual)).T.reshape(height, width, size)
-  constant = (weights * residual ** 2).sum(axis=0).reshape(height, width)
+  return [(outer.T @ weights).T.reshape(height, width, size, size),
+          (matrix.T @ (weights * residual)).T.reshape(height, width, size),
+          (weights * residual ** 2).sum(axis=0).reshape(height, width),
+          measured.sum(axis=0)]
+
+
+def observations(sub: SubspaceInstruments, nircam: np.ndarray,
+                 nirspec: np.ndarray) -> Observations:
+  """The solver's view of NIRCam images (M, H, W, electrons) and a calibrated NIRSpec cube
+  (L, H / s, W / s, mJy/arcsec^2); NaN = no data. The NIRSpec cube is reduced a few rows at
+  a time (about NIRSPEC_BLOCK_VALUES values), so its float64 terms never hold the whole
+  cube."""
+  nircam = np.asarray(nircam, np.float32)
+  measured = np.isfinite(nircam)
+  filled = np.where(measured, nircam, 0.0)
+  weight = np.where(measured, 1.0 / noise.detector_sigma(
+      filled, read_noise_e=sub.nircam_read_noise_e) ** 2, 0.0)
+  nircam_residual = np.where(measured, filled - sub.nircam_offset[:, None, None], 0.0)
+  num_wavelengths, height, width = nirspec.shape
+  rows = max(1, NIRSPEC_BLOCK_VALUES // (num_wavelengths * width))
+  blocks = [_nirspec_terms(sub, np.asarray(nirspec[:, start:start + rows], np.float32))
+            for start in range(0, height, rows)]
+  normal, rhs, constant, count = (np.concatenate(parts) for parts in zip(*blocks))
   return Observations(
       nircam=jnp.asarray(np.moveaxis(nircam_residual, 0, -1), jnp.float32),
       nircam_weight=jnp.asarray(np.moveaxis(weight, 0, -1), jnp.float32),
       nirspec_normal=jnp.asarray(normal, jnp.float32), nirspec_rhs=jnp.asarray(rhs, jnp.float32),
       nirspec_constant=jnp.asarray(constant, jnp.float32),
-      nirspec_count=jnp.asarray(measured.sum(axis=0), jnp.float32))
+      nirspec_count=jnp.asarray(count, jnp.float32))
 
 
 def _smoothness(codes: jax.Array) -> jax.Array:
